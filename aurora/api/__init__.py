@@ -1,0 +1,1 @@
+"""HTTP transport: aiohttp views, routes and middlewares."""

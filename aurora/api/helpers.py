@@ -1,0 +1,44 @@
+"""Request helpers: the Aurora context, the bearer user, the JSON body."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from aurora.context import AURORA, Aurora
+from aurora.errors import AuroraError, invalid
+
+_USER = web.RequestKey("user", dict)
+
+def aurora(request: web.Request) -> Aurora:
+    return request.app[AURORA]
+
+def bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+async def current_user(request: web.Request) -> dict[str, Any]:
+    """The authenticated user (cached on the request); auth_* errors otherwise."""
+    if _USER not in request:
+        request[_USER] = await aurora(request).accounts.authenticate(bearer_token(request))
+    return request[_USER]
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        raise invalid("a JSON object body is required")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise AuroraError("too_large", "request body too large") from None
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise invalid("the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise invalid("the body must be a JSON object")
+    return data

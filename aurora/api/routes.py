@@ -1,0 +1,24 @@
+"""Every HTTP route in one table."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from aurora.api import views
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/", views.index)
+    app.router.add_get("/health", views.health)
+    app.router.add_post("/api/auth/register", views.register)
+    app.router.add_post("/api/auth/login", views.login)
+    app.router.add_post("/api/auth/logout", views.logout)
+    app.router.add_get("/api/me", views.me)
+    app.router.add_get("/api/users", views.search_users)
+    app.router.add_post("/api/conversations", views.create_conversation)
+    app.router.add_get("/api/conversations", views.list_conversations)
+    app.router.add_get(r"/api/conversations/{conversation_id}", views.get_conversation)
+    app.router.add_post(r"/api/conversations/{conversation_id}/members", views.add_members)
+    app.router.add_delete(r"/api/conversations/{conversation_id}/members/me", views.leave_conversation)
+    app.router.add_get(r"/api/conversations/{conversation_id}/messages", views.list_messages)
+    app.router.add_post(r"/api/conversations/{conversation_id}/messages", views.send_message)

@@ -1,0 +1,117 @@
+"""Thin aiohttp views: read the request, call one service, shape the response."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from aurora.api.helpers import aurora, current_user, json_body
+
+log = logging.getLogger(__name__)
+
+
+async def index(request: web.Request) -> web.Response:
+    return web.Response(text="Aurora WebSocket Server Running")
+
+
+async def health(request: web.Request) -> web.Response:
+    app = aurora(request)
+    body = {"status": "ok", "database": "ok"}
+    status = 200
+    try:
+        await app.storage.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+        log.warning("health check: database unreachable: %s", exc.__class__.__name__)
+        body.update(status="error", database="error")
+        status = 503
+    body["connections"] = app.presence.connection_count()
+    return web.json_response(body, status=status)
+
+
+# -- accounts ---------------------------------------------------------------
+async def register(request: web.Request) -> web.Response:
+    data = await json_body(request)
+    user, token = await aurora(request).accounts.register(
+        data.get("username"), data.get("password"), data.get("display_name")
+    )
+    return web.json_response({"token": token, "user": user}, status=201)
+
+
+async def login(request: web.Request) -> web.Response:
+    data = await json_body(request)
+    user, token = await aurora(request).accounts.login(data.get("username"), data.get("password"))
+    return web.json_response({"token": token, "user": user})
+
+
+async def logout(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    await aurora(request).accounts.logout(user["id"])
+    return web.json_response({"ok": True})
+
+
+async def me(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    return web.json_response({"user": aurora(request).presence.annotate_user(user)})
+
+
+async def search_users(request: web.Request) -> web.Response:
+    await current_user(request)
+    app = aurora(request)
+    users = await app.accounts.search(request.query.get("q"))
+    return web.json_response({"users": [app.presence.annotate_user(u) for u in users]})
+
+
+# -- conversations ----------------------------------------------------------
+async def create_conversation(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    data = await json_body(request)
+    conversation, created = await aurora(request).conversations.create(
+        user, data.get("user_ids"), data.get("title")
+    )
+    return web.json_response({"conversation": conversation}, status=201 if created else 200)
+
+
+async def list_conversations(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    return web.json_response({"conversations": await aurora(request).conversations.list(user)})
+
+
+async def get_conversation(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    conversation = await aurora(request).conversations.get(user, request.match_info["conversation_id"])
+    return web.json_response({"conversation": conversation})
+
+
+async def add_members(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    data = await json_body(request)
+    conversation = await aurora(request).conversations.add_members(
+        user, request.match_info["conversation_id"], data.get("user_ids")
+    )
+    return web.json_response({"conversation": conversation})
+
+
+async def leave_conversation(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    await aurora(request).conversations.leave(user, request.match_info["conversation_id"])
+    return web.json_response({"ok": True})
+
+
+# -- messages ---------------------------------------------------------------
+async def list_messages(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    q = request.query
+    messages, has_more = await aurora(request).messages.page(
+        user, request.match_info["conversation_id"], q.get("before_seq"), q.get("after_seq"), q.get("limit")
+    )
+    return web.json_response({"messages": messages, "has_more": has_more})
+
+
+async def send_message(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    data = await json_body(request)
+    message, created = await aurora(request).messages.send(
+        user, request.match_info["conversation_id"], data.get("body"), data.get("client_id")
+    )
+    return web.json_response({"message": message}, status=201 if created else 200)

@@ -1,0 +1,92 @@
+"""create_app(): the aiohttp application with the Socket.IO server attached."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import socketio
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from aurora.api.middlewares import error_middleware
+from aurora.api.routes import setup_routes
+from aurora.context import AURORA, Aurora
+from aurora.realtime.chat import ChatNamespace
+from aurora.realtime.notifier import Notifier
+from aurora.services.accounts import Accounts
+from aurora.services.conversations import Conversations
+from aurora.services.messages import Messages
+from aurora.services.presence import Presence
+from aurora.services.tokens import TokenSigner
+from aurora.settings import Settings
+from aurora.storage.database import Storage, open_database
+from aurora.storage.migrations import migrate
+
+log = logging.getLogger(__name__)
+
+
+class RedactingAccessLogger(AbstractAccessLogger):
+    """One line per request, without the query string (legacy clients put tokens there)."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info('%s "%s %s" %s %.1fms', request.remote, request.method, request.path,
+                         response.status, time * 1000)
+
+
+def _cors_origins(settings: Settings) -> str | list[str] | None:
+    if "*" in settings.cors_allowed_origins:
+        return "*"
+    # None: python-socketio allows the same origin only.
+    return list(settings.cors_allowed_origins) or None
+
+
+def build_socketio_server(settings: Settings) -> socketio.AsyncServer:
+    return socketio.AsyncServer(
+        async_mode="aiohttp",
+        cors_allowed_origins=_cors_origins(settings),
+        max_http_buffer_size=settings.max_packet_bytes,
+        logger=False,
+        engineio_logger=False,
+    )
+
+
+def build_aurora(settings: Settings, sio: socketio.AsyncServer) -> Aurora:
+    database = open_database(
+        settings.database_url, sqlite_synchronous=settings.sqlite_synchronous, base_dir=Path.cwd()
+    )
+    storage = Storage(database, threads=settings.db_threads)
+    notifier = Notifier(sio)
+    signer = TokenSigner(settings.secret_keys, settings.token_max_age_s)
+    presence = Presence(storage, notifier)
+    return Aurora(
+        settings=settings, storage=storage, sio=sio, notifier=notifier, signer=signer,
+        accounts=Accounts(settings, storage, signer), presence=presence,
+        conversations=Conversations(storage, notifier, presence),
+        messages=Messages(settings, storage, notifier),
+    )
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(client_max_size=settings.max_http_body_bytes, middlewares=[error_middleware])
+    sio = build_socketio_server(settings)
+    aurora = build_aurora(settings, sio)
+    app[AURORA] = aurora
+    sio.attach(app)
+    sio.register_namespace(ChatNamespace(aurora))
+    setup_routes(app)
+    app.cleanup_ctx.append(_lifecycle)
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """Schema up to date and the message writer running before the first request; drained after the last."""
+    aurora = app[AURORA]
+    applied = await app.loop.run_in_executor(None, migrate, aurora.storage)
+    if applied:
+        log.info("Database schema migrated to version %d", applied[-1])
+    aurora.messages.writer.start()
+    yield
+    await aurora.messages.writer.stop()
+    aurora.storage.close()

@@ -1,0 +1,110 @@
+"""Command line: serve (default), create-user, token."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import sys
+from typing import Any
+
+from aiohttp import web
+
+from aurora.errors import AuroraError
+from aurora.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("aurora")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="app.py",
+        description="Aurora real-time messaging server (Socket.IO on aiohttp).",
+        epilog="Settings: config/defaults.toml < --config file < AURORA_* / DATABASE_URL / PORT < flags.",
+    )
+    parser.add_argument("--host", help="interface to listen on (default 0.0.0.0)")
+    parser.add_argument("--port", type=int, help="TCP port (default 3001; PORT is honoured)")
+    parser.add_argument("--database-url", dest="database_url",
+                        help="sqlite:///data/aurora.db or postgresql://user:pass@host:5432/name")
+    parser.add_argument("--config", help="a TOML settings file layered over config/defaults.toml")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("serve", help="run the server (the default)")
+    create = commands.add_parser("create-user", help="create an account (password from a prompt)")
+    create.add_argument("username")
+    create.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    token = commands.add_parser("token", help="print a token for an existing user")
+    token.add_argument("username")
+    return parser
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat password: ") != first:
+        raise AuroraError("invalid", "the passwords do not match")
+    return first
+
+
+def _with_storage(settings: Settings, action: Any) -> Any:
+    import socketio
+
+    from aurora.application import build_aurora
+    from aurora.storage.migrations import migrate
+
+    aurora = build_aurora(settings, socketio.AsyncServer(async_mode="aiohttp"))
+    try:
+        migrate(aurora.storage)
+        return action(aurora)
+    finally:
+        aurora.storage.close()
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(
+            args.config, overrides={"host": args.host, "port": args.port, "database_url": args.database_url}
+        )
+    except SettingsError as exc:
+        print(f"aurora: invalid setting: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    try:
+        if args.command == "create-user":
+            password = _read_password(args.password_stdin)
+            user = _with_storage(settings, lambda a: a.accounts.create_user_sync(args.username, password))
+            print(f"created user {user['username']} (id {user['id']})")
+            return 0
+        if args.command == "token":
+            print(_with_storage(settings, lambda a: a.accounts.token_for_sync(args.username)))
+            return 0
+    except AuroraError as exc:
+        print(f"aurora: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    return serve(settings)
+
+
+def serve(settings: Settings) -> int:
+    from aurora.application import RedactingAccessLogger, create_app
+
+    app = create_app(settings)
+    shown_host = "localhost" if settings.host in ("0.0.0.0", "::") else settings.host
+
+    async def announce(_: web.Application) -> None:
+        log.info("Aurora WebSocket Server running on port %d", settings.port)
+        log.info("Socket.IO URL: http://%s:%d (namespaces /chat and /calls, path /socket.io/)",
+                 shown_host, settings.port)
+
+    app.on_startup.append(announce)
+    web.run_app(app, host=settings.host, port=settings.port, access_log_class=RedactingAccessLogger,
+                print=None)
+    return 0

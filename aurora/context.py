@@ -1,0 +1,33 @@
+"""Everything a request or event handler may reach, built once per application."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import socketio
+from aiohttp import web
+
+from aurora.realtime.notifier import Notifier
+from aurora.services.accounts import Accounts
+from aurora.services.conversations import Conversations
+from aurora.services.messages import Messages
+from aurora.services.presence import Presence
+from aurora.services.tokens import TokenSigner
+from aurora.settings import Settings
+from aurora.storage.database import Storage
+
+
+@dataclass
+class Aurora:
+    settings: Settings
+    storage: Storage
+    sio: socketio.AsyncServer
+    notifier: Notifier
+    signer: TokenSigner
+    accounts: Accounts
+    presence: Presence
+    conversations: Conversations
+    messages: Messages
+
+
+AURORA = web.AppKey("aurora", Aurora)

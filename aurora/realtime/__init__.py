@@ -1,0 +1,1 @@
+"""Socket.IO transport: namespaces, the notifier, room names."""

@@ -1,0 +1,80 @@
+"""The base namespace: handshake authentication and the ack wrapper every event goes through.
+
+Every client event is answered {"ok": true, ...} or {"ok": false, "error": {code, message}};
+a handler just returns a dict or raises AuroraError, and never leaves an ack unanswered.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import parse_qs
+
+import socketio
+
+from aurora.context import Aurora
+from aurora.errors import INTERNAL_MESSAGE, AuroraError
+
+log = logging.getLogger(__name__)
+
+_LIFECYCLE = {"connect", "disconnect"}
+
+
+def token_from_handshake(environ: dict[str, Any], auth: Any) -> str | None:
+    """auth {token} (socket.io-client v4), else Authorization: Bearer, else ?token= (legacy)."""
+    if isinstance(auth, dict) and isinstance(auth.get("token"), str) and auth["token"]:
+        return auth["token"]
+    header = environ.get("HTTP_AUTHORIZATION", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    if query.get("token"):
+        return query["token"][0]
+    return None
+
+
+def ok(result: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"ok": True, **(result or {})}
+
+
+def failure(error: AuroraError) -> dict[str, Any]:
+    return {"ok": False, "error": error.to_dict()}
+
+
+class AuroraNamespace(socketio.AsyncNamespace):
+    def __init__(self, namespace: str, app: Aurora) -> None:
+        super().__init__(namespace)
+        self.app = app
+
+    async def authenticate(self, environ: dict[str, Any], auth: Any) -> dict[str, Any]:
+        """The handshake's user, or ConnectionRefusedError whose data is {code, message}."""
+        try:
+            return await self.app.accounts.authenticate(token_from_handshake(environ, auth))
+        except AuroraError as exc:
+            raise socketio.exceptions.ConnectionRefusedError(exc.message, exc.to_dict()) from None
+        except Exception:
+            log.exception("authenticating a socket failed")
+            raise socketio.exceptions.ConnectionRefusedError(
+                INTERNAL_MESSAGE, {"code": "internal", "message": INTERNAL_MESSAGE}
+            ) from None
+
+    async def user_of(self, sid: str) -> dict[str, Any]:
+        session = await self.get_session(sid)
+        return session["user"]
+
+    async def trigger_event(self, event: str, *args: Any) -> Any:
+        if event in _LIFECYCLE:
+            return await super().trigger_event(event, *args)
+        handler = getattr(self, "on_" + event, None)
+        if handler is None:
+            return failure(AuroraError("invalid", f"unknown event {event!r}"))
+        sid = args[0]
+        payload = args[1] if len(args) > 1 else None
+        try:
+            return ok(await handler(sid, payload))
+        except AuroraError as exc:
+            return failure(exc)
+        except Exception:
+            log.exception("event %r failed", event)
+            return failure(AuroraError("internal", INTERNAL_MESSAGE))

@@ -1,0 +1,116 @@
+"""/chat: live messages, typing, receipts, presence and catch-up.
+
+On connect a socket joins its user's room and the room of every conversation
+the user belongs to, straight from the database, so it receives every message
+without "opening" anything. Rooms are a cache of memberships.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from aurora.context import Aurora
+from aurora.errors import not_found
+from aurora.realtime.base import AuroraNamespace
+from aurora.realtime.rooms import CHAT_NAMESPACE, conversation_room, user_room
+from aurora.services.validation import conversation_id_of, payload_dict
+
+log = logging.getLogger(__name__)
+
+
+class ChatNamespace(AuroraNamespace):
+    def __init__(self, app: Aurora) -> None:
+        super().__init__(CHAT_NAMESPACE, app)
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        user = await self.authenticate(environ, auth)
+        # Per-socket state: conversations this socket chose to leave, typing throttle.
+        await self.save_session(sid, {"user": user, "left": set(), "typing": {}})
+        # User room first, then memberships: a conversation created in between is
+        # either in the query result or finds this socket in the user room.
+        await self.enter_room(sid, user_room(user["id"]))
+        for conversation_id in await self.app.conversations.ids_for(user["id"]):
+            await self.enter_room(sid, conversation_room(conversation_id))
+        await self.app.presence.socket_connected(user)
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        session = await self.get_session(sid)
+        if session and "user" in session:
+            try:
+                await self.app.presence.socket_disconnected(session["user"])
+            except Exception:
+                log.exception("presence update on disconnect failed")
+
+    async def on_send_message(self, sid: str, data: Any) -> dict[str, Any]:
+        payload = payload_dict(data)
+        user = await self.user_of(sid)
+        message, created = await self.app.messages.send(
+            user, payload.get("conversation_id"), payload.get("body"), payload.get("client_id"), skip_sid=sid
+        )
+        return {"message": message, "duplicate": not created}
+
+    async def on_join_conversation(self, sid: str, data: Any) -> dict[str, Any]:
+        payload = payload_dict(data, bare_key="conversation_id")
+        user = await self.user_of(sid)
+        conversation = await self.app.conversations.get(user, payload.get("conversation_id"))
+        session = await self.get_session(sid)
+        session["left"].discard(conversation["id"])
+        await self.enter_room(sid, conversation_room(conversation["id"]))
+        return {"conversation": conversation}
+
+    async def on_leave_conversation(self, sid: str, data: Any) -> dict[str, Any]:
+        payload = payload_dict(data, bare_key="conversation_id")
+        user = await self.user_of(sid)
+        conversation = await self.app.conversations.get(user, payload.get("conversation_id"))
+        session = await self.get_session(sid)
+        session["left"].add(conversation["id"])
+        await self.leave_room(sid, conversation_room(conversation["id"]))
+        return {"conversation_id": conversation["id"]}
+
+    async def _is_member(self, sid: str, user: dict[str, Any], conversation_id: int) -> bool:
+        if conversation_room(conversation_id) in self.rooms(sid):
+            return True
+        return conversation_id in await self.app.conversations.ids_for(user["id"])
+
+    async def on_typing(self, sid: str, data: Any) -> dict[str, Any]:
+        payload = payload_dict(data)
+        conversation_id = conversation_id_of(payload.get("conversation_id"))
+        typing = bool(payload.get("typing", True))
+        session = await self.get_session(sid)
+        user = session["user"]
+        if not await self._is_member(sid, user, conversation_id):
+            raise not_found()
+        now = time.monotonic()
+        last_state, last_at = session["typing"].get(conversation_id, (None, 0.0))
+        interval = self.app.settings.typing_throttle_ms / 1000
+        if last_state == typing and now - last_at < interval:
+            return {"throttled": True}
+        session["typing"][conversation_id] = (typing, now)
+        await self.app.notifier.typing(conversation_id, user["id"], typing)
+        return {"throttled": False}
+
+    async def on_delivered(self, sid: str, data: Any) -> dict[str, Any]:
+        payload = payload_dict(data)
+        user = await self.user_of(sid)
+        return await self.app.messages.advance(user, payload.get("conversation_id"), payload.get("seq"), read=False)
+
+    async def on_mark_read(self, sid: str, data: Any) -> dict[str, Any]:
+        payload = payload_dict(data)
+        user = await self.user_of(sid)
+        return await self.app.messages.advance(user, payload.get("conversation_id"), payload.get("seq"), read=True)
+
+    async def on_sync(self, sid: str, data: Any) -> dict[str, Any]:
+        payload = payload_dict(data if data is not None else {})
+        session = await self.get_session(sid)
+        user = session["user"]
+        messages, has_more = await self.app.messages.sync(user, payload.get("cursors"), payload.get("limit"))
+        conversations = await self.app.conversations.last_seqs(user["id"])
+        # Heal the room cache: every conversation the user is in, except those this socket left.
+        rooms = set(self.rooms(sid))
+        for conversation in conversations:
+            room = conversation_room(conversation["id"])
+            if room not in rooms and conversation["id"] not in session["left"]:
+                await self.enter_room(sid, room)
+        return {"messages": messages, "has_more": has_more, "conversations": conversations}

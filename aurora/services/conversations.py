@@ -1,0 +1,85 @@
+"""Creating conversations, membership changes, listing; pushes room changes through the notifier."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aurora.errors import invalid, not_found
+from aurora.realtime.notifier import Notifier
+from aurora.services.presence import Presence
+from aurora.services.validation import conversation_id_of, id_list
+from aurora.storage import conversations as store
+from aurora.storage import users as user_store
+from aurora.storage.database import Storage
+
+MAX_MEMBERS_PER_REQUEST = 500
+MAX_TITLE_CHARS = 100
+
+
+def _check_title(title: Any) -> str | None:
+    if title is None:
+        return None
+    if not isinstance(title, str) or not title.strip() or len(title.strip()) > MAX_TITLE_CHARS:
+        raise invalid(f"title must be 1-{MAX_TITLE_CHARS} characters")
+    return title.strip()
+
+
+class Conversations:
+    def __init__(self, storage: Storage, notifier: Notifier, presence: Presence) -> None:
+        self._storage = storage
+        self._notifier = notifier
+        self._presence = presence
+
+    async def _require_users(self, user_ids: list[int]) -> None:
+        if not user_ids:
+            return
+        found = await self._storage.read(user_store.existing_user_ids, user_ids)
+        if len(found) != len(set(user_ids)):
+            raise not_found("user")
+
+    async def create(self, user: dict[str, Any], user_ids: Any, title: Any = None) -> tuple[dict[str, Any], bool]:
+        """Exactly one other user and no title: the pair's direct conversation. Otherwise a group."""
+        others = [uid for uid in id_list(user_ids, "user_ids", max_items=MAX_MEMBERS_PER_REQUEST)
+                  if uid != user["id"]]
+        clean_title = _check_title(title)
+        if not others:
+            raise invalid("user_ids must name at least one other user")
+        await self._require_users(others)
+        if len(others) == 1 and clean_title is None:
+            conversation, created = await self._storage.write(store.get_or_create_direct_txn, user["id"], others[0])
+        else:
+            conversation = await self._storage.write(store.create_group_txn, user["id"], others, clean_title)
+            created = True
+        if created:
+            await self._notifier.conversation_created(conversation)
+        return self._presence.annotate(conversation), created
+
+    async def get(self, user: dict[str, Any], conversation_id: Any) -> dict[str, Any]:
+        conversation = await self._storage.read(store.get_for_member, conversation_id_of(conversation_id), user["id"])
+        return self._presence.annotate(conversation)
+
+    async def list(self, user: dict[str, Any]) -> list[dict[str, Any]]:
+        return [self._presence.annotate(c) for c in await self._storage.read(store.list_for_user, user["id"])]
+
+    async def add_members(self, user: dict[str, Any], conversation_id: Any, user_ids: Any) -> dict[str, Any]:
+        cid = conversation_id_of(conversation_id)
+        ids = id_list(user_ids, "user_ids", max_items=MAX_MEMBERS_PER_REQUEST)
+        if not ids:
+            raise invalid("user_ids must name at least one user")
+        await self._storage.read(store.get_for_member, cid, user["id"])  # not_found before revealing users
+        await self._require_users(ids)
+        conversation, added = await self._storage.write(store.add_members_txn, cid, user["id"], ids)
+        if added:
+            await self._notifier.members_added(conversation, added)
+        return self._presence.annotate(conversation)
+
+    async def leave(self, user: dict[str, Any], conversation_id: Any) -> None:
+        cid = conversation_id_of(conversation_id)
+        _, leaver = await self._storage.write(store.leave_txn, cid, user["id"])
+        await self._notifier.member_removed(cid, leaver)
+
+    async def ids_for(self, user_id: int) -> list[int]:
+        return await self._storage.read(store.conversation_ids_for_user, user_id)
+
+    async def last_seqs(self, user_id: int) -> list[dict[str, int]]:
+        return await self._storage.read(store.last_seqs_for_user, user_id)

@@ -1,0 +1,119 @@
+"""Sending, paging, catching up, and delivery/read receipts."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from aurora.errors import AuroraError, invalid
+from aurora.realtime.notifier import Notifier
+from aurora.services.message_writer import MessageWriter
+from aurora.services.validation import conversation_id_of, optional_int, seq_of
+from aurora.settings import Settings
+from aurora.storage import messages as message_store
+from aurora.storage.database import Storage
+from aurora.storage.messages import AppendResult, NewMessage
+
+log = logging.getLogger(__name__)
+
+MAX_CLIENT_ID_CHARS = 64
+PAGE_DEFAULT, PAGE_MAX = 50, 200
+SYNC_DEFAULT, SYNC_MAX = 500, 1000
+
+
+@dataclass
+class SendContext:
+    skip_sid: str | None
+    sender_username: str
+
+
+class Messages:
+    def __init__(self, settings: Settings, storage: Storage, notifier: Notifier) -> None:
+        self._settings = settings
+        self._storage = storage
+        self._notifier = notifier
+        self.writer = MessageWriter(storage, self._broadcast)
+
+    def _check_body(self, body: Any) -> str:
+        if not isinstance(body, str):
+            raise invalid("body must be a string")
+        text = body.strip()
+        if not text:
+            raise invalid("body must not be empty")
+        if len(text) > self._settings.max_message_chars:
+            raise AuroraError(
+                "too_large", f"body must be at most {self._settings.max_message_chars} characters"
+            )
+        return text
+
+    @staticmethod
+    def _check_client_id(client_id: Any) -> str | None:
+        if client_id is None:
+            return None
+        if not isinstance(client_id, str) or not 1 <= len(client_id) <= MAX_CLIENT_ID_CHARS:
+            raise invalid(f"client_id must be a string of 1-{MAX_CLIENT_ID_CHARS} characters")
+        return client_id
+
+    async def send(self, user: dict[str, Any], conversation_id: Any, body: Any, client_id: Any = None,
+                   skip_sid: str | None = None) -> tuple[dict[str, Any], bool]:
+        """Store then broadcast; returns (message, created). A repeated client_id returns the original.
+
+        Everything before submit() is synchronous on purpose: messages keep the order they came in.
+        """
+        item = NewMessage(
+            conversation_id=conversation_id_of(conversation_id),
+            sender_id=user["id"],
+            body=self._check_body(body),
+            client_id=self._check_client_id(client_id),
+        )
+        result = await self.writer.submit(item, SendContext(skip_sid, user["username"]))
+        assert result.message is not None
+        return result.message, not result.duplicate
+
+    async def store_system_message(self, item: NewMessage) -> dict[str, Any]:
+        """Messages the server writes itself (call summaries), through the same ordered path."""
+        result = await self.writer.submit(item, SendContext(None, ""))
+        assert result.message is not None
+        return result.message
+
+    async def _broadcast(self, result: AppendResult, context: SendContext) -> None:
+        message = result.message
+        assert message is not None
+        count = await self._notifier.new_message(message, skip_sid=context.skip_sid)
+        what = "DM" if result.conversation_kind == "direct" else "message in group"
+        log.info("New %s in conversation %s from %s. Broadcast to %d connections.",
+                 what, message["conversation_id"], message["sender_username"], count)
+
+    async def page(self, user: dict[str, Any], conversation_id: Any, before_seq: Any = None,
+                   after_seq: Any = None, limit: Any = None) -> tuple[list[dict[str, Any]], bool]:
+        cid = conversation_id_of(conversation_id)
+        before = optional_int(before_seq, "before_seq", minimum=1)
+        after = optional_int(after_seq, "after_seq", minimum=0)
+        size = optional_int(limit, "limit", minimum=1, maximum=PAGE_MAX)
+        return await self._storage.read(
+            message_store.list_messages, cid, user["id"], before, after, size or PAGE_DEFAULT
+        )
+
+    async def sync(self, user: dict[str, Any], cursors: Any, limit: Any = None) -> tuple[list[dict[str, Any]], bool]:
+        if cursors is None:
+            cursors = {}
+        if not isinstance(cursors, dict) or len(cursors) > 10000:
+            raise invalid('cursors must be an object {"<conversation_id>": last_seq_seen}')
+        parsed: dict[int, int] = {}
+        for key, value in cursors.items():
+            cid = conversation_id_of(key)
+            parsed[cid] = seq_of(value, "cursor")
+        size = optional_int(limit, "limit", minimum=1, maximum=SYNC_MAX) or SYNC_DEFAULT
+        return await self._storage.read(message_store.sync_messages, user["id"], parsed, size)
+
+    async def advance(self, user: dict[str, Any], conversation_id: Any, seq: Any, *, read: bool) -> dict[str, Any]:
+        """delivered / mark_read: pointers move forward only; a receipt goes to the room when one moved."""
+        cid = conversation_id_of(conversation_id)
+        value = seq_of(seq, "seq")
+        delivered, read_seq, changed = await self._storage.write(
+            message_store.advance_pointers_txn, cid, user["id"], None if read else value, value if read else None
+        )
+        if changed:
+            await self._notifier.receipt(cid, user["id"], delivered, read_seq)
+        return {"conversation_id": cid, "user_id": user["id"], "delivered_seq": delivered, "read_seq": read_seq}

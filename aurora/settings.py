@@ -1,0 +1,215 @@
+"""One frozen Settings object: defaults file < --config file < environment < CLI.
+
+Every value is validated once at start; a bad value raises SettingsError with one
+line naming the setting, so the process stops before serving anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULTS_FILE = PROJECT_ROOT / "config" / "defaults.toml"
+SECRET_KEY_FILE = "secret_key"
+MIN_PRODUCTION_KEY_CHARS = 32
+ENVIRONMENTS = ("development", "test", "production")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or wrong; the message is one line naming it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    host: str = "0.0.0.0"
+    port: int = 3001
+    database_url: str = "sqlite:///data/aurora.db"
+    data_dir: str = "data"
+    sqlite_synchronous: str = "FULL"
+    secret_keys: tuple[str, ...] = ()
+    token_max_age_s: int = 604800
+    cors_allowed_origins: tuple[str, ...] = ()
+    max_message_chars: int = 4000
+    max_http_body_bytes: int = 1048576
+    max_packet_bytes: int = 1048576
+    log_level: str = "INFO"
+    argon2_time_cost: int = 2
+    argon2_memory_kib: int = 19456
+    argon2_parallelism: int = 1
+    typing_throttle_ms: int = 1000
+    db_threads: int = 4
+    ring_timeout_s: float = 45.0
+    call_grace_s: float = 15.0
+    signal_max_bytes: int = 65536
+    stun_urls: tuple[str, ...] = ()
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str = field(default="", repr=False)
+    turn_ttl_s: int = 3600
+    redis_url: str = ""
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+# Names that are lists in Settings but comma-separated strings in files and env.
+_LIST_FIELDS = {"cors_allowed_origins", "stun_urls", "turn_urls", "secret_keys"}
+# File/env key -> Settings field, where they differ.
+_RENAMED = {"secret_key": "secret_keys"}
+_PLAIN_ENV = {"DATABASE_URL": "database_url", "PORT": "port"}
+
+
+def _field_types() -> dict[str, str]:
+    return {f.name: str(f.type) for f in dataclasses.fields(Settings)}
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    kind = _field_types()[name]
+    try:
+        if name in _LIST_FIELDS:
+            if isinstance(raw, (list, tuple)):
+                items = [str(x).strip() for x in raw]
+            else:
+                items = [x.strip() for x in str(raw).split(",")]
+            return tuple(x for x in items if x)
+        if kind == "int":
+            if isinstance(raw, bool):
+                raise ValueError
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        return str(raw)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{name}: expected {kind}, got {raw!r}") from None
+
+
+def _layer(values: dict[str, Any], source: Mapping[str, Any], origin: str) -> None:
+    names = _field_types()
+    for key, raw in source.items():
+        name = _RENAMED.get(key, key)
+        if name not in names:
+            raise SettingsError(f"{key}: unknown setting in {origin}")
+        values[name] = _coerce(name, raw)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise SettingsError(f"config: file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config: {path} is not valid TOML: {exc}") from None
+
+
+def _from_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for env_name, name in _PLAIN_ENV.items():
+        if environ.get(env_name):
+            found[name] = environ[env_name]
+    names = set(_field_types()) | set(_RENAMED)
+    for key, value in environ.items():
+        if key.startswith("AURORA_"):
+            name = key[len("AURORA_"):].lower()
+            if name in names:
+                found[name] = value
+    return found
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build and validate the Settings; raise SettingsError with one line on a bad value."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    _layer(values, _read_toml(DEFAULTS_FILE), str(DEFAULTS_FILE))
+    config_file = config_file or environ.get("AURORA_CONFIG")
+    if config_file:
+        _layer(values, _read_toml(Path(config_file)), str(config_file))
+    _layer(values, _from_environment(environ), "environment")
+    _layer(values, {k: v for k, v in (overrides or {}).items() if v is not None}, "command line")
+    settings = Settings(**values)
+    _validate(settings)
+    return _with_secret_keys(settings)
+
+
+def _validate(s: Settings) -> None:
+    if s.env not in ENVIRONMENTS:
+        raise SettingsError(f"env: must be one of {', '.join(ENVIRONMENTS)}, got {s.env!r}")
+    if not 0 <= s.port <= 65535:
+        raise SettingsError(f"port: must be 0..65535, got {s.port}")
+    if not s.database_url.startswith(("sqlite://", "postgres://", "postgresql://")):
+        raise SettingsError(
+            "database_url: must start with sqlite:// or postgresql://, "
+            f"got {s.database_url.split('://')[0]!r}"
+        )
+    if s.is_sqlite and s.database_url.rstrip("/") in ("sqlite:", "sqlite:/"):
+        raise SettingsError("database_url: sqlite URL has no path (use sqlite:///data/aurora.db)")
+    if s.sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+        raise SettingsError(f"sqlite_synchronous: must be OFF|NORMAL|FULL|EXTRA, got {s.sqlite_synchronous!r}")
+    if "*" in s.cors_allowed_origins and s.is_production:
+        raise SettingsError("cors_allowed_origins: '*' is refused when env=production; list the origins")
+    if s.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise SettingsError(f"log_level: must be DEBUG|INFO|WARNING|ERROR|CRITICAL, got {s.log_level!r}")
+    positive = (
+        "token_max_age_s", "max_message_chars", "max_http_body_bytes", "max_packet_bytes",
+        "argon2_time_cost", "argon2_memory_kib", "argon2_parallelism", "db_threads",
+        "ring_timeout_s", "signal_max_bytes", "turn_ttl_s",
+    )
+    for name in positive:
+        if getattr(s, name) <= 0:
+            raise SettingsError(f"{name}: must be greater than 0, got {getattr(s, name)}")
+    for name in ("typing_throttle_ms", "call_grace_s"):
+        if getattr(s, name) < 0:
+            raise SettingsError(f"{name}: must not be negative, got {getattr(s, name)}")
+    if s.redis_url and not s.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError("redis_url: must start with redis://, rediss:// or unix://")
+    if s.redis_url and s.is_sqlite:
+        raise SettingsError(
+            "redis_url: several processes cannot share one SQLite file; use PostgreSQL with Redis"
+        )
+    if s.is_production:
+        if not s.secret_keys:
+            raise SettingsError("secret_key: AURORA_SECRET_KEY is required when env=production")
+        short = [k for k in s.secret_keys if len(k) < MIN_PRODUCTION_KEY_CHARS]
+        if short:
+            raise SettingsError(
+                f"secret_key: every key must have at least {MIN_PRODUCTION_KEY_CHARS} characters in production"
+            )
+
+
+def _with_secret_keys(s: Settings) -> Settings:
+    """In development, a missing key is generated once and kept in the data directory."""
+    if s.secret_keys:
+        return s
+    path = Path(s.data_dir)  # relative paths, like SQLite's, start at the working directory
+    key_file = path / SECRET_KEY_FILE
+    try:
+        if key_file.exists():
+            key = key_file.read_text().strip()
+        else:
+            path.mkdir(parents=True, exist_ok=True)
+            key = secrets.token_urlsafe(48)
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(key + "\n")
+    except OSError as exc:
+        raise SettingsError(f"secret_key: cannot keep a generated key in {key_file}: {exc}") from None
+    return s.replace(secret_keys=(key,))

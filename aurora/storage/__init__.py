@@ -1,0 +1,1 @@
+"""Peewee models and blocking storage functions; nothing here knows about aiohttp or Socket.IO."""

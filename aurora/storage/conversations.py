@@ -1,0 +1,181 @@
+"""Conversations and memberships: blocking functions, run through Storage.
+
+Functions named ``*_txn`` must run inside Storage.write (one transaction).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import peewee as pw
+
+from aurora.errors import AuroraError, not_found
+from aurora.storage.models import Conversation, Membership, Message, User, utcnow
+from aurora.storage.records import conversation_record, message_record, user_record
+
+
+def _members_by_conversation(conversation_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    found: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    if not conversation_ids:
+        return found
+    rows = (
+        Membership.select(Membership.conversation, User)
+        .join(User)
+        .where(Membership.conversation.in_(conversation_ids))
+        .order_by(Membership.joined_at, Membership.id)
+    )
+    for row in rows:
+        found[row.conversation_id].append(user_record(row.user))
+    return found
+
+
+def _record(conversation: Conversation) -> dict[str, Any]:
+    members = _members_by_conversation([conversation.id])[conversation.id]
+    return conversation_record(conversation, members)
+
+
+def _membership(conversation_id: int, user_id: int) -> Membership | None:
+    return Membership.get_or_none(
+        (Membership.conversation == conversation_id) & (Membership.user == user_id)
+    )
+
+
+def require_member(conversation_id: int, user_id: int) -> Conversation:
+    """The conversation, if user_id belongs to it; otherwise not_found (never forbidden)."""
+    conversation = (
+        Conversation.select()
+        .join(Membership)
+        .where((Conversation.id == conversation_id) & (Membership.user == user_id))
+        .first()
+    )
+    if conversation is None:
+        raise not_found()
+    return conversation
+
+
+def get_for_member(conversation_id: int, user_id: int) -> dict[str, Any]:
+    return _record(require_member(conversation_id, user_id))
+
+
+def get_or_create_direct_txn(user_id: int, other_id: int) -> tuple[dict[str, Any], bool]:
+    """The one direct conversation of a pair; created if missing, also under races."""
+    low, high = sorted((user_id, other_id))
+    key = f"{low}:{high}"
+    existing = Conversation.get_or_none(Conversation.direct_key == key)
+    if existing is not None:
+        return _record(existing), False
+    try:
+        with Conversation._meta.database.atomic():  # a savepoint: a lost race rolls back only this
+            conversation = Conversation.create(kind="direct", direct_key=key)
+            Membership.insert_many(
+                [{"user": low, "conversation": conversation.id},
+                 {"user": high, "conversation": conversation.id}]
+            ).execute()
+    except pw.IntegrityError:
+        return _record(Conversation.get(Conversation.direct_key == key)), False
+    return _record(conversation), True
+
+
+def create_group_txn(creator_id: int, member_ids: list[int], title: str | None) -> dict[str, Any]:
+    conversation = Conversation.create(kind="group", title=title)
+    everyone = [creator_id] + [m for m in member_ids if m != creator_id]
+    now = utcnow()
+    Membership.insert_many(
+        [{"user": uid, "conversation": conversation.id, "joined_at": now} for uid in everyone]
+    ).execute()
+    return _record(conversation)
+
+
+def add_members_txn(conversation_id: int, actor_id: int, user_ids: list[int]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Add users to a group; returns the conversation and the users actually added."""
+    conversation = require_member(conversation_id, actor_id)
+    if conversation.kind != "group":
+        raise AuroraError("invalid", "members can only be added to a group conversation")
+    present = {
+        m.user_id for m in Membership.select(Membership.user).where(Membership.conversation == conversation_id)
+    }
+    new_ids = [uid for uid in dict.fromkeys(user_ids) if uid not in present]
+    if new_ids:
+        # New members start with everything before their arrival counted as read.
+        Membership.insert_many(
+            [{"user": uid, "conversation": conversation_id,
+              "last_read_seq": conversation.last_seq, "last_delivered_seq": conversation.last_seq}
+             for uid in new_ids]
+        ).execute()
+    added = [user_record(u) for u in User.select().where(User.id.in_(new_ids))] if new_ids else []
+    return _record(Conversation.get_by_id(conversation_id)), added
+
+
+def leave_txn(conversation_id: int, user_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Remove user_id from a group; returns the conversation (as before leaving) and the user."""
+    conversation = require_member(conversation_id, user_id)
+    if conversation.kind != "group":
+        raise AuroraError("invalid", "only a group conversation can be left")
+    record = _record(conversation)
+    Membership.delete().where(
+        (Membership.conversation == conversation_id) & (Membership.user == user_id)
+    ).execute()
+    return record, user_record(User.get_by_id(user_id))
+
+
+def conversation_ids_for_user(user_id: int) -> list[int]:
+    return [m.conversation_id for m in Membership.select(Membership.conversation).where(Membership.user == user_id)]
+
+
+def member_ids(conversation_id: int) -> list[int]:
+    return [m.user_id for m in Membership.select(Membership.user).where(Membership.conversation == conversation_id)]
+
+
+def contact_ids(user_id: int) -> list[int]:
+    """Everyone who shares at least one conversation with user_id (not user_id itself)."""
+    mine = Membership.select(Membership.conversation).where(Membership.user == user_id)
+    rows = (
+        Membership.select(Membership.user).distinct()
+        .where(Membership.conversation.in_(mine) & (Membership.user != user_id))
+    )
+    return [m.user_id for m in rows]
+
+
+def list_for_user(user_id: int) -> list[dict[str, Any]]:
+    """The user's conversations, most recently active first, with last message and unread count."""
+    rows = list(
+        Conversation.select(Conversation, Membership.last_read_seq, Membership.last_delivered_seq)
+        .join(Membership)
+        .where(Membership.user == user_id)
+        .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
+        .objects()
+    )
+    ids = [c.id for c in rows]
+    members = _members_by_conversation(ids)
+    last_messages: dict[int, dict[str, Any]] = {}
+    if ids:
+        query = (
+            Message.select(Message, User.username)
+            .join(User, on=(Message.sender == User.id))
+            .switch(Message)
+            .join(Conversation, on=(Message.conversation == Conversation.id))
+            .where(Message.conversation.in_(ids) & (Message.seq == Conversation.last_seq))
+            .objects()
+        )
+        for m in query:
+            last_messages[m.conversation_id] = message_record(m, m.username)
+    result = []
+    for c in rows:
+        record = conversation_record(c, members[c.id])
+        record["last_message"] = last_messages.get(c.id)
+        record["unread_count"] = max(0, c.last_seq - c.last_read_seq)
+        record["read_seq"] = c.last_read_seq
+        record["delivered_seq"] = c.last_delivered_seq
+        result.append(record)
+    return result
+
+
+def last_seqs_for_user(user_id: int) -> list[dict[str, int]]:
+    rows = (
+        Conversation.select(Conversation.id, Conversation.last_seq)
+        .join(Membership)
+        .where(Membership.user == user_id)
+        .order_by(Conversation.id)
+    )
+    return [{"id": c.id, "last_seq": c.last_seq} for c in rows]

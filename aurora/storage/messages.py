@@ -1,0 +1,200 @@
+"""Messages and read/delivery pointers: blocking functions, run through Storage.
+
+Sequence numbers: ``UPDATE conversation SET last_seq = last_seq + 1`` takes the
+conversation's row lock (PostgreSQL) or the database write lock (SQLite) until
+the transaction commits, so seq is gapless per conversation and a message can
+never be visible before a lower seq of the same conversation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import peewee as pw
+
+from aurora.errors import AuroraError, not_found
+from aurora.storage.conversations import require_member
+from aurora.storage.models import Conversation, Membership, Message, User, utcnow
+from aurora.storage.records import message_record
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class NewMessage:
+    conversation_id: int
+    sender_id: int
+    body: str
+    client_id: str | None = None
+    kind: str = "text"
+    extra: dict[str, Any] | None = None
+
+
+@dataclass
+class AppendResult:
+    message: dict[str, Any] | None = None
+    duplicate: bool = False
+    conversation_kind: str = ""
+    error: AuroraError | None = field(default=None)
+
+
+def _existing(item: NewMessage) -> Message | None:
+    if item.client_id is None:
+        return None
+    return Message.get_or_none(
+        (Message.conversation == item.conversation_id)
+        & (Message.sender == item.sender_id)
+        & (Message.client_id == item.client_id)
+    )
+
+
+def _username(user_id: int, cache: dict[int, str]) -> str:
+    if user_id not in cache:
+        cache[user_id] = User.select(User.username).where(User.id == user_id).scalar()
+    return cache[user_id]
+
+
+def _append_one(item: NewMessage, names: dict[int, str]) -> AppendResult:
+    conversation = require_member(item.conversation_id, item.sender_id)
+    existing = _existing(item)
+    if existing is not None:
+        return AppendResult(message_record(existing, _username(existing.sender_id, names)),
+                            duplicate=True, conversation_kind=conversation.kind)
+    now = utcnow()
+    Conversation.update(last_seq=Conversation.last_seq + 1, last_activity_at=now).where(
+        Conversation.id == item.conversation_id
+    ).execute()
+    seq = Conversation.select(Conversation.last_seq).where(Conversation.id == item.conversation_id).scalar()
+    message = Message.create(
+        conversation=item.conversation_id, seq=seq, kind=item.kind, sender=item.sender_id,
+        body=item.body, client_id=item.client_id, created_at=now,
+        extra=json.dumps(item.extra) if item.extra else None,
+    )
+    # The sender has seen what they wrote.
+    Membership.update(last_read_seq=seq, last_delivered_seq=seq).where(
+        (Membership.conversation == item.conversation_id) & (Membership.user == item.sender_id)
+    ).execute()
+    return AppendResult(message_record(message, _username(item.sender_id, names)),
+                        conversation_kind=conversation.kind)
+
+
+def append_messages_txn(items: list[NewMessage]) -> list[AppendResult]:
+    """Store a batch in one transaction; each item in its own savepoint.
+
+    One bad item (not a member, a storage error) fails alone; the others commit.
+    """
+    db = Message._meta.database
+    names: dict[int, str] = {}
+    results = []
+    for item in items:
+        try:
+            with db.atomic():
+                results.append(_append_one(item, names))
+        except AuroraError as exc:
+            results.append(AppendResult(error=exc))
+        except pw.IntegrityError:
+            # Another process stored the same client_id first: answer its message.
+            existing = _existing(item)
+            if existing is None:
+                log.exception("storing a message failed")
+                results.append(AppendResult(error=AuroraError("internal", "message could not be stored")))
+            else:
+                results.append(AppendResult(message_record(existing, _username(existing.sender_id, names)),
+                                            duplicate=True))
+        except pw.DatabaseError:
+            log.exception("storing a message failed")
+            results.append(AppendResult(error=AuroraError("internal", "message could not be stored")))
+    return results
+
+
+def _page(query: pw.ModelSelect) -> list[dict[str, Any]]:
+    return [message_record(m, m.username) for m in query.objects()]
+
+
+def list_messages(conversation_id: int, user_id: int, before_seq: int | None,
+                  after_seq: int | None, limit: int) -> tuple[list[dict[str, Any]], bool]:
+    """A page ascending by seq; has_more tells whether more lie beyond it in the paging direction."""
+    require_member(conversation_id, user_id)
+    query = (
+        Message.select(Message, User.username)
+        .join(User, on=(Message.sender == User.id))
+        .where(Message.conversation == conversation_id)
+    )
+    if before_seq is not None:
+        query = query.where(Message.seq < before_seq)
+    if after_seq is not None:
+        query = query.where(Message.seq > after_seq)
+    if after_seq is not None and before_seq is None:
+        rows = _page(query.order_by(Message.seq).limit(limit + 1))
+        return rows[:limit], len(rows) > limit
+    rows = _page(query.order_by(Message.seq.desc()).limit(limit + 1))
+    has_more = len(rows) > limit
+    return list(reversed(rows[:limit])), has_more
+
+
+def sync_messages(user_id: int, cursors: dict[int, int], limit: int) -> tuple[list[dict[str, Any]], bool]:
+    """Messages after each cursor, ascending per conversation, at most limit in all."""
+    mine = set(
+        m.conversation_id
+        for m in Membership.select(Membership.conversation).where(
+            (Membership.user == user_id) & (Membership.conversation.in_(list(cursors)))
+        )
+    ) if cursors else set()
+    missing = [cid for cid in cursors if cid not in mine]
+    if missing:
+        raise not_found()
+    messages: list[dict[str, Any]] = []
+    has_more = False
+    for conversation_id in sorted(cursors):
+        room = limit - len(messages)
+        if room <= 0:
+            has_more = has_more or Message.select().where(
+                (Message.conversation == conversation_id) & (Message.seq > cursors[conversation_id])
+            ).exists()
+            if has_more:
+                break
+            continue
+        rows = _page(
+            Message.select(Message, User.username)
+            .join(User, on=(Message.sender == User.id))
+            .where((Message.conversation == conversation_id) & (Message.seq > cursors[conversation_id]))
+            .order_by(Message.seq)
+            .limit(room + 1)
+        )
+        if len(rows) > room:
+            has_more = True
+            rows = rows[:room]
+        messages.extend(rows)
+    return messages, has_more
+
+
+def advance_pointers_txn(conversation_id: int, user_id: int, delivered_seq: int | None,
+                         read_seq: int | None) -> tuple[int, int, bool]:
+    """Move a member's delivered/read pointers forward only, clamped to last_seq.
+
+    Read implies delivered. Returns (delivered_seq, read_seq, changed).
+    """
+    conversation = require_member(conversation_id, user_id)
+    query = Membership.select().where(
+        (Membership.conversation == conversation_id) & (Membership.user == user_id)
+    )
+    if isinstance(Membership._meta.database.obj, pw.PostgresqlDatabase):
+        query = query.for_update()  # concurrent receipts must not move a pointer backwards
+    membership = query.get()
+    top = conversation.last_seq
+    delivered = membership.last_delivered_seq
+    read = membership.last_read_seq
+    if read_seq is not None:
+        read = max(read, min(read_seq, top))
+    if delivered_seq is not None:
+        delivered = max(delivered, min(delivered_seq, top))
+    delivered = max(delivered, read)
+    changed = (delivered, read) != (membership.last_delivered_seq, membership.last_read_seq)
+    if changed:
+        Membership.update(last_delivered_seq=delivered, last_read_seq=read).where(
+            Membership.id == membership.id
+        ).execute()
+    return delivered, read, changed

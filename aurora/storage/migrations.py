@@ -1,0 +1,63 @@
+"""Versioned schema steps: a new database gets every step, an existing one the missing ones.
+
+Each step runs in its own transaction together with the row recording it, so a
+step is applied completely or not at all. Add steps at the end; never edit one
+that has shipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import peewee as pw
+
+from aurora.storage import models
+from aurora.storage.database import Storage, database_proxy
+
+log = logging.getLogger(__name__)
+
+# Any constant works: it only has to be the same in every Aurora process.
+_PG_MIGRATION_LOCK = 0x41555230
+
+
+def _create_chat_tables() -> None:
+    database_proxy.create_tables(models.CHAT_MODELS)
+
+
+MIGRATIONS: list[tuple[int, str, Callable[[], None]]] = [
+    (1, "users, conversations, memberships, messages", _create_chat_tables),
+]
+
+
+def _applied_version() -> int:
+    row = models.SchemaVersion.select(pw.fn.MAX(models.SchemaVersion.version)).scalar()
+    return int(row or 0)
+
+
+def _apply_pending() -> list[int]:
+    db = database_proxy.obj
+    if isinstance(db, pw.PostgresqlDatabase):
+        # Two processes starting together must not both run a step.
+        db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_PG_MIGRATION_LOCK,))
+    database_proxy.create_tables([models.SchemaVersion])
+    current = _applied_version()
+    applied = []
+    for version, description, step in MIGRATIONS:
+        if version <= current:
+            continue
+        with database_proxy.atomic():
+            step()
+            models.SchemaVersion.create(version=version)
+        log.info("Applied schema migration %d: %s", version, description)
+        applied.append(version)
+    return applied
+
+
+def migrate(storage: Storage) -> list[int]:
+    """Bring the schema up to date; returns the versions applied now."""
+    return storage.run_sync(_apply_pending, write=True)
+
+
+def latest_version() -> int:
+    return MIGRATIONS[-1][0]

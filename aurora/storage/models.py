@@ -1,0 +1,79 @@
+"""Peewee models. Times are naive UTC datetimes; JSON adds the trailing Z."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import peewee as pw
+
+from aurora.storage.database import database_proxy
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class BaseModel(pw.Model):
+    class Meta:
+        database = database_proxy
+        legacy_table_names = False
+
+
+class User(BaseModel):
+    username = pw.CharField(max_length=32)
+    # Lower-cased username: uniqueness and look-ups are case-insensitive.
+    username_key = pw.CharField(max_length=32, unique=True)
+    display_name = pw.CharField(max_length=64)
+    password_hash = pw.CharField(max_length=255)
+    # Bumped on logout: every token carrying an older version stops working.
+    token_version = pw.IntegerField(default=1)
+    created_at = pw.DateTimeField(default=utcnow)
+    last_seen_at = pw.DateTimeField(null=True)
+
+
+class Conversation(BaseModel):
+    kind = pw.CharField(max_length=8)  # direct | group
+    title = pw.CharField(max_length=100, null=True)
+    created_at = pw.DateTimeField(default=utcnow)
+    last_seq = pw.BigIntegerField(default=0)
+    # When the last message arrived (or creation): orders the conversation list.
+    last_activity_at = pw.DateTimeField(default=utcnow, index=True)
+    # "small_id:large_id" for direct conversations: one per pair, even under races.
+    direct_key = pw.CharField(max_length=48, null=True, unique=True)
+
+
+class Membership(BaseModel):
+    user = pw.ForeignKeyField(User, on_delete="CASCADE")
+    conversation = pw.ForeignKeyField(Conversation, on_delete="CASCADE")
+    joined_at = pw.DateTimeField(default=utcnow)
+    last_read_seq = pw.BigIntegerField(default=0)
+    last_delivered_seq = pw.BigIntegerField(default=0)
+
+    class Meta:
+        indexes = ((("user", "conversation"), True),)
+
+
+class Message(BaseModel):
+    conversation = pw.ForeignKeyField(Conversation, on_delete="CASCADE")
+    seq = pw.BigIntegerField()
+    kind = pw.CharField(max_length=8, default="text")  # text | call
+    sender = pw.ForeignKeyField(User)
+    body = pw.TextField()
+    client_id = pw.CharField(max_length=64, null=True)
+    created_at = pw.DateTimeField(default=utcnow)
+    # Structured extra data for non-text kinds (the call summary), as JSON text.
+    extra = pw.TextField(null=True)
+
+    class Meta:
+        indexes = (
+            (("conversation", "seq"), True),
+            (("conversation", "sender", "client_id"), True),
+        )
+
+
+class SchemaVersion(BaseModel):
+    version = pw.IntegerField(primary_key=True)
+    applied_at = pw.DateTimeField(default=utcnow)
+
+
+CHAT_MODELS = [User, Conversation, Membership, Message]
