@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -83,7 +84,7 @@ def create_app(settings: Settings) -> web.Application:
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     """Schema up to date and the message writer running before the first request; drained after the last."""
     aurora = app[AURORA]
-    applied = await app.loop.run_in_executor(None, migrate, aurora.storage)
+    applied = await asyncio.to_thread(migrate, aurora.storage)
     if applied:
         log.info("Database schema migrated to version %d", applied[-1])
     aurora.messages.writer.start()

@@ -1,0 +1,40 @@
+# Aurora: `make run` starts the server on embedded SQLite; `make test` runs the whole suite.
+# Both set up everything they need (a .venv with pinned packages, the npm packages of tests/js).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+JS_STAMP := tests/js/node_modules/.installed-stamp
+BENCH_STAMP := bench/node_modules/.installed-stamp
+# Parallel test workers (2 cores here); `make test PYTEST_WORKERS=0` runs serially.
+PYTEST_WORKERS ?= 2
+PYTEST_ARGS ?=
+
+.PHONY: run test lint bench venv js clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Aurora needs Python 3.11 or newer")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+js: $(JS_STAMP)
+
+$(JS_STAMP): tests/js/package.json tests/js/package-lock.json
+	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+run: $(STAMP)
+	$(PY) app.py
+
+test: $(STAMP) $(JS_STAMP)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q -rs $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check app.py aurora tests
+
+clean:
+	rm -rf $(VENV) tests/js/node_modules bench/node_modules .pytest_cache

@@ -1,0 +1,126 @@
+"""Test harness: the real Aurora app on an ephemeral port, real HTTP and Socket.IO clients.
+
+Storage-facing tests run once on SQLite and once on PostgreSQL (fixture `db_url`).
+PostgreSQL comes from AURORA_TEST_POSTGRES_URL (default: the local server); each
+test gets its own schema, dropped afterwards. Without PostgreSQL those tests skip,
+unless AURORA_REQUIRE_SERVICES=1, where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from aurora.settings import PROJECT_ROOT, Settings, load_settings
+from tests.support.clients import Api, SocketFactory
+from tests.support.services import postgres_admin_url, require_or_skip
+
+TEST_CONFIG = PROJECT_ROOT / "config" / "test.toml"
+TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
+
+
+def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
+    values = {"database_url": database_url, "data_dir": str(tmp_path / "data"), "secret_key": TEST_SECRET}
+    values.update(overrides)
+    return load_settings(TEST_CONFIG, environ={}, overrides=values)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/aurora.db"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped after the test."""
+    import psycopg2
+
+    admin = postgres_admin_url()
+    try:
+        conn = psycopg2.connect(admin, connect_timeout=3)
+    except psycopg2.OperationalError as exc:
+        require_or_skip("PostgreSQL", f"{admin} unreachable: {exc}".splitlines()[0])
+        raise
+    conn.autocommit = True
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in admin else "?"
+    try:
+        yield f"{admin}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_url")
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return make_settings(tmp_path, db_url)
+
+
+class RunningServer:
+    def __init__(self, app: web.Application, runner: web.AppRunner, port: int) -> None:
+        self.app = app
+        self.runner = runner
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start_server(settings: Settings) -> RunningServer:
+    from aurora.application import create_app
+
+    app = create_app(settings)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return RunningServer(app, runner, port)
+
+
+@pytest.fixture
+async def server(settings: Settings) -> AsyncIterator[RunningServer]:
+    running = await start_server(settings)
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+@pytest.fixture
+async def api(server: RunningServer) -> AsyncIterator[Api]:
+    client = Api(server.url)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+async def sockets(server: RunningServer) -> AsyncIterator[SocketFactory]:
+    factory = SocketFactory(server.url)
+    try:
+        yield factory
+    finally:
+        await factory.close_all()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"AURORA_REQUIRE_SERVICES={os.environ.get('AURORA_REQUIRE_SERVICES', '0')}"
