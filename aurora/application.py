@@ -14,9 +14,12 @@ from aiohttp.abc import AbstractAccessLogger
 from aurora.api.middlewares import error_middleware
 from aurora.api.routes import setup_routes
 from aurora.context import AURORA, Aurora
+from aurora.realtime.call_notifier import CallNotifier
+from aurora.realtime.calls import CallsNamespace
 from aurora.realtime.chat import ChatNamespace
 from aurora.realtime.notifier import Notifier
 from aurora.services.accounts import Accounts
+from aurora.services.calls import Calls
 from aurora.services.conversations import Conversations
 from aurora.services.messages import Messages
 from aurora.services.presence import Presence
@@ -61,11 +64,13 @@ def build_aurora(settings: Settings, sio: socketio.AsyncServer) -> Aurora:
     notifier = Notifier(sio)
     signer = TokenSigner(settings.secret_keys, settings.token_max_age_s)
     presence = Presence(storage, notifier)
+    messages = Messages(settings, storage, notifier)
     return Aurora(
         settings=settings, storage=storage, sio=sio, notifier=notifier, signer=signer,
         accounts=Accounts(settings, storage, signer), presence=presence,
         conversations=Conversations(storage, notifier, presence),
-        messages=Messages(settings, storage, notifier),
+        messages=messages,
+        calls=Calls(settings, storage, CallNotifier(sio), messages),
     )
 
 
@@ -76,6 +81,7 @@ def create_app(settings: Settings) -> web.Application:
     app[AURORA] = aurora
     sio.attach(app)
     sio.register_namespace(ChatNamespace(aurora))
+    sio.register_namespace(CallsNamespace(aurora))
     setup_routes(app)
     app.cleanup_ctx.append(_lifecycle)
     return app
@@ -88,6 +94,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if applied:
         log.info("Database schema migrated to version %d", applied[-1])
     aurora.messages.writer.start()
+    ended = await aurora.calls.end_calls_left_by_previous_process()
+    if ended:
+        log.info("Ended %d call(s) left ringing or active by a previous process", ended)
     yield
+    await aurora.calls.stop()
     await aurora.messages.writer.stop()
     aurora.storage.close()

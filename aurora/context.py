@@ -9,6 +9,7 @@ from aiohttp import web
 
 from aurora.realtime.notifier import Notifier
 from aurora.services.accounts import Accounts
+from aurora.services.calls import Calls
 from aurora.services.conversations import Conversations
 from aurora.services.messages import Messages
 from aurora.services.presence import Presence
@@ -28,6 +29,7 @@ class Aurora:
     presence: Presence
     conversations: Conversations
     messages: Messages
+    calls: Calls
 
 
 AURORA = web.AppKey("aurora", Aurora)

@@ -22,3 +22,5 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_delete(r"/api/conversations/{conversation_id}/members/me", views.leave_conversation)
     app.router.add_get(r"/api/conversations/{conversation_id}/messages", views.list_messages)
     app.router.add_post(r"/api/conversations/{conversation_id}/messages", views.send_message)
+    app.router.add_get("/api/calls", views.list_calls)
+    app.router.add_get("/api/ice-servers", views.get_ice_servers)

@@ -7,6 +7,7 @@ import logging
 from aiohttp import web
 
 from aurora.api.helpers import aurora, current_user, json_body
+from aurora.services.ice import ice_servers
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,7 @@ async def health(request: web.Request) -> web.Response:
     status = 200
     try:
         await app.storage.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+    except Exception as exc:
         log.warning("health check: database unreachable: %s", exc.__class__.__name__)
         body.update(status="error", database="error")
         status = 503
@@ -115,3 +116,15 @@ async def send_message(request: web.Request) -> web.Response:
         user, request.match_info["conversation_id"], data.get("body"), data.get("client_id")
     )
     return web.json_response({"message": message}, status=201 if created else 200)
+
+
+# -- calls ------------------------------------------------------------------
+async def list_calls(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    calls = await aurora(request).calls.history(user, request.query.get("conversation_id"), request.query.get("limit"))
+    return web.json_response({"calls": calls})
+
+
+async def get_ice_servers(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    return web.json_response({"ice_servers": ice_servers(aurora(request).settings, user["id"])})

@@ -87,7 +87,9 @@ def create_group_txn(creator_id: int, member_ids: list[int], title: str | None) 
     return _record(conversation)
 
 
-def add_members_txn(conversation_id: int, actor_id: int, user_ids: list[int]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def add_members_txn(
+    conversation_id: int, actor_id: int, user_ids: list[int]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Add users to a group; returns the conversation and the users actually added."""
     conversation = require_member(conversation_id, actor_id)
     if conversation.kind != "group":

@@ -110,7 +110,7 @@ class Storage:
             # The connection may be broken (server restarted): never give it back to the pool.
             try:
                 db.manual_close()
-            except Exception:  # noqa: BLE001 - already failing; the first error matters
+            except Exception:
                 log.debug("closing a failed connection raised", exc_info=True)
             raise
         finally:

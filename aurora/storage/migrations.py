@@ -25,8 +25,13 @@ def _create_chat_tables() -> None:
     database_proxy.create_tables(models.CHAT_MODELS)
 
 
+def _create_call_tables() -> None:
+    database_proxy.create_tables(models.CALL_MODELS)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[], None]]] = [
     (1, "users, conversations, memberships, messages", _create_chat_tables),
+    (2, "calls and call participants", _create_call_tables),
 ]
 
 

@@ -71,9 +71,33 @@ class Message(BaseModel):
         )
 
 
+class Call(BaseModel):
+    conversation = pw.ForeignKeyField(Conversation, on_delete="CASCADE")
+    caller = pw.ForeignKeyField(User)
+    media = pw.CharField(max_length=8)  # audio | video
+    state = pw.CharField(max_length=8, default="ringing", index=True)  # ringing | active | ended
+    end_reason = pw.CharField(max_length=24, null=True)
+    created_at = pw.DateTimeField(default=utcnow)
+    answered_at = pw.DateTimeField(null=True)
+    ended_at = pw.DateTimeField(null=True)
+
+
+class CallParticipant(BaseModel):
+    call = pw.ForeignKeyField(Call, on_delete="CASCADE", backref="participants")
+    user = pw.ForeignKeyField(User)
+    # ringing | joined | left | rejected | missed | busy
+    state = pw.CharField(max_length=8)
+    joined_at = pw.DateTimeField(null=True)
+    left_at = pw.DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("call", "user"), True), (("user", "state"), False))
+
+
 class SchemaVersion(BaseModel):
     version = pw.IntegerField(primary_key=True)
     applied_at = pw.DateTimeField(default=utcnow)
 
 
 CHAT_MODELS = [User, Conversation, Membership, Message]
+CALL_MODELS = [Call, CallParticipant]

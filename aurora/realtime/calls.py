@@ -1,0 +1,60 @@
+"""/calls: WebRTC signaling relay and the server-kept call lifecycle (see services/calls.py)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aurora.context import Aurora
+from aurora.realtime.base import AuroraNamespace
+from aurora.realtime.rooms import CALLS_NAMESPACE, user_room
+from aurora.services.validation import payload_dict
+
+log = logging.getLogger(__name__)
+
+
+class CallsNamespace(AuroraNamespace):
+    def __init__(self, app: Aurora) -> None:
+        super().__init__(CALLS_NAMESPACE, app)
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        user = await self.authenticate(environ, auth)
+        await self.save_session(sid, {"user": user})
+        await self.enter_room(sid, user_room(user["id"]))
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        session = await self.get_session(sid)
+        if session and "user" in session:
+            try:
+                await self.app.calls.device_disconnected(session["user"], sid)
+            except Exception:
+                log.exception("handling a /calls disconnect failed")
+
+    async def on_call_invite(self, sid: str, data: Any) -> dict[str, Any]:
+        payload = payload_dict(data)
+        user = await self.user_of(sid)
+        call = await self.app.calls.invite(user, sid, payload.get("conversation_id"), payload.get("media"))
+        return {"call": call}
+
+    async def on_call_accept(self, sid: str, data: Any) -> dict[str, Any]:
+        payload = payload_dict(data, bare_key="call_id")
+        return {"call": await self.app.calls.accept(await self.user_of(sid), sid, payload.get("call_id"))}
+
+    async def on_call_reject(self, sid: str, data: Any) -> dict[str, Any]:
+        payload = payload_dict(data, bare_key="call_id")
+        return {"call": await self.app.calls.reject(await self.user_of(sid), payload.get("call_id"))}
+
+    async def on_call_hangup(self, sid: str, data: Any) -> dict[str, Any]:
+        payload = payload_dict(data, bare_key="call_id")
+        return {"call": await self.app.calls.hangup(await self.user_of(sid), payload.get("call_id"))}
+
+    async def on_call_rejoin(self, sid: str, data: Any) -> dict[str, Any]:
+        payload = payload_dict(data, bare_key="call_id")
+        return {"call": await self.app.calls.rejoin(await self.user_of(sid), sid, payload.get("call_id"))}
+
+    async def on_call_signal(self, sid: str, data: Any) -> dict[str, Any]:
+        payload = payload_dict(data)
+        return await self.app.calls.signal(
+            await self.user_of(sid), payload.get("call_id"), payload.get("to_user_id"),
+            payload.get("type"), payload.get("data"),
+        )
