@@ -23,7 +23,8 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Settings: config/defaults.toml < --config file < AURORA_* / DATABASE_URL / PORT < flags.",
     )
     parser.add_argument("--host", help="interface to listen on (default 0.0.0.0)")
-    parser.add_argument("--port", type=int, help="TCP port (default 3001; PORT is honoured)")
+    # Validated by load_settings like every other value: a bad port is one line naming `port`.
+    parser.add_argument("--port", help="TCP port (default 3001; PORT is honoured)")
     parser.add_argument("--database-url", dest="database_url",
                         help="sqlite:///data/aurora.db or postgresql://user:pass@host:5432/name")
     parser.add_argument("--config", help="a TOML settings file layered over config/defaults.toml")
