@@ -11,6 +11,7 @@ import socketio
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from aurora.api.cors import cors_middleware
 from aurora.api.middlewares import error_middleware
 from aurora.api.routes import setup_routes
 from aurora.context import AURORA, Aurora
@@ -75,7 +76,10 @@ def build_aurora(settings: Settings, sio: socketio.AsyncServer) -> Aurora:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(client_max_size=settings.max_http_body_bytes, middlewares=[error_middleware])
+    app = web.Application(
+        client_max_size=settings.max_http_body_bytes,
+        middlewares=[cors_middleware(settings.cors_allowed_origins), error_middleware],
+    )
     sio = build_socketio_server(settings)
     aurora = build_aurora(settings, sio)
     app[AURORA] = aurora
