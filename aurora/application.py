@@ -19,6 +19,7 @@ from aurora.realtime.call_notifier import CallNotifier
 from aurora.realtime.calls import CallsNamespace
 from aurora.realtime.chat import ChatNamespace
 from aurora.realtime.notifier import Notifier
+from aurora.realtime.transport import disable_websocket_compression
 from aurora.services.accounts import Accounts
 from aurora.services.calls import Calls
 from aurora.services.conversations import Conversations
@@ -48,13 +49,16 @@ def _cors_origins(settings: Settings) -> str | list[str] | None:
 
 
 def build_socketio_server(settings: Settings) -> socketio.AsyncServer:
-    return socketio.AsyncServer(
+    sio = socketio.AsyncServer(
         async_mode="aiohttp",
         cors_allowed_origins=_cors_origins(settings),
         max_http_buffer_size=settings.max_packet_bytes,
         logger=False,
         engineio_logger=False,
     )
+    if not settings.websocket_compression:
+        disable_websocket_compression(sio)
+    return sio
 
 
 def build_aurora(settings: Settings, sio: socketio.AsyncServer) -> Aurora:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 import logging
 import sys
@@ -106,6 +107,13 @@ def serve(settings: Settings) -> int:
                  shown_host, settings.port)
 
     app.on_startup.append(announce)
+    if settings.event_loop == "uvloop":
+        try:
+            import uvloop
+
+            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        except ImportError:
+            log.warning("uvloop is not installed; using the default asyncio loop")
     web.run_app(app, host=settings.host, port=settings.port, access_log_class=RedactingAccessLogger,
                 print=None)
     return 0

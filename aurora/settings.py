@@ -54,6 +54,8 @@ class Settings:
     turn_secret: str = field(default="", repr=False)
     turn_ttl_s: int = 3600
     redis_url: str = ""
+    websocket_compression: bool = False
+    event_loop: str = "uvloop"
 
     @property
     def is_production(self) -> bool:
@@ -87,6 +89,15 @@ def _coerce(name: str, raw: Any) -> Any:
             else:
                 items = [x.strip() for x in str(raw).split(",")]
             return tuple(x for x in items if x)
+        if kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
         if kind == "int":
             if isinstance(raw, bool):
                 raise ValueError
@@ -179,6 +190,8 @@ def _validate(s: Settings) -> None:
     for name in ("typing_throttle_ms", "call_grace_s"):
         if getattr(s, name) < 0:
             raise SettingsError(f"{name}: must not be negative, got {getattr(s, name)}")
+    if s.event_loop not in ("uvloop", "asyncio"):
+        raise SettingsError(f"event_loop: must be uvloop or asyncio, got {s.event_loop!r}")
     if s.redis_url and not s.redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise SettingsError("redis_url: must start with redis://, rediss:// or unix://")
     if s.redis_url and s.is_sqlite:
