@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from aurora.context import Aurora
-from aurora.errors import not_found
+from aurora.errors import invalid, not_found
 from aurora.realtime.base import AuroraNamespace
 from aurora.realtime.rooms import CHAT_NAMESPACE, conversation_room, user_room
 from aurora.services.validation import conversation_id_of, payload_dict
@@ -77,7 +77,9 @@ class ChatNamespace(AuroraNamespace):
     async def on_typing(self, sid: str, data: Any) -> dict[str, Any]:
         payload = payload_dict(data)
         conversation_id = conversation_id_of(payload.get("conversation_id"))
-        typing = bool(payload.get("typing", True))
+        typing = payload.get("typing", True)
+        if not isinstance(typing, bool):  # bool("false") is True: a wrong type must not read as typing
+            raise invalid("typing must be true or false")
         session = await self.get_session(sid)
         user = session["user"]
         if not await self._is_member(sid, user, conversation_id):
