@@ -25,6 +25,7 @@ from aurora.services.calls import Calls
 from aurora.services.conversations import Conversations
 from aurora.services.messages import Messages
 from aurora.services.presence import Presence
+from aurora.services.socket_registry import LocalSocketRegistry, RedisSocketRegistry
 from aurora.services.tokens import TokenSigner
 from aurora.settings import Settings
 from aurora.storage.database import Storage, open_database
@@ -48,9 +49,26 @@ def _cors_origins(settings: Settings) -> str | list[str] | None:
     return list(settings.cors_allowed_origins) or None
 
 
+def build_client_manager(settings: Settings) -> socketio.AsyncManager | None:
+    """Several processes share emits and room changes through Redis pub/sub (JSON, never pickle)."""
+    if not settings.redis_url:
+        return None
+    return socketio.AsyncRedisManager(
+        settings.redis_url, channel="aurora:socketio",
+        redis_options={"socket_connect_timeout": 2, "health_check_interval": 10},
+    )
+
+
+def build_registry(settings: Settings) -> LocalSocketRegistry:
+    if not settings.redis_url:
+        return LocalSocketRegistry()
+    return RedisSocketRegistry(settings.redis_url, dead_after_s=settings.presence_dead_after_s)
+
+
 def build_socketio_server(settings: Settings) -> socketio.AsyncServer:
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
+        client_manager=build_client_manager(settings),
         cors_allowed_origins=_cors_origins(settings),
         max_http_buffer_size=settings.max_packet_bytes,
         logger=False,
@@ -66,12 +84,13 @@ def build_aurora(settings: Settings, sio: socketio.AsyncServer) -> Aurora:
         settings.database_url, sqlite_synchronous=settings.sqlite_synchronous, base_dir=Path.cwd()
     )
     storage = Storage(database, threads=settings.db_threads)
-    notifier = Notifier(sio)
+    registry = build_registry(settings)
+    notifier = Notifier(sio, registry)
     signer = TokenSigner(settings.secret_keys, settings.token_max_age_s)
-    presence = Presence(storage, notifier)
+    presence = Presence(storage, notifier, registry)
     messages = Messages(settings, storage, notifier)
     return Aurora(
-        settings=settings, storage=storage, sio=sio, notifier=notifier, signer=signer,
+        settings=settings, storage=storage, sio=sio, notifier=notifier, signer=signer, registry=registry,
         accounts=Accounts(settings, storage, signer), presence=presence,
         conversations=Conversations(storage, notifier, presence),
         messages=messages,
@@ -102,10 +121,12 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if applied:
         log.info("Database schema migrated to version %d", applied[-1])
     aurora.messages.writer.start()
+    await aurora.registry.start(aurora.presence.users_gone)
     ended = await aurora.calls.end_calls_left_by_previous_process()
     if ended:
         log.info("Ended %d call(s) left ringing or active by a previous process", ended)
     yield
     await aurora.calls.stop()
+    await aurora.registry.stop()
     await aurora.messages.writer.stop()
     aurora.storage.close()

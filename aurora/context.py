@@ -13,6 +13,7 @@ from aurora.services.calls import Calls
 from aurora.services.conversations import Conversations
 from aurora.services.messages import Messages
 from aurora.services.presence import Presence
+from aurora.services.socket_registry import LocalSocketRegistry
 from aurora.services.tokens import TokenSigner
 from aurora.settings import Settings
 from aurora.storage.database import Storage
@@ -24,6 +25,7 @@ class Aurora:
     storage: Storage
     sio: socketio.AsyncServer
     notifier: Notifier
+    registry: LocalSocketRegistry
     signer: TokenSigner
     accounts: Accounts
     presence: Presence

@@ -54,6 +54,7 @@ class Settings:
     turn_secret: str = field(default="", repr=False)
     turn_ttl_s: int = 3600
     redis_url: str = ""
+    presence_dead_after_s: float = 10.0
     websocket_compression: bool = False
     event_loop: str = "uvloop"
 

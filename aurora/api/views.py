@@ -26,6 +26,11 @@ async def health(request: web.Request) -> web.Response:
         log.warning("health check: database unreachable: %s", exc.__class__.__name__)
         body.update(status="error", database="error")
         status = 503
+    queue = await app.registry.status()
+    if queue is not None:
+        body["message_queue"] = queue
+        if queue != "ok" and status == 200:
+            body["status"] = "degraded"  # still 200: this process serves its own clients
     body["connections"] = app.presence.connection_count()
     return web.json_response(body, status=status)
 
@@ -53,14 +58,14 @@ async def logout(request: web.Request) -> web.Response:
 
 async def me(request: web.Request) -> web.Response:
     user = await current_user(request)
-    return web.json_response({"user": aurora(request).presence.annotate_user(user)})
+    return web.json_response({"user": await aurora(request).presence.annotate_user(user)})
 
 
 async def search_users(request: web.Request) -> web.Response:
     await current_user(request)
     app = aurora(request)
     users = await app.accounts.search(request.query.get("q"))
-    return web.json_response({"users": [app.presence.annotate_user(u) for u in users]})
+    return web.json_response({"users": await app.presence.annotate_users(users)})
 
 
 # -- conversations ----------------------------------------------------------

@@ -14,30 +14,30 @@ from typing import Any
 import socketio
 
 from aurora.realtime.rooms import CHAT_NAMESPACE, conversation_room, user_room
+from aurora.services.socket_registry import LocalSocketRegistry
 
 log = logging.getLogger(__name__)
 
 
 class Notifier:
-    def __init__(self, sio: socketio.AsyncServer) -> None:
+    def __init__(self, sio: socketio.AsyncServer, registry: LocalSocketRegistry) -> None:
         self.sio = sio
+        self.registry = registry
 
     # -- who is where ---------------------------------------------------
-    def sids_of_user(self, user_id: int, namespace: str = CHAT_NAMESPACE) -> list[str]:
-        return [sid for sid, _ in self.sio.manager.get_participants(namespace, user_room(user_id))]
-
-    def count_in_room(self, room: str, namespace: str = CHAT_NAMESPACE) -> int:
-        return sum(1 for _ in self.sio.manager.get_participants(namespace, room))
+    async def sids_of_user(self, user_id: int, namespace: str = CHAT_NAMESPACE) -> list[str]:
+        """Every socket of the user, on any process (room changes to remote sids go through the queue)."""
+        return await self.registry.sids_of_user(namespace, user_id)
 
     async def subscribe_users(self, user_ids: Iterable[int], conversation_id: int) -> None:
         room = conversation_room(conversation_id)
         for user_id in user_ids:
-            for sid in self.sids_of_user(user_id):
+            for sid in await self.sids_of_user(user_id):
                 await self.sio.enter_room(sid, room, namespace=CHAT_NAMESPACE)
 
     async def unsubscribe_user(self, user_id: int, conversation_id: int) -> None:
         room = conversation_room(conversation_id)
-        for sid in self.sids_of_user(user_id):
+        for sid in await self.sids_of_user(user_id):
             await self.sio.leave_room(sid, room, namespace=CHAT_NAMESPACE)
 
     # -- chat events ----------------------------------------------------
@@ -84,7 +84,7 @@ class Notifier:
     async def typing(self, conversation_id: int, user_id: int, typing: bool) -> None:
         await self.sio.emit(
             "typing", {"conversation_id": conversation_id, "user_id": user_id, "typing": typing},
-            to=conversation_room(conversation_id), skip_sid=self.sids_of_user(user_id),
+            to=conversation_room(conversation_id), skip_sid=await self.sids_of_user(user_id),
             namespace=CHAT_NAMESPACE,
         )
 

@@ -52,14 +52,14 @@ class Conversations:
             created = True
         if created:
             await self._notifier.conversation_created(conversation)
-        return self._presence.annotate(conversation), created
+        return await self._presence.annotate(conversation), created
 
     async def get(self, user: dict[str, Any], conversation_id: Any) -> dict[str, Any]:
         conversation = await self._storage.read(store.get_for_member, conversation_id_of(conversation_id), user["id"])
-        return self._presence.annotate(conversation)
+        return await self._presence.annotate(conversation)
 
     async def list(self, user: dict[str, Any]) -> list[dict[str, Any]]:
-        return [self._presence.annotate(c) for c in await self._storage.read(store.list_for_user, user["id"])]
+        return [await self._presence.annotate(c) for c in await self._storage.read(store.list_for_user, user["id"])]
 
     async def add_members(self, user: dict[str, Any], conversation_id: Any, user_ids: Any) -> dict[str, Any]:
         cid = conversation_id_of(conversation_id)
@@ -71,7 +71,7 @@ class Conversations:
         conversation, added = await self._storage.write(store.add_members_txn, cid, user["id"], ids)
         if added:
             await self._notifier.members_added(conversation, added)
-        return self._presence.annotate(conversation)
+        return await self._presence.annotate(conversation)
 
     async def leave(self, user: dict[str, Any], conversation_id: Any) -> None:
         cid = conversation_id_of(conversation_id)

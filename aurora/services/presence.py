@@ -1,47 +1,59 @@
-"""Who is online: a user is online while at least one /chat socket of theirs is connected."""
+"""Who is online: a user is online while at least one /chat socket of theirs is connected anywhere."""
 
 from __future__ import annotations
 
-from collections import Counter
+import logging
 from typing import Any
 
 from aurora.realtime.notifier import Notifier
+from aurora.realtime.rooms import CHAT_NAMESPACE
+from aurora.services.socket_registry import LocalSocketRegistry
 from aurora.storage import conversations as conversation_store
 from aurora.storage import users as user_store
 from aurora.storage.database import Storage
 
+log = logging.getLogger(__name__)
+
 
 class Presence:
-    def __init__(self, storage: Storage, notifier: Notifier) -> None:
+    def __init__(self, storage: Storage, notifier: Notifier, registry: LocalSocketRegistry) -> None:
         self._storage = storage
         self._notifier = notifier
-        # Sockets per user on this process (rebuilt naturally: it counts live connections).
-        self._sockets: Counter[int] = Counter()
+        self._registry = registry
 
-    def is_online(self, user_id: int) -> bool:
-        return self._sockets[user_id] > 0
+    async def annotate_users(self, users: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        online = await self._registry.online(CHAT_NAMESPACE, [u["id"] for u in users])
+        return [{**u, "online": u["id"] in online} for u in users]
 
-    def annotate_user(self, user: dict[str, Any]) -> dict[str, Any]:
-        return {**user, "online": self.is_online(user["id"])}
+    async def annotate_user(self, user: dict[str, Any]) -> dict[str, Any]:
+        return (await self.annotate_users([user]))[0]
 
-    def annotate(self, conversation: dict[str, Any]) -> dict[str, Any]:
-        return {**conversation, "members": [self.annotate_user(m) for m in conversation["members"]]}
+    async def annotate(self, conversation: dict[str, Any]) -> dict[str, Any]:
+        return {**conversation, "members": await self.annotate_users(conversation["members"])}
 
-    async def socket_connected(self, user: dict[str, Any]) -> None:
-        self._sockets[user["id"]] += 1
-        if self._sockets[user["id"]] == 1:
+    async def socket_connected(self, user: dict[str, Any], sid: str) -> None:
+        if await self._registry.add(CHAT_NAMESPACE, user["id"], sid):
             contacts = await self._storage.read(conversation_store.contact_ids, user["id"])
             await self._notifier.presence(user["id"], True, user.get("last_seen_at"), contacts)
 
-    async def socket_disconnected(self, user: dict[str, Any]) -> None:
-        self._sockets[user["id"]] -= 1
-        if self._sockets[user["id"]] <= 0:
-            del self._sockets[user["id"]]
-            last_seen = await self._storage.write(user_store.touch_last_seen, user["id"])
-            if self.is_online(user["id"]):  # came back while we were writing
-                return
-            contacts = await self._storage.read(conversation_store.contact_ids, user["id"])
-            await self._notifier.presence(user["id"], False, last_seen, contacts)
+    async def socket_disconnected(self, user: dict[str, Any], sid: str) -> None:
+        if await self._registry.remove(CHAT_NAMESPACE, user["id"], sid):
+            await self._went_offline(user["id"])
+
+    async def users_gone(self, user_ids: list[int]) -> None:
+        """Users whose last sockets were on a process that died."""
+        for user_id in user_ids:
+            try:
+                await self._went_offline(user_id)
+            except Exception:
+                log.exception("reporting user %s offline failed", user_id)
+
+    async def _went_offline(self, user_id: int) -> None:
+        last_seen = await self._storage.write(user_store.touch_last_seen, user_id)
+        if await self._registry.online(CHAT_NAMESPACE, [user_id]):  # came back meanwhile
+            return
+        contacts = await self._storage.read(conversation_store.contact_ids, user_id)
+        await self._notifier.presence(user_id, False, last_seen, contacts)
 
     def connection_count(self) -> int:
-        return sum(self._sockets.values())
+        return self._registry.local_count()

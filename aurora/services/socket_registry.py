@@ -1,0 +1,244 @@
+"""Which sockets each user has open, on this process or across the cluster.
+
+Single process: a local index. With Redis (several processes): the same index
+is mirrored into Redis sets so any process can find every socket of a user (to
+subscribe it to a new conversation, to know whether the user is online). Each
+process heartbeats; when one dies without saying goodbye, another reaps its
+sockets after `presence_dead_after_s` and reports the users who went offline.
+While Redis is unreachable the local index keeps working, and it is written
+back in full once Redis answers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# Called with the ids of users whose last socket vanished with a dead process.
+OnUsersGone = Callable[[list[int]], Awaitable[None]]
+
+
+class LocalSocketRegistry:
+    """Sockets of this process only: the index everything else builds on."""
+
+    def __init__(self) -> None:
+        self.host_id = uuid.uuid4().hex
+        self._by_user: dict[tuple[str, int], set[str]] = defaultdict(set)
+        self._by_sid: dict[str, tuple[str, int]] = {}
+
+    async def start(self, on_users_gone: OnUsersGone) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    def _add_local(self, namespace: str, user_id: int, sid: str) -> None:
+        self._by_user[(namespace, user_id)].add(sid)
+        self._by_sid[sid] = (namespace, user_id)
+
+    def _remove_local(self, namespace: str, user_id: int, sid: str) -> None:
+        sids = self._by_user.get((namespace, user_id))
+        if sids is not None:
+            sids.discard(sid)
+            if not sids:
+                del self._by_user[(namespace, user_id)]
+        self._by_sid.pop(sid, None)
+
+    async def add(self, namespace: str, user_id: int, sid: str) -> bool:
+        """Register a socket; True when it is the user's first in this namespace."""
+        self._add_local(namespace, user_id, sid)
+        return len(self._by_user[(namespace, user_id)]) == 1
+
+    async def remove(self, namespace: str, user_id: int, sid: str) -> bool:
+        """Forget a socket; True when it was the user's last in this namespace."""
+        self._remove_local(namespace, user_id, sid)
+        return (namespace, user_id) not in self._by_user
+
+    async def sids_of_user(self, namespace: str, user_id: int) -> list[str]:
+        return sorted(self._by_user.get((namespace, user_id), ()))
+
+    async def online(self, namespace: str, user_ids: Iterable[int]) -> set[int]:
+        return {uid for uid in user_ids if (namespace, uid) in self._by_user}
+
+    def local_count(self) -> int:
+        return len(self._by_sid)
+
+    async def status(self) -> str | None:
+        """None without a message queue; "ok" or "error" with one."""
+        return None
+
+
+def _user_key(namespace: str, user_id: int) -> str:
+    return f"aurora:sockets:{namespace}:{user_id}"
+
+
+def _host_key(host_id: str) -> str:
+    return f"aurora:host:{host_id}"
+
+
+HOSTS_KEY = "aurora:hosts"
+
+
+class RedisSocketRegistry(LocalSocketRegistry):
+    def __init__(self, redis_url: str, *, heartbeat_s: float = 2.0, dead_after_s: float = 10.0) -> None:
+        super().__init__()
+        import redis.asyncio as aioredis
+
+        self._redis = aioredis.Redis.from_url(
+            redis_url, socket_connect_timeout=2, socket_timeout=2, decode_responses=True
+        )
+        self._heartbeat_s = heartbeat_s
+        self._dead_after_s = dead_after_s
+        self._dirty = True  # the Redis copy must be (re)written from the local index
+        self._healthy = False
+        self._task: asyncio.Task[None] | None = None
+        self._on_users_gone: OnUsersGone | None = None
+
+    async def start(self, on_users_gone: OnUsersGone) -> None:
+        self._on_users_gone = on_users_gone
+        await self._beat()
+        self._task = asyncio.create_task(self._heartbeat_loop(), name="aurora-socket-registry")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(Exception):
+            await self._forget_host(self.host_id)
+        await self._redis.aclose()
+
+    async def _guard(self, action: Callable[[], Awaitable[Any]], fallback: Any) -> Any:
+        try:
+            result = await action()
+        except Exception as exc:  # Redis down: serve from the local index, resync later
+            if self._healthy:
+                log.warning("Redis unreachable (%s); presence falls back to this process", exc.__class__.__name__)
+            self._healthy = False
+            self._dirty = True
+            return fallback
+        return result
+
+    async def add(self, namespace: str, user_id: int, sid: str) -> bool:
+        local_first = await super().add(namespace, user_id, sid)
+
+        async def write() -> bool:
+            pipe = self._redis.pipeline()
+            pipe.sadd(_user_key(namespace, user_id), sid)
+            pipe.sadd(_host_key(self.host_id), f"{namespace}|{user_id}|{sid}")
+            pipe.scard(_user_key(namespace, user_id))
+            return (await pipe.execute())[2] == 1
+        return await self._guard(write, local_first)
+
+    async def remove(self, namespace: str, user_id: int, sid: str) -> bool:
+        local_last = await super().remove(namespace, user_id, sid)
+
+        async def write() -> bool:
+            pipe = self._redis.pipeline()
+            pipe.srem(_user_key(namespace, user_id), sid)
+            pipe.srem(_host_key(self.host_id), f"{namespace}|{user_id}|{sid}")
+            pipe.scard(_user_key(namespace, user_id))
+            return (await pipe.execute())[2] == 0
+        return await self._guard(write, local_last)
+
+    async def sids_of_user(self, namespace: str, user_id: int) -> list[str]:
+        local = await super().sids_of_user(namespace, user_id)
+
+        async def read() -> list[str]:
+            return sorted(set(local) | set(await self._redis.smembers(_user_key(namespace, user_id))))
+        return await self._guard(read, local)
+
+    async def online(self, namespace: str, user_ids: Iterable[int]) -> set[int]:
+        ids = list(user_ids)
+        local = await super().online(namespace, ids)
+
+        async def read() -> set[int]:
+            pipe = self._redis.pipeline()
+            for uid in ids:
+                pipe.scard(_user_key(namespace, uid))
+            counts = await pipe.execute()
+            return local | {uid for uid, n in zip(ids, counts, strict=True) if n > 0}
+        return await self._guard(read, local)
+
+    async def status(self) -> str | None:
+        try:
+            await self._redis.ping()
+        except Exception:
+            return "error"
+        return "ok"
+
+    # -- heartbeat, resync and reaping of dead processes ---------------------
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._heartbeat_s)
+            try:
+                await self._beat()
+            except Exception:
+                log.exception("socket registry heartbeat failed")
+
+    async def _beat(self) -> None:
+        async def beat() -> None:
+            await self._redis.zadd(HOSTS_KEY, {self.host_id: time.time()})
+            if self._dirty:
+                await self._resync()
+            if not self._healthy:
+                log.info("Redis reachable; cluster presence is in sync")
+            self._healthy = True
+            await self._reap_dead_hosts()
+        await self._guard(beat, None)
+
+    async def _resync(self) -> None:
+        """Write the local index to Redis in full (after start-up or an outage)."""
+        entries = {f"{ns}|{uid}|{sid}" for sid, (ns, uid) in self._by_sid.items()}
+        previous = await self._redis.smembers(_host_key(self.host_id))
+        pipe = self._redis.pipeline()
+        for stale in previous - entries:
+            ns, uid, sid = stale.split("|", 2)
+            pipe.srem(_user_key(ns, int(uid)), sid)
+            pipe.srem(_host_key(self.host_id), stale)
+        for entry in entries:
+            ns, uid, sid = entry.split("|", 2)
+            pipe.sadd(_user_key(ns, int(uid)), sid)
+            pipe.sadd(_host_key(self.host_id), entry)
+        await pipe.execute()
+        self._dirty = False
+
+    async def _reap_dead_hosts(self) -> None:
+        dead = await self._redis.zrangebyscore(HOSTS_KEY, "-inf", time.time() - self._dead_after_s)
+        for host_id in dead:
+            if host_id == self.host_id:
+                continue
+            # Exactly one live process reaps each dead one.
+            if not await self._redis.set(f"aurora:reap:{host_id}", self.host_id, nx=True, ex=60):
+                continue
+            gone = await self._forget_host(host_id)
+            log.warning("Process %s stopped heartbeating; reaped its sockets (%d users now offline)",
+                        host_id, len(gone))
+            if gone and self._on_users_gone is not None:
+                await self._on_users_gone(gone)
+
+    async def _forget_host(self, host_id: str) -> list[int]:
+        """Remove a host's sockets from Redis; returns /chat users left with no socket anywhere."""
+        entries = await self._redis.smembers(_host_key(host_id))
+        touched: set[tuple[str, int]] = set()
+        pipe = self._redis.pipeline()
+        for entry in entries:
+            ns, uid, sid = entry.split("|", 2)
+            pipe.srem(_user_key(ns, int(uid)), sid)
+            touched.add((ns, int(uid)))
+        pipe.delete(_host_key(host_id))
+        pipe.zrem(HOSTS_KEY, host_id)
+        await pipe.execute()
+        gone = []
+        for ns, uid in touched:
+            if ns == "/chat" and await self._redis.scard(_user_key(ns, uid)) == 0:
+                gone.append(uid)
+        return gone
