@@ -183,7 +183,9 @@ class Calls:
         direct = len(call["invitees"]) == 1
         updated = await self._storage.write(store.set_participant_txn, call["id"], user_id, participant_state)
         if direct:
-            return await self._end_locked(call["id"], reason) or updated
+            # The leaver hears call_ended too: they were in the call until now.
+            return await self._end_locked(call["id"], reason, live_for=call["participants"] + call["ringing"]) \
+                or updated
         self._cancel_grace_timer(call["id"], user_id)
         self._devices.get(call["id"], {}).pop(user_id, None)
         await self._notifier.to_users("call_ended", {"call_id": call["id"], "reason": reason, "call": updated},
@@ -196,7 +198,16 @@ class Calls:
             return await self._end_locked(call["id"], reason) or updated
         return updated
 
-    async def _end_locked(self, call_id: int, reason: str) -> dict[str, Any] | None:
+    async def _end_locked(self, call_id: int, reason: str,
+                          live_for: list[int] | None = None) -> dict[str, Any] | None:
+        """End the call; call_ended goes to the users it was still live for (joined or ringing).
+
+        Those who already dropped out (left, rejected, missed) had their call_ended then, and a busy
+        invitee was never rung, so none of them hears about this call again.
+        """
+        if live_for is None:
+            before = await self._storage.read(store.get_call, call_id)
+            live_for = [] if before is None else before["participants"] + before["ringing"]
         call = await self._storage.write(store.end_call_txn, call_id, reason)
         self._cancel_ring_timer(call_id)
         for (cid, uid) in [k for k in self._grace_timers if k[0] == call_id]:
@@ -204,8 +215,8 @@ class Calls:
         self._devices.pop(call_id, None)
         if call is None:
             return None
-        everyone = [call["caller_id"]] + [int(uid) for uid in call["invitees"]]
-        await self._notifier.to_users("call_ended", {"call_id": call_id, "reason": reason, "call": call}, everyone)
+        await self._notifier.to_users("call_ended", {"call_id": call_id, "reason": reason, "call": call},
+                                      list(dict.fromkeys(live_for)))
         try:
             await self._messages.store_system_message(summary_message(call))
         except Exception:

@@ -169,3 +169,28 @@ class SocketFactory:
         for client in self._clients:
             if client.connected:
                 await client.disconnect()
+
+
+# -- helpers for the /calls tests ---------------------------------------------
+async def acked(sock: TestSocket, event: str, data: Any = None) -> dict[str, Any]:
+    """Emit with an ack that must be {ok: true, ...}; return the ack."""
+    ack = await sock.call(event, data)
+    assert isinstance(ack, dict) and ack.get("ok") is True, (event, data, ack)
+    return ack
+
+
+async def refused(sock: TestSocket, event: str, data: Any, code: str) -> dict[str, Any]:
+    """Emit with an ack that must be {ok: false, error: {code, message}} with this code; return the error."""
+    ack = await sock.call(event, data)
+    assert isinstance(ack, dict) and ack.get("ok") is False, (event, data, ack)
+    assert ack["error"]["code"] == code, (event, data, ack)
+    assert isinstance(ack["error"].get("message"), str) and ack["error"]["message"], ack
+    return ack["error"]
+
+
+async def round_trip(sock: TestSocket) -> None:
+    """One acknowledged exchange on this socket: everything the server emitted to it before
+    handling this event has been received (a socket's packets arrive in order).
+    An unknown event is used because every event, even an unknown one, is acknowledged."""
+    ack = await sock.call("__round_trip__")
+    assert ack["ok"] is False and ack["error"]["code"] == "invalid", ack
