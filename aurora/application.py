@@ -54,7 +54,7 @@ def build_client_manager(settings: Settings) -> socketio.AsyncManager | None:
     if not settings.redis_url:
         return None
     return socketio.AsyncRedisManager(
-        settings.redis_url, channel="aurora:socketio",
+        settings.redis_url, channel=f"{settings.redis_prefix}:socketio",
         redis_options={"socket_connect_timeout": 2, "health_check_interval": 10},
     )
 
@@ -62,7 +62,9 @@ def build_client_manager(settings: Settings) -> socketio.AsyncManager | None:
 def build_registry(settings: Settings) -> LocalSocketRegistry:
     if not settings.redis_url:
         return LocalSocketRegistry()
-    return RedisSocketRegistry(settings.redis_url, dead_after_s=settings.presence_dead_after_s)
+    return RedisSocketRegistry(
+        settings.redis_url, prefix=settings.redis_prefix, dead_after_s=settings.presence_dead_after_s
+    )
 
 
 def build_socketio_server(settings: Settings) -> socketio.AsyncServer:

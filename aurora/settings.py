@@ -54,6 +54,7 @@ class Settings:
     turn_secret: str = field(default="", repr=False)
     turn_ttl_s: int = 3600
     redis_url: str = ""
+    redis_prefix: str = "aurora"
     presence_dead_after_s: float = 10.0
     websocket_compression: bool = False
     event_loop: str = "uvloop"
@@ -191,6 +192,8 @@ def _validate(s: Settings) -> None:
     for name in ("typing_throttle_ms", "call_grace_s"):
         if getattr(s, name) < 0:
             raise SettingsError(f"{name}: must not be negative, got {getattr(s, name)}")
+    if not s.redis_prefix or not s.redis_prefix.replace("-", "").replace("_", "").isalnum():
+        raise SettingsError(f"redis_prefix: letters, digits, - and _ only, got {s.redis_prefix!r}")
     if s.event_loop not in ("uvloop", "asyncio"):
         raise SettingsError(f"event_loop: must be uvloop or asyncio, got {s.event_loop!r}")
     if s.redis_url and not s.redis_url.startswith(("redis://", "rediss://", "unix://")):

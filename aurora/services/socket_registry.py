@@ -76,31 +76,28 @@ class LocalSocketRegistry:
         return None
 
 
-def _user_key(namespace: str, user_id: int) -> str:
-    return f"aurora:sockets:{namespace}:{user_id}"
-
-
-def _host_key(host_id: str) -> str:
-    return f"aurora:host:{host_id}"
-
-
-HOSTS_KEY = "aurora:hosts"
-
-
 class RedisSocketRegistry(LocalSocketRegistry):
-    def __init__(self, redis_url: str, *, heartbeat_s: float = 2.0, dead_after_s: float = 10.0) -> None:
+    def __init__(self, redis_url: str, *, prefix: str = "aurora", dead_after_s: float = 10.0) -> None:
         super().__init__()
+        self._prefix = prefix
+        self._hosts_key = f"{prefix}:hosts"
         import redis.asyncio as aioredis
 
         self._redis = aioredis.Redis.from_url(
             redis_url, socket_connect_timeout=2, socket_timeout=2, decode_responses=True
         )
-        self._heartbeat_s = heartbeat_s
+        self._heartbeat_s = max(0.2, dead_after_s / 4)
         self._dead_after_s = dead_after_s
         self._dirty = True  # the Redis copy must be (re)written from the local index
         self._healthy = False
         self._task: asyncio.Task[None] | None = None
         self._on_users_gone: OnUsersGone | None = None
+
+    def _user_key(self, namespace: str, user_id: int) -> str:
+        return f"{self._prefix}:sockets:{namespace}:{user_id}"
+
+    def _host_key(self, host_id: str) -> str:
+        return f"{self._prefix}:host:{host_id}"
 
     async def start(self, on_users_gone: OnUsersGone) -> None:
         self._on_users_gone = on_users_gone
@@ -132,9 +129,9 @@ class RedisSocketRegistry(LocalSocketRegistry):
 
         async def write() -> bool:
             pipe = self._redis.pipeline()
-            pipe.sadd(_user_key(namespace, user_id), sid)
-            pipe.sadd(_host_key(self.host_id), f"{namespace}|{user_id}|{sid}")
-            pipe.scard(_user_key(namespace, user_id))
+            pipe.sadd(self._user_key(namespace, user_id), sid)
+            pipe.sadd(self._host_key(self.host_id), f"{namespace}|{user_id}|{sid}")
+            pipe.scard(self._user_key(namespace, user_id))
             return (await pipe.execute())[2] == 1
         return await self._guard(write, local_first)
 
@@ -143,9 +140,9 @@ class RedisSocketRegistry(LocalSocketRegistry):
 
         async def write() -> bool:
             pipe = self._redis.pipeline()
-            pipe.srem(_user_key(namespace, user_id), sid)
-            pipe.srem(_host_key(self.host_id), f"{namespace}|{user_id}|{sid}")
-            pipe.scard(_user_key(namespace, user_id))
+            pipe.srem(self._user_key(namespace, user_id), sid)
+            pipe.srem(self._host_key(self.host_id), f"{namespace}|{user_id}|{sid}")
+            pipe.scard(self._user_key(namespace, user_id))
             return (await pipe.execute())[2] == 0
         return await self._guard(write, local_last)
 
@@ -153,7 +150,7 @@ class RedisSocketRegistry(LocalSocketRegistry):
         local = await super().sids_of_user(namespace, user_id)
 
         async def read() -> list[str]:
-            return sorted(set(local) | set(await self._redis.smembers(_user_key(namespace, user_id))))
+            return sorted(set(local) | set(await self._redis.smembers(self._user_key(namespace, user_id))))
         return await self._guard(read, local)
 
     async def online(self, namespace: str, user_ids: Iterable[int]) -> set[int]:
@@ -163,7 +160,7 @@ class RedisSocketRegistry(LocalSocketRegistry):
         async def read() -> set[int]:
             pipe = self._redis.pipeline()
             for uid in ids:
-                pipe.scard(_user_key(namespace, uid))
+                pipe.scard(self._user_key(namespace, uid))
             counts = await pipe.execute()
             return local | {uid for uid, n in zip(ids, counts, strict=True) if n > 0}
         return await self._guard(read, local)
@@ -186,7 +183,7 @@ class RedisSocketRegistry(LocalSocketRegistry):
 
     async def _beat(self) -> None:
         async def beat() -> None:
-            await self._redis.zadd(HOSTS_KEY, {self.host_id: time.time()})
+            await self._redis.zadd(self._hosts_key, {self.host_id: time.time()})
             if self._dirty:
                 await self._resync()
             if not self._healthy:
@@ -198,26 +195,26 @@ class RedisSocketRegistry(LocalSocketRegistry):
     async def _resync(self) -> None:
         """Write the local index to Redis in full (after start-up or an outage)."""
         entries = {f"{ns}|{uid}|{sid}" for sid, (ns, uid) in self._by_sid.items()}
-        previous = await self._redis.smembers(_host_key(self.host_id))
+        previous = await self._redis.smembers(self._host_key(self.host_id))
         pipe = self._redis.pipeline()
         for stale in previous - entries:
             ns, uid, sid = stale.split("|", 2)
-            pipe.srem(_user_key(ns, int(uid)), sid)
-            pipe.srem(_host_key(self.host_id), stale)
+            pipe.srem(self._user_key(ns, int(uid)), sid)
+            pipe.srem(self._host_key(self.host_id), stale)
         for entry in entries:
             ns, uid, sid = entry.split("|", 2)
-            pipe.sadd(_user_key(ns, int(uid)), sid)
-            pipe.sadd(_host_key(self.host_id), entry)
+            pipe.sadd(self._user_key(ns, int(uid)), sid)
+            pipe.sadd(self._host_key(self.host_id), entry)
         await pipe.execute()
         self._dirty = False
 
     async def _reap_dead_hosts(self) -> None:
-        dead = await self._redis.zrangebyscore(HOSTS_KEY, "-inf", time.time() - self._dead_after_s)
+        dead = await self._redis.zrangebyscore(self._hosts_key, "-inf", time.time() - self._dead_after_s)
         for host_id in dead:
             if host_id == self.host_id:
                 continue
             # Exactly one live process reaps each dead one.
-            if not await self._redis.set(f"aurora:reap:{host_id}", self.host_id, nx=True, ex=60):
+            if not await self._redis.set(f"{self._prefix}:reap:{host_id}", self.host_id, nx=True, ex=60):
                 continue
             gone = await self._forget_host(host_id)
             log.warning("Process %s stopped heartbeating; reaped its sockets (%d users now offline)",
@@ -227,18 +224,18 @@ class RedisSocketRegistry(LocalSocketRegistry):
 
     async def _forget_host(self, host_id: str) -> list[int]:
         """Remove a host's sockets from Redis; returns /chat users left with no socket anywhere."""
-        entries = await self._redis.smembers(_host_key(host_id))
+        entries = await self._redis.smembers(self._host_key(host_id))
         touched: set[tuple[str, int]] = set()
         pipe = self._redis.pipeline()
         for entry in entries:
             ns, uid, sid = entry.split("|", 2)
-            pipe.srem(_user_key(ns, int(uid)), sid)
+            pipe.srem(self._user_key(ns, int(uid)), sid)
             touched.add((ns, int(uid)))
-        pipe.delete(_host_key(host_id))
-        pipe.zrem(HOSTS_KEY, host_id)
+        pipe.delete(self._host_key(host_id))
+        pipe.zrem(self._hosts_key, host_id)
         await pipe.execute()
         gone = []
         for ns, uid in touched:
-            if ns == "/chat" and await self._redis.scard(_user_key(ns, uid)) == 0:
+            if ns == "/chat" and await self._redis.scard(self._user_key(ns, uid)) == 0:
                 gone.append(uid)
         return gone
