@@ -1,0 +1,123 @@
+"""Probes: GET / and GET /health, including a real database outage on PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse, urlunparse
+
+import pytest
+
+from tests.conftest import make_settings, start_server
+from tests.support.clients import Api
+from tests.support.services import postgres_admin_url, require_or_skip
+
+
+async def test_root_answers_plain_text_without_auth(api: Api) -> None:
+    async with api.session.get(api.base_url + "/") as response:
+        assert response.status == 200
+        assert response.content_type == "text/plain"
+        assert await response.text() == "Aurora WebSocket Server Running"
+    async with api.session.head(api.base_url + "/") as response:
+        assert response.status == 200
+
+
+async def test_health_ok(api: Api) -> None:
+    status, body = await api.request("GET", "/health")
+    assert status == 200
+    assert body["status"] == "ok"
+    assert body["database"] == "ok"
+    assert body["connections"] == 0
+
+
+# -- a real outage ---------------------------------------------------------------------------------------
+
+
+def _admin() -> Any:
+    import psycopg2
+
+    try:
+        conn = psycopg2.connect(postgres_admin_url(), connect_timeout=3)
+    except psycopg2.OperationalError as exc:
+        require_or_skip("PostgreSQL", str(exc).splitlines()[0])
+        raise
+    conn.autocommit = True
+    return conn
+
+
+@pytest.fixture
+def throwaway_database() -> Iterator[tuple[str, Any]]:
+    """A PostgreSQL database of its own (so it can be closed to connections), dropped afterwards."""
+    admin = _admin()
+    name = f"aurora_health_{uuid.uuid4().hex[:12]}"
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")
+    url = urlunparse(urlparse(postgres_admin_url())._replace(path=f"/{name}"))
+    try:
+        yield url, (admin, name)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+
+def _cut_off(admin: Any, name: str) -> None:
+    with admin.cursor() as cur:
+        cur.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+
+
+def _restore(admin: Any, name: str) -> None:
+    with admin.cursor() as cur:
+        cur.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+
+
+async def test_health_is_503_while_the_database_is_unreachable_and_recovers(
+        tmp_path: Path, throwaway_database: tuple[str, Any]) -> None:
+    url, (admin, name) = throwaway_database
+    running = await start_server(make_settings(tmp_path, url))
+    api = Api(running.url)
+    try:
+        account = await api.register()
+        status, body = await api.request("GET", "/health")
+        assert (status, body["status"], body["database"]) == (200, "ok", "ok")
+
+        _cut_off(admin, name)
+        # Checked live, every time: pooled connections are dead and new ones are refused.
+        for _ in range(3):
+            status, body = await api.request("GET", "/health")
+            assert status == 503, body
+            assert body["database"] == "error"
+            assert body["status"] == "error"
+        # Other requests fail cleanly, without leaking what went wrong inside.
+        status, body = await api.request("GET", "/api/me", token=account.token)
+        assert status in (500, 503), body
+        assert body["error"]["code"] in ("internal", "unavailable")
+        text = str(body).lower()
+        assert "psycopg" not in text and "traceback" not in text and name not in text
+        # The root probe does not depend on the database.
+        status, text_body = await api.request("GET", "/")
+        assert status == 200 and text_body == "Aurora WebSocket Server Running"
+
+        _restore(admin, name)
+        # Dead pooled connections are discarded one by one; the server heals without a restart.
+        statuses = []
+        for _ in range(20):
+            status, body = await api.request("GET", "/health")
+            statuses.append(status)
+            if status == 200:
+                break
+        assert statuses[-1] == 200, statuses
+        assert body["database"] == "ok"
+        status, body = await api.request("GET", "/api/me", token=account.token)
+        for _ in range(10):
+            if status == 200:
+                break
+            status, body = await api.request("GET", "/api/me", token=account.token)
+        assert status == 200, body
+    finally:
+        await api.close()
+        await running.stop()
