@@ -8,18 +8,28 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.conftest import RunningServer, make_settings, start_server
-from tests.support.clients import Account, Api, SocketFactory, TestSocket, acked, refused, round_trip
+from tests.support.clients import (
+    ISO_TIMESTAMP,
+    Api,
+    SocketFactory,
+    acked,
+    calls_of,
+    check_call_json,
+    for_call,
+    messages_of,
+    refused,
+    round_trip,
+    stored_call,
+)
+from tests.support.clients import invite_call as invite
 
-CALL_KEYS = {"id", "conversation_id", "caller_id", "media", "state", "end_reason", "participants",
-             "created_at", "answered_at", "ended_at"}
-ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+ISO = re.compile(ISO_TIMESTAMP)
 
 
 # -- a server with short timers (ring 0.5 s, grace 0.5 s) ------------------------
@@ -48,44 +58,6 @@ async def quick_sockets(quick: RunningServer) -> AsyncIterator[SocketFactory]:
         yield factory
     finally:
         await factory.close_all()
-
-
-# -- helpers ---------------------------------------------------------------------
-async def calls_of(api: Api, account: Account, conversation_id: int) -> list[dict[str, Any]]:
-    status, body = await api.request("GET", f"/api/calls?conversation_id={conversation_id}", token=account.token)
-    assert status == 200, (status, body)
-    return body["calls"]
-
-
-async def stored_call(api: Api, account: Account, call: dict[str, Any]) -> dict[str, Any]:
-    found = [c for c in await calls_of(api, account, call["conversation_id"]) if c["id"] == call["id"]]
-    assert len(found) == 1, found
-    return found[0]
-
-
-async def messages_of(api: Api, account: Account, conversation_id: int) -> list[dict[str, Any]]:
-    status, body = await api.request("GET", f"/api/conversations/{conversation_id}/messages", token=account.token)
-    assert status == 200, (status, body)
-    return body["messages"]
-
-
-def for_call(call_id: int) -> Callable[[Any], bool]:
-    return lambda data: data["call_id"] == call_id
-
-
-def check_call_json(call: dict[str, Any]) -> None:
-    assert CALL_KEYS <= set(call), call
-    assert call["media"] in ("audio", "video")
-    assert call["state"] in ("ringing", "active", "ended")
-    assert ISO.match(call["created_at"]), call
-    for key in ("answered_at", "ended_at"):
-        assert call[key] is None or ISO.match(call[key]), call
-
-
-async def invite(sock: TestSocket, conversation_id: int, media: str = "audio") -> dict[str, Any]:
-    ack = await acked(sock, "call_invite", {"conversation_id": conversation_id, "media": media})
-    check_call_json(ack["call"])
-    return ack["call"]
 
 
 # -- accept ----------------------------------------------------------------------

@@ -55,6 +55,6 @@ class CallsNamespace(AuroraNamespace):
     async def on_call_signal(self, sid: str, data: Any) -> dict[str, Any]:
         payload = payload_dict(data)
         return await self.app.calls.signal(
-            await self.user_of(sid), payload.get("call_id"), payload.get("to_user_id"),
+            await self.user_of(sid), sid, payload.get("call_id"), payload.get("to_user_id"),
             payload.get("type"), payload.get("data"),
         )

@@ -143,17 +143,22 @@ class Calls:
             )
             return call
 
-    async def signal(self, user: dict[str, Any], call_id: Any, to_user_id: Any, kind: Any, data: Any) -> dict[str, Any]:
+    async def signal(self, user: dict[str, Any], sid: str, call_id: Any, to_user_id: Any, kind: Any,
+                     data: Any) -> dict[str, Any]:
         target = id_of(to_user_id, "to_user_id")
         if kind not in SIGNAL_TYPES:
             raise invalid('type must be "offer", "answer" or "candidate"')
-        size = len(json.dumps(data, separators=(",", ":")).encode())
+        # The size of data as compact JSON in UTF-8 (what a client puts on the wire), not \u-escaped.
+        size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
         if size > self._settings.signal_max_bytes:
             raise AuroraError("too_large", f"signal data must be at most {self._settings.signal_max_bytes} bytes")
         call = await self._call_for(user, call_id)
         call = await self._storage.read(store.get_call, call["id"]) or call
         if call["state"] == "ended" or user["id"] not in call["participants"]:
             raise _conflict("only members of a live call may signal")
+        if self._devices.get(call["id"], {}).get(user["id"]) != sid:
+            # Another device of the user is the one in the call (answered elsewhere, or not rejoined yet).
+            raise _conflict("this device is not in the call; send call_rejoin first")
         if target == user["id"] or (target not in call["participants"] and target not in call["ringing"]):
             raise not_found("call member")
         payload = {"call_id": call["id"], "from_user_id": user["id"], "type": kind, "data": data}

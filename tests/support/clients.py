@@ -172,18 +172,24 @@ class SocketFactory:
 
 
 # -- helpers for the /calls tests ---------------------------------------------
+def _short(value: Any, limit: int = 600) -> str:
+    """A repr for assertion messages that stays readable when a payload is 60 KiB."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
+
+
 async def acked(sock: TestSocket, event: str, data: Any = None) -> dict[str, Any]:
     """Emit with an ack that must be {ok: true, ...}; return the ack."""
     ack = await sock.call(event, data)
-    assert isinstance(ack, dict) and ack.get("ok") is True, (event, data, ack)
+    assert isinstance(ack, dict) and ack.get("ok") is True, _short((event, data, ack))
     return ack
 
 
 async def refused(sock: TestSocket, event: str, data: Any, code: str) -> dict[str, Any]:
     """Emit with an ack that must be {ok: false, error: {code, message}} with this code; return the error."""
     ack = await sock.call(event, data)
-    assert isinstance(ack, dict) and ack.get("ok") is False, (event, data, ack)
-    assert ack["error"]["code"] == code, (event, data, ack)
+    assert isinstance(ack, dict) and ack.get("ok") is False, _short((event, data, ack))
+    assert ack["error"]["code"] == code, _short((event, data, ack))
     assert isinstance(ack["error"].get("message"), str) and ack["error"]["message"], ack
     return ack["error"]
 
@@ -194,3 +200,53 @@ async def round_trip(sock: TestSocket) -> None:
     An unknown event is used because every event, even an unknown one, is acknowledged."""
     ack = await sock.call("__round_trip__")
     assert ack["ok"] is False and ack["error"]["code"] == "invalid", ack
+
+
+CALL_KEYS = frozenset({"id", "conversation_id", "caller_id", "media", "state", "end_reason", "participants",
+                       "created_at", "answered_at", "ended_at"})
+ISO_TIMESTAMP = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"
+
+
+def check_call_json(call: dict[str, Any]) -> None:
+    """The call JSON of the protocol: every documented key, valid values, ISO-8601 UTC timestamps."""
+    import re
+
+    assert CALL_KEYS <= set(call), call
+    assert call["media"] in ("audio", "video"), call
+    assert call["state"] in ("ringing", "active", "ended"), call
+    assert isinstance(call["participants"], list) and all(isinstance(u, int) for u in call["participants"]), call
+    assert re.match(ISO_TIMESTAMP, call["created_at"]), call
+    for key in ("answered_at", "ended_at"):
+        assert call[key] is None or re.match(ISO_TIMESTAMP, call[key]), call
+
+
+def for_call(call_id: int) -> Callable[[Any], bool]:
+    """A wait_for predicate: an event about this call."""
+    return lambda data: isinstance(data, dict) and data.get("call_id") == call_id
+
+
+async def invite_call(sock: TestSocket, conversation_id: int, media: str = "audio") -> dict[str, Any]:
+    """call_invite that must succeed; returns the call."""
+    ack = await acked(sock, "call_invite", {"conversation_id": conversation_id, "media": media})
+    check_call_json(ack["call"])
+    return ack["call"]
+
+
+async def calls_of(api: Api, account: Account, conversation_id: int) -> list[dict[str, Any]]:
+    """GET /api/calls?conversation_id= that must succeed."""
+    status, body = await api.request("GET", f"/api/calls?conversation_id={conversation_id}", token=account.token)
+    assert status == 200, (status, body)
+    return body["calls"]
+
+
+async def stored_call(api: Api, account: Account, call: dict[str, Any]) -> dict[str, Any]:
+    """This call as the history lists it."""
+    found = [c for c in await calls_of(api, account, call["conversation_id"]) if c["id"] == call["id"]]
+    assert len(found) == 1, found
+    return found[0]
+
+
+async def messages_of(api: Api, account: Account, conversation_id: int) -> list[dict[str, Any]]:
+    status, body = await api.request("GET", f"/api/conversations/{conversation_id}/messages", token=account.token)
+    assert status == 200, (status, body)
+    return body["messages"]
