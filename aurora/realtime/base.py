@@ -64,12 +64,19 @@ class AuroraNamespace(socketio.AsyncNamespace):
         return session["user"]
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
+        sid = args[0]
         if event in _LIFECYCLE:
-            return await super().trigger_event(event, *args)
-        handler = getattr(self, "on_" + event, None)
+            # The server runs these while the socket is still connecting or already disconnecting;
+            # a connected client that emits an event by that name must not fake either.
+            if not self.server.manager.is_connected(sid, self.namespace):
+                return await super().trigger_event(event, *args)
+            handler = None
+        elif isinstance(event, str):
+            handler = getattr(self, "on_" + event, None)
+        else:  # a raw client can name an event with a number
+            handler = None
         if handler is None:
             return failure(AuroraError("invalid", f"unknown event {event!r}"))
-        sid = args[0]
         payload = args[1] if len(args) > 1 else None
         try:
             return ok(await handler(sid, payload))
