@@ -16,6 +16,11 @@ LIVE_STATES = ("ringing", "active")
 
 
 def _record(call: Call, participants: list[CallParticipant]) -> dict[str, Any]:
+    if call.state == "ended":
+        # Everyone has left an ended call: its participants are who took part in it (for the history).
+        joined = [p.user_id for p in participants if p.joined_at is not None]
+    else:
+        joined = [p.user_id for p in participants if p.state == "joined"]
     return {
         "id": call.id,
         "conversation_id": call.conversation_id,
@@ -23,7 +28,7 @@ def _record(call: Call, participants: list[CallParticipant]) -> dict[str, Any]:
         "media": call.media,
         "state": call.state,
         "end_reason": call.end_reason,
-        "participants": [p.user_id for p in participants if p.state == "joined"],
+        "participants": joined,
         "ringing": [p.user_id for p in participants if p.state == "ringing"],
         "invitees": {str(p.user_id): p.state for p in participants if p.user_id != call.caller_id},
         "created_at": iso(call.created_at),
