@@ -33,6 +33,8 @@ from aurora.storage.migrations import migrate
 
 log = logging.getLogger(__name__)
 
+SHUTDOWN_DISCONNECT_S = 3.0
+
 
 class RedactingAccessLogger(AbstractAccessLogger):
     """One line per request, without the query string (legacy clients put tokens there)."""
@@ -113,7 +115,20 @@ def create_app(settings: Settings) -> web.Application:
     sio.register_namespace(CallsNamespace(aurora))
     setup_routes(app)
     app.cleanup_ctx.append(_lifecycle)
+    app.on_shutdown.append(_disconnect_clients)
     return app
+
+
+async def _disconnect_clients(app: web.Application) -> None:
+    """Close every Socket.IO connection at shutdown, so clients reconnect (elsewhere) at once
+    instead of holding the process open until their sockets time out."""
+    sio = app[AURORA].sio
+    if not sio.eio.sockets:
+        return
+    try:
+        await asyncio.wait_for(sio.eio.disconnect(), SHUTDOWN_DISCONNECT_S)
+    except Exception:  # shutting down anyway; the clients will notice through their pings
+        log.warning("not every client could be disconnected cleanly at shutdown")
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:

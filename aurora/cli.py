@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import logging
+import os
 import sys
 from typing import Any
 
@@ -29,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--database-url", dest="database_url",
                         help="sqlite:///data/aurora.db or postgresql://user:pass@host:5432/name")
     parser.add_argument("--config", help="a TOML settings file layered over config/defaults.toml")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="run N processes on ports PORT..PORT+N-1 (needs redis_url and PostgreSQL)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("serve", help="run the server (the default)")
     create = commands.add_parser("create-user", help="create an account (password from a prompt)")
@@ -92,6 +95,18 @@ def main(argv: list[str]) -> int:
     except AuroraError as exc:
         print(f"aurora: {exc.code}: {exc.message}", file=sys.stderr)
         return 1
+    if args.workers != 1:
+        if args.workers < 1:
+            print("aurora: invalid setting: workers: must be at least 1", file=sys.stderr)
+            return 2
+        if not settings.redis_url:
+            print("aurora: invalid setting: workers: more than one process needs redis_url (and PostgreSQL)",
+                  file=sys.stderr)
+            return 2
+        from aurora.supervisor import supervise
+
+        config = args.config or os.environ.get("AURORA_CONFIG")
+        return supervise(settings, args.workers, config)
     return serve(settings)
 
 
@@ -115,5 +130,6 @@ def serve(settings: Settings) -> int:
         except ImportError:
             log.warning("uvloop is not installed; using the default asyncio loop")
     web.run_app(app, host=settings.host, port=settings.port, access_log_class=RedactingAccessLogger,
+                shutdown_timeout=10,
                 print=None)
     return 0

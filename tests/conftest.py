@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from aiohttp import web
 
 from aurora.settings import PROJECT_ROOT, Settings, load_settings
 from tests.support.clients import Api, SocketFactory
-from tests.support.services import postgres_admin_url, require_or_skip
+from tests.support.services import postgres_admin_url, redis_test_url, require_or_skip
 
 TEST_CONFIG = PROJECT_ROOT / "config" / "test.toml"
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
@@ -120,6 +121,16 @@ async def sockets(server: RunningServer) -> AsyncIterator[SocketFactory]:
         yield factory
     finally:
         await factory.close_all()
+
+
+@pytest.fixture
+def shared_redis_url() -> str:
+    url = redis_test_url()
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        require_or_skip("Redis", f"{url} unreachable: {exc}")
+    return url
 
 
 def pytest_report_header(config: pytest.Config) -> str:

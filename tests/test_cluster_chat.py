@@ -2,53 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import redis
 
-from tests.support.clients import Api, SocketFactory
-from tests.support.processes import AuroraProcess
-from tests.support.services import redis_test_url, require_or_skip
-
-
-@dataclass
-class Node:
-    process: AuroraProcess
-    api: Api
-    sockets: SocketFactory
-
-
-@pytest.fixture
-def shared_redis_url() -> str:
-    url = redis_test_url()
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        require_or_skip("Redis", f"{url} unreachable: {exc}")
-    return url
-
-
-async def start_cluster(tmp_path: Path, database_url: str, redis_url: str, count: int = 2,
-                        **settings: str) -> list[Node]:
-    prefix = f"t{uuid.uuid4().hex[:12]}"  # isolates this test's channel and keys on a shared Redis
-    nodes = []
-    for index in range(count):
-        process = AuroraProcess(database_url, tmp_path / f"aurora-{index}.log", redis_url=redis_url,
-                                redis_prefix=prefix, presence_dead_after_s="2", **settings)
-        await process.start()
-        nodes.append(Node(process, Api(process.url), SocketFactory(process.url)))
-    return nodes
-
-
-async def stop_cluster(nodes: list[Node]) -> None:
-    for node in nodes:
-        await node.sockets.close_all()
-        await node.api.close()
-        node.process.stop()
+from tests.support.cluster import Node, start_cluster, stop_cluster
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cluster import Node, start_cluster, stop_cluster
 from tests.support.processes import RedisProcess
 from tests.support.services import require_or_skip
-from tests.test_cluster_chat import Node, start_cluster, stop_cluster
 
 
 @pytest.fixture

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import aiohttp
 import socketio
@@ -168,7 +169,11 @@ class SocketFactory:
     async def close_all(self) -> None:
         for client in self._clients:
             if client.connected:
-                await client.disconnect()
+                if client.transport() == "polling":
+                    # python-engineio's client otherwise waits for the pending long-poll (~25 s).
+                    await client.eio.disconnect(abort=True)
+                else:
+                    await client.disconnect()
 
 
 # -- helpers for the /calls tests ---------------------------------------------
