@@ -353,6 +353,29 @@ async def test_busy_invitee_ends_the_call_as_busy(api: Api, sockets: SocketFacto
     assert (await c.wait_for("call_ended", for_call(again["id"])))["reason"] == "busy"
 
 
+async def test_busy_member_of_a_group_is_not_rung_the_others_are(api: Api, sockets: SocketFactory) -> None:
+    alice, bob, carol, dave = [await api.register() for _ in range(4)]
+    ab = await api.conversation(alice, [bob])
+    group = await api.conversation(carol, [bob, dave])
+    a = await sockets.connect(alice.token, "/calls")
+    b = await sockets.connect(bob.token, "/calls")
+    c = await sockets.connect(carol.token, "/calls")
+    d = await sockets.connect(dave.token, "/calls")
+    first = await invite(a, ab["id"])
+    await acked(b, "call_accept", {"call_id": first["id"]})
+
+    call = await invite(c, group["id"], "video")
+    assert (await d.wait_for("call_incoming"))["call"]["id"] == call["id"]
+    await round_trip(b)
+    assert [e["call"]["id"] for e in b.events("call_incoming")] == [first["id"]]  # bob is busy: not rung
+    joined = (await acked(d, "call_accept", {"call_id": call["id"]}))["call"]
+    assert joined["state"] == "active" and sorted(joined["participants"]) == sorted([carol.id, dave.id])
+    await refused(b, "call_accept", {"call_id": call["id"]}, "conflict")  # it never rang for bob
+    await round_trip(c)
+    assert c.events("call_ended") == []
+    assert (await stored_call(api, alice, first))["state"] == "active"
+
+
 async def test_caller_already_in_a_call_cannot_start_another(api: Api, sockets: SocketFactory) -> None:
     alice, bob, carol = await api.register(), await api.register(), await api.register()
     ab = await api.conversation(alice, [bob])
