@@ -105,7 +105,7 @@ async def test_concurrent_receipts_never_move_a_pointer_backwards(api: Api, sock
     for n in range(30):
         await send(alice_socket, cid, f"m{n}")
     rng = random.Random(7)
-    calls = [(rng.choice(devices), rng.choice(["delivered", "mark_read"]), rng.randint(0, 30)) for _ in range(60)]
+    calls = [(rng.choice(devices), rng.choice(["delivered", "mark_read"]), rng.randint(0, 30)) for _ in range(150)]
     acks = await asyncio.gather(*(sock.call(event, {"conversation_id": cid, "seq": seq})
                                   for sock, event, seq in calls))
     assert all(a["ok"] for a in acks), acks

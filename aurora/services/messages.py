@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,8 @@ class Messages:
         self._storage = storage
         self._notifier = notifier
         self.writer = MessageWriter(storage, self._broadcast)
+        # (conversation id, user id) -> [lock, how many advance() calls hold or await it]
+        self._receipt_locks: dict[tuple[int, int], list[Any]] = {}
 
     def _check_body(self, body: Any) -> str:
         if not isinstance(body, str):
@@ -111,9 +114,21 @@ class Messages:
         """delivered / mark_read: pointers move forward only; a receipt goes to the room when one moved."""
         cid = conversation_id_of(conversation_id)
         value = seq_of(seq, "seq")
-        delivered, read_seq, changed = await self._storage.write(
-            message_store.advance_pointers_txn, cid, user["id"], None if read else value, value if read else None
-        )
-        if changed:
-            await self._notifier.receipt(cid, user["id"], delivered, read_seq)
+        key = (cid, user["id"])
+        # One member's receipts commit and go out one at a time: concurrent transactions (PostgreSQL)
+        # can finish in any order, and a receipt sent after a newer one would move pointers back.
+        entry = self._receipt_locks.setdefault(key, [asyncio.Lock(), 0])
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                delivered, read_seq, changed = await self._storage.write(
+                    message_store.advance_pointers_txn, cid, user["id"],
+                    None if read else value, value if read else None,
+                )
+                if changed:
+                    await self._notifier.receipt(cid, user["id"], delivered, read_seq)
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._receipt_locks[key]
         return {"conversation_id": cid, "user_id": user["id"], "delivered_seq": delivered, "read_seq": read_seq}
