@@ -505,9 +505,10 @@ async def test_calls_left_live_by_a_previous_process_end_as_server_restart(tmp_p
         await acked(b, "call_accept", {"call_id": active["id"]})
         ringing = await invite(c, cd["id"], "audio")
     finally:
+        # The process stops with the clients still connected, as a real restart would.
+        await first.stop()
         await api.close()
         await sockets.close_all()
-        await first.stop()
 
     second = await start_server(settings)
     api = Api(second.url)
