@@ -89,7 +89,8 @@ async def test_valid_usernames_are_accepted(api: Api, username: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "username", ["ab", "a" * 33, "has space", "bang!", "émile", "semi;colon", "", None, 12345, ["abc"], " abcd"]
+    "username", ["ab", "a" * 33, "has space", "bang!", "émile", "semi;colon", "", None, 12345, ["abc"], " abcd",
+                 "abcd\n", "abc\x00"]
 )
 async def test_invalid_usernames_are_refused_and_nothing_is_stored(api: Api, db_url: str, username: Any) -> None:
     status, body = await api.request("POST", "/api/auth/register", json={"username": username, "password": PASSWORD})
@@ -286,3 +287,26 @@ async def test_register_and_login_refuse_non_object_json(api: Api, db_url: str) 
             assert status == 400, (path, payload, body)
             assert _error(body) == "invalid"
     assert _user_count(db_url) == 0
+
+
+@pytest.mark.parametrize("bad", ["nul\x00char", "lone\ud800surrogate"])
+async def test_unstorable_text_in_account_fields_is_a_clean_error(api: Api, db_url: str, bad: str) -> None:
+    for payload in ({"username": unique_name(), "password": PASSWORD, "display_name": bad},
+                    {"username": unique_name(), "password": "long enough " + bad}):
+        status, body = await api.request("POST", "/api/auth/register", json=payload)
+        assert status == 400, (payload, body)
+        assert _error(body) == "invalid"
+    assert _user_count(db_url) == 0
+    account = await api.register()
+    for payload in ({"username": account.username + bad, "password": PASSWORD},
+                    {"username": account.username, "password": PASSWORD + bad}):
+        status, body = await api.request("POST", "/api/auth/login", json=payload)
+        assert status == 401, (payload, body)
+        assert _error(body) == "invalid_credentials"
+
+
+async def test_a_nul_in_the_user_search_is_a_clean_error(api: Api) -> None:
+    account = await api.register()
+    status, body = await api.request("GET", "/api/users?q=u%00", token=account.token)
+    assert status == 400, body
+    assert _error(body) == "invalid"

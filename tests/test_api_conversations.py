@@ -329,3 +329,13 @@ async def test_a_non_numeric_conversation_id_is_invalid(api: Api) -> None:
         status, body = await api.request("GET", path, token=alice.token)
         assert status == 400, (path, body)
         assert _error(body) == "invalid"
+
+
+@pytest.mark.parametrize("bad", ["nul\x00title", "lone\ud800surrogate"])
+async def test_unstorable_title_is_invalid(api: Api, db_url: str, bad: str) -> None:
+    alice, bob = await api.register(), await api.register()
+    status, body = await api.request("POST", "/api/conversations", token=alice.token,
+                                     json={"user_ids": [bob.id], "title": bad})
+    assert status == 400, body
+    assert _error(body) == "invalid"
+    assert _count(db_url, "conversation") == 0

@@ -258,3 +258,26 @@ async def test_internal_errors_never_leak_details(api: Api) -> None:
     status, body = await api.request("POST", "/api/conversations", token=alice.token,
                                      json={"user_ids": [2**70]})
     assert status == 400 and _error(body) == "invalid"
+
+
+@pytest.mark.parametrize("bad", ["nul \x00 inside", "lone \ud800 surrogate", "\udfff"])
+async def test_unstorable_text_is_invalid_on_every_backend(api: Api, db_url: str, bad: str) -> None:
+    # NUL cannot be stored by PostgreSQL and a lone surrogate is not UTF-8: both are bad input (400), never a 500,
+    # and the answer is the same whichever database runs underneath.
+    alice, _, conversation = await _pair(api)
+    for payload in ({"body": bad}, {"body": "fine", "client_id": bad}):
+        status, body = await api.request("POST", _path(conversation), token=alice.token, json=payload)
+        assert status == 400, (payload, body)
+        assert _error(body) == "invalid"
+    assert _stored(db_url, conversation["id"]) == []
+
+
+async def test_one_bad_send_does_not_fail_the_others_in_flight(api: Api, db_url: str) -> None:
+    alice, bob, conversation = await _pair(api)
+    good = [api.send(bob, conversation["id"], f"good {i}") for i in range(12)]
+    bad = [api.send(alice, conversation["id"], "poison \x00 \ud800") for _ in range(3)]
+    results = await asyncio.gather(*good[:6], *bad, *good[6:])
+    statuses = [status for status, _ in results]
+    assert statuses[6:9] == [400, 400, 400], results[6:9]
+    assert statuses[:6] + statuses[9:] == [201] * 12, results
+    assert sorted(seq for seq, _ in _stored(db_url, conversation["id"])) == list(range(1, 13))

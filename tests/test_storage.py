@@ -386,3 +386,23 @@ async def test_every_query_of_the_api_runs_in_a_storage_thread(server: RunningSe
     assert len(threads) > 20
     on_loop = [t for t in threads if not t[1]]
     assert on_loop == [], on_loop
+
+
+async def test_one_unstorable_item_fails_alone_in_a_batch(server: RunningServer, db_url: str) -> None:
+    """The writer commits batches; an item the driver cannot even encode must not sink its neighbours."""
+    api = Api(server.url)
+    try:
+        alice, bob = await api.register(), await api.register()
+        conversation = await api.conversation(alice, [bob])
+    finally:
+        await api.close()
+    items = [NewMessage(conversation["id"], alice.id, "before"),
+             NewMessage(conversation["id"], bob.id, "lone \ud800 surrogate"),
+             NewMessage(conversation["id"], alice.id, "after")]
+    results = await _aurora(server).storage.write(append_messages_txn, items)
+    assert [r.error is None for r in results] == [True, False, True]
+    assert results[1].error is not None and results[1].error.code == "internal"
+    assert [r.message["seq"] for r in (results[0], results[2]) if r.message] == [1, 2]
+    rows = raw_query(db_url, "SELECT seq, body FROM message WHERE conversation_id = ? ORDER BY seq",
+                     (conversation["id"],))
+    assert rows == [(1, "before"), (2, "after")]

@@ -11,6 +11,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from aurora.errors import AuroraError, invalid
 from aurora.services.tokens import TokenSigner
+from aurora.services.validation import storable_text
 from aurora.settings import Settings
 from aurora.storage import users as user_store
 from aurora.storage.database import Storage
@@ -23,7 +24,7 @@ USER_SEARCH_LIMIT = 20
 
 
 def _check_username(username: Any) -> str:
-    if not isinstance(username, str) or not USERNAME_RE.match(username):
+    if not isinstance(username, str) or not USERNAME_RE.fullmatch(username):
         raise invalid("username must be 3-32 characters: letters, digits, _ . -")
     return username
 
@@ -31,7 +32,7 @@ def _check_username(username: Any) -> str:
 def _check_password(password: Any) -> str:
     if not isinstance(password, str) or not MIN_PASSWORD_CHARS <= len(password) <= MAX_PASSWORD_CHARS:
         raise invalid(f"password must be {MIN_PASSWORD_CHARS}-{MAX_PASSWORD_CHARS} characters")
-    return password
+    return storable_text(password, "password")
 
 
 def _check_display_name(display_name: Any, fallback: str) -> str:
@@ -40,7 +41,7 @@ def _check_display_name(display_name: Any, fallback: str) -> str:
     if not isinstance(display_name, str) or not display_name.strip() \
             or len(display_name.strip()) > MAX_DISPLAY_NAME_CHARS:
         raise invalid(f"display_name must be 1-{MAX_DISPLAY_NAME_CHARS} characters")
-    return display_name.strip()
+    return storable_text(display_name.strip(), "display_name")
 
 
 class Accounts:
@@ -78,6 +79,11 @@ class Accounts:
         wrong = AuroraError("invalid_credentials", "wrong username or password")
         if not isinstance(username, str) or not isinstance(password, str) or len(password) > MAX_PASSWORD_CHARS:
             raise wrong
+        try:  # text no account can have (NUL, unpaired surrogates) never reaches the database or Argon2
+            storable_text(username, "username")
+            storable_text(password, "password")
+        except AuroraError:
+            raise wrong from None
         found = await self._storage.read(user_store.credentials_for, username)
         if found is None:
             await self._verify(self._dummy_hash, password)
@@ -104,7 +110,8 @@ class Accounts:
             prefix = ""
         if not isinstance(prefix, str) or len(prefix) > 64:
             raise invalid("q must be a string of at most 64 characters")
-        return await self._storage.read(user_store.search_users, prefix.strip(), USER_SEARCH_LIMIT)
+        return await self._storage.read(user_store.search_users, storable_text(prefix.strip(), "q"),
+                                        USER_SEARCH_LIMIT)
 
     async def existing_ids(self, user_ids: list[int]) -> set[int]:
         return await self._storage.read(user_store.existing_user_ids, user_ids)

@@ -7,7 +7,7 @@ from typing import Any
 from aurora.errors import invalid, not_found
 from aurora.realtime.notifier import Notifier
 from aurora.services.presence import Presence
-from aurora.services.validation import conversation_id_of, id_list
+from aurora.services.validation import conversation_id_of, id_list, storable_text
 from aurora.storage import conversations as store
 from aurora.storage import users as user_store
 from aurora.storage.database import Storage
@@ -21,7 +21,7 @@ def _check_title(title: Any) -> str | None:
         return None
     if not isinstance(title, str) or not title.strip() or len(title.strip()) > MAX_TITLE_CHARS:
         raise invalid(f"title must be 1-{MAX_TITLE_CHARS} characters")
-    return title.strip()
+    return storable_text(title.strip(), "title")
 
 
 class Conversations:

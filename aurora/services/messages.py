@@ -10,7 +10,7 @@ from typing import Any
 from aurora.errors import AuroraError, invalid
 from aurora.realtime.notifier import Notifier
 from aurora.services.message_writer import MessageWriter
-from aurora.services.validation import conversation_id_of, optional_int, seq_of
+from aurora.services.validation import conversation_id_of, optional_int, seq_of, storable_text
 from aurora.settings import Settings
 from aurora.storage import messages as message_store
 from aurora.storage.database import Storage
@@ -48,7 +48,7 @@ class Messages:
             raise AuroraError(
                 "too_large", f"body must be at most {self._settings.max_message_chars} characters"
             )
-        return text
+        return storable_text(text, "body")
 
     @staticmethod
     def _check_client_id(client_id: Any) -> str | None:
@@ -56,7 +56,7 @@ class Messages:
             return None
         if not isinstance(client_id, str) or not 1 <= len(client_id) <= MAX_CLIENT_ID_CHARS:
             raise invalid(f"client_id must be a string of 1-{MAX_CLIENT_ID_CHARS} characters")
-        return client_id
+        return storable_text(client_id, "client_id")
 
     async def send(self, user: dict[str, Any], conversation_id: Any, body: Any, client_id: Any = None,
                    skip_sid: str | None = None) -> tuple[dict[str, Any], bool]:

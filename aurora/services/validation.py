@@ -9,6 +9,18 @@ from aurora.errors import invalid
 MAX_ID = 2**63 - 1
 
 
+def storable_text(value: str, name: str) -> str:
+    """value, if every database can store it: no NUL character (PostgreSQL refuses it), no unpaired
+    surrogate (not encodable as UTF-8). Otherwise `invalid`, the same answer on SQLite and PostgreSQL."""
+    if "\x00" in value:
+        raise invalid(f"{name} must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise invalid(f"{name} must be valid Unicode text (no unpaired surrogates)") from None
+    return value
+
+
 def _as_int(value: Any) -> int | None:
     if isinstance(value, bool):
         return None

@@ -104,7 +104,7 @@ def append_messages_txn(items: list[NewMessage]) -> list[AppendResult]:
             else:
                 results.append(AppendResult(message_record(existing, _username(existing.sender_id, names)),
                                             duplicate=True))
-        except pw.DatabaseError:
+        except (pw.DatabaseError, ValueError):  # ValueError: the driver cannot encode a value (NUL, surrogate)
             log.exception("storing a message failed")
             results.append(AppendResult(error=AuroraError("internal", "message could not be stored")))
     return results
