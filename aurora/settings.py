@@ -101,7 +101,7 @@ def _coerce(name: str, raw: Any) -> Any:
                 return False
             raise ValueError
         if kind == "int":
-            if isinstance(raw, bool):
+            if isinstance(raw, (bool, float)):  # 3001.5 is not silently 3001
                 raise ValueError
             return int(raw)
         if kind == "float":
@@ -219,14 +219,23 @@ def _with_secret_keys(s: Settings) -> Settings:
     path = Path(s.data_dir)  # relative paths, like SQLite's, start at the working directory
     key_file = path / SECRET_KEY_FILE
     try:
-        if key_file.exists():
-            key = key_file.read_text().strip()
-        else:
+        if not key_file.exists():
             path.mkdir(parents=True, exist_ok=True)
-            key = secrets.token_urlsafe(48)
-            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(key + "\n")
+            # Written whole under a private name, then linked into place: processes starting together
+            # agree on the key that won the link and never read a half-written file.
+            private = path / f".{SECRET_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+            fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(secrets.token_urlsafe(48) + "\n")
+                os.link(private, key_file)
+            except FileExistsError:
+                pass
+            finally:
+                private.unlink()
+        key = key_file.read_text().strip()
     except OSError as exc:
         raise SettingsError(f"secret_key: cannot keep a generated key in {key_file}: {exc}") from None
+    if not key:
+        raise SettingsError(f"secret_key: {key_file} is empty; delete it or set AURORA_SECRET_KEY")
     return s.replace(secret_keys=(key,))

@@ -272,3 +272,54 @@ async def test_rotation_across_a_restart_keeps_old_tokens_working(tmp_path: Path
     finally:
         await api.close()
         await retired.stop()
+
+
+def test_a_fractional_number_for_an_integer_setting_is_refused(tmp_path: Path) -> None:
+    # Not silently truncated: 3001.5 is not a port, whether it comes from a file or the environment.
+    for config, environ in (("port = 3001.5\n", {}), (None, {"AURORA_PORT": "3001.5"})):
+        with pytest.raises(SettingsError) as caught:
+            _load(tmp_path, config, environ)
+        assert str(caught.value).startswith("port:")
+    # A whole number written as a float in TOML is still a number the operator meant.
+    with pytest.raises(SettingsError):
+        _load(tmp_path, "max_message_chars = 4000.9\n")
+
+
+def test_processes_starting_together_share_one_generated_key(tmp_path: Path) -> None:
+    """Several workers (or `create-user` next to a starting server) generating the key at the same moment."""
+    import threading
+
+    workers = 12
+    barrier = threading.Barrier(workers, timeout=10)
+    keys: list[tuple[str, ...]] = []
+    errors: list[BaseException] = []
+
+    def load() -> None:
+        barrier.wait()
+        try:
+            keys.append(_load(tmp_path).secret_keys)
+        except BaseException as exc:  # collected and reported below
+            errors.append(exc)
+
+    for _round in range(5):
+        (tmp_path / "data" / "secret_key").unlink(missing_ok=True)
+        keys.clear()
+        threads = [threading.Thread(target=load) for _ in range(workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert len(keys) == workers
+        assert len(set(keys)) == 1, set(keys)
+        (key,) = keys[0]
+        assert len(key) >= 32
+        assert (tmp_path / "data" / "secret_key").read_text().strip() == key
+
+
+def test_an_empty_key_file_is_refused_not_used(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "secret_key").write_text("\n")
+    with pytest.raises(SettingsError) as caught:
+        _load(tmp_path)
+    assert str(caught.value).startswith("secret_key:")
