@@ -106,7 +106,9 @@ async def test_bad_message_payloads_are_invalid_and_store_nothing(api: Api, db_u
 
 
 @pytest.mark.parametrize("raw", ["{not json", '{"body": "unterminated', "[]", '"just a string"', "null", "42", "",
-                                 b"\xff\xfe{}"])
+                                 b"\xff\xfe{}", '{"body": "x", "client_id": ' + "[" * 100_000 + "]" * 100_000 + "}"],
+                         ids=["unparsable", "unterminated", "array", "string", "null", "number", "empty", "not-utf8",
+                              "nested-100k-deep"])
 async def test_malformed_json_is_invalid_and_stores_nothing(api: Api, db_url: str, raw: str | bytes) -> None:
     alice, _, conversation = await _pair(api)
     status, body = await api.request("POST", _path(conversation), token=alice.token, data=raw,

@@ -37,7 +37,7 @@ async def json_body(request: web.Request) -> dict[str, Any]:
         raise AuroraError("too_large", "request body too large") from None
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
         raise invalid("the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise invalid("the body must be a JSON object")
