@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 import time
@@ -310,3 +311,14 @@ async def test_a_nul_in_the_user_search_is_a_clean_error(api: Api) -> None:
     status, body = await api.request("GET", "/api/users?q=u%00", token=account.token)
     assert status == 400, body
     assert _error(body) == "invalid"
+
+
+async def test_concurrent_registrations_of_one_name_create_one_account(api: Api, db_url: str) -> None:
+    name = unique_name("Race")
+    variants = [name, name.lower(), name.upper(), name, name.swapcase(), name.lower()]
+    results = await asyncio.gather(*(api.request("POST", "/api/auth/register",
+                                                 json={"username": v, "password": PASSWORD}) for v in variants))
+    statuses = sorted(status for status, _ in results)
+    assert statuses == [201] + [409] * (len(variants) - 1), results
+    assert all(_error(body) == "conflict" for status, body in results if status == 409)
+    assert _user_count(db_url) == 1

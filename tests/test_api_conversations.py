@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import pytest
@@ -95,6 +96,7 @@ async def test_direct_conversation_is_get_or_create(api: Api, db_url: str) -> No
     assert conversation["kind"] == "direct"
     assert conversation["title"] is None
     assert conversation["last_seq"] == 0
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z", conversation["created_at"])
     assert _member_ids(conversation) == {alice.id, bob.id}
     for member in conversation["members"]:
         assert {"id", "username", "display_name", "created_at"} <= set(member)

@@ -130,6 +130,13 @@ async def test_a_body_over_one_mebibyte_is_413(api: Api, db_url: str) -> None:
     status, body = await api.request("POST", "/api/auth/register", data=huge,
                                      headers={"Content-Type": "application/json"})
     assert status == 413 and _error(body) == "too_large"
+    # A chunked upload (no Content-Length) is cut off just the same.
+    async def chunks() -> Any:
+        for _ in range(17):
+            yield b"a" * 65536
+    status, body = await api.request("POST", _path(conversation), token=alice.token, data=chunks(),
+                                     headers={"Content-Type": "application/json"})
+    assert status == 413 and _error(body) == "too_large"
     # Just under the limit is parsed normally (and then refused for its length, not its size).
     under = '{"body": "' + "a" * (1024 * 1024 - 100) + '"}'
     status, body = await api.request("POST", _path(conversation), token=alice.token, data=under,
