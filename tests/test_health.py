@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,7 +84,7 @@ def _restore(admin: Any, name: str) -> None:
 
 
 async def test_health_is_503_while_the_database_is_unreachable_and_recovers(
-        tmp_path: Path, isolated_login: tuple[str, Any]) -> None:
+        tmp_path: Path, isolated_login: tuple[str, Any], caplog: pytest.LogCaptureFixture) -> None:
     url, (admin, name) = isolated_login
     running = await start_server(make_settings(tmp_path, url))
     api = Api(running.url)
@@ -105,6 +106,9 @@ async def test_health_is_503_while_the_database_is_unreachable_and_recovers(
         assert body["error"]["code"] in ("internal", "unavailable")
         text = str(body).lower()
         assert "psycopg" not in text and "traceback" not in text and name not in text
+        # ...but the operator gets the whole story in the log.
+        logged = [r for r in caplog.records if r.levelno >= logging.ERROR and r.exc_info]
+        assert logged, [r.getMessage() for r in caplog.records]
         # The root probe does not depend on the database.
         status, text_body = await api.request("GET", "/")
         assert status == 200 and text_body == "Aurora WebSocket Server Running"
