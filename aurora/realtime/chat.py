@@ -33,13 +33,13 @@ class ChatNamespace(AuroraNamespace):
         await self.enter_room(sid, user_room(user["id"]))
         for conversation_id in await self.app.conversations.ids_for(user["id"]):
             await self.enter_room(sid, conversation_room(conversation_id))
-        await self.app.presence.socket_connected(user)
+        await self.app.presence.socket_connected(user, sid)
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         session = await self.get_session(sid)
         if session and "user" in session:
             try:
-                await self.app.presence.socket_disconnected(session["user"])
+                await self.app.presence.socket_disconnected(session["user"], sid)
             except Exception:
                 log.exception("presence update on disconnect failed")
 
