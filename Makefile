@@ -11,7 +11,7 @@ BENCH_STAMP := bench/node_modules/.installed-stamp
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: run test lint bench venv js clean
+.PHONY: run test lint bench bench-quick venv js clean
 
 venv: $(STAMP)
 
@@ -27,14 +27,29 @@ $(JS_STAMP): tests/js/package.json tests/js/package-lock.json
 	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+$(BENCH_STAMP): bench/package.json bench/package-lock.json
+	cd bench && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 run: $(STAMP)
 	$(PY) app.py
 
-test: $(STAMP) $(JS_STAMP)
+test: $(STAMP) $(JS_STAMP) $(BENCH_STAMP)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q -rs $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check app.py aurora tests
+	$(VENV)/bin/ruff check app.py aurora tests bench
+
+# The benchmark suite of issue 5 (bench/run.py --help): every scenario on Aurora (SQLite and
+# PostgreSQL) and both relays, 3 runs each, table on stdout, JSON in bench/results/.
+# `make bench BENCH_ARGS="--scenario s1 --db sqlite --duration 5 --runs 1"` runs a part of it.
+BENCH_ARGS ?=
+bench: $(STAMP) $(BENCH_STAMP)
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+# Everything once, small and short (under a minute).
+bench-quick: $(STAMP) $(BENCH_STAMP)
+	$(PY) bench/run.py --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) tests/js/node_modules bench/node_modules .pytest_cache

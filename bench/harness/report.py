@@ -1,0 +1,234 @@
+"""Medians over runs, ratios to the baselines of the same runs, the targets of issue 5, the table."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from typing import Any
+
+from bench.harness.scenarios import TITLES
+from bench.harness.servers import AURORA_TARGETS, BASELINES, LABELS, TARGETS
+
+# (metric key, label, format, better): better is "higher", "lower" or None (shown, not compared).
+ROWS: dict[str, list[tuple[str, str, str, str | None]]] = {
+    "s1": [
+        ("acked_per_s", "acked msg/s", "{:,.0f}", "higher"),
+        ("delivered_per_s", "delivered msg/s", "{:,.0f}", "higher"),
+        ("ack_p50_ms", "ack p50 ms", "{:.1f}", "lower"),
+        ("ack_p99_ms", "ack p99 ms", "{:.1f}", "lower"),
+        ("delivery_p50_ms", "delivery p50 ms", "{:.1f}", "lower"),
+        ("delivery_p99_ms", "delivery p99 ms", "{:.1f}", "lower"),
+        ("server_cpu_us_per_ack", "server CPU µs/msg", "{:.0f}", "lower"),
+        ("server_cpu_util", "server CPU, cores", "{:.2f}", None),
+        ("loadgen_cpu_util", "load generator CPU, cores", "{:.2f}", None),
+    ],
+    "s2": [
+        ("delivered_per_s", "deliveries/s", "{:,.0f}", "higher"),
+        ("acked_per_s", "sent msg/s", "{:,.0f}", "higher"),
+        ("delivery_p50_ms", "delivery p50 ms", "{:.1f}", "lower"),
+        ("delivery_p99_ms", "delivery p99 ms", "{:.1f}", "lower"),
+        ("server_cpu_us_per_delivery", "server CPU µs/delivery", "{:.1f}", "lower"),
+        ("server_cpu_util", "server CPU, cores", "{:.2f}", None),
+        ("loadgen_cpu_util", "load generator CPU, cores", "{:.2f}", None),
+    ],
+    "s3": [
+        ("kib_per_connection", "KiB per idle connection", "{:.1f}", "lower"),
+        ("rss_after_mib", "server RSS MiB", "{:,.0f}", "lower"),
+        ("connects_per_s", "connects/s", "{:,.0f}", "higher"),
+    ],
+    "s4": [
+        ("delivery_p50_ms", "delivery p50 ms", "{:.1f}", "lower"),
+        ("delivery_p99_ms", "delivery p99 ms", "{:.1f}", "lower"),
+        ("delivery_max_ms", "delivery max ms", "{:.1f}", "lower"),
+        ("ack_p99_ms", "ack p99 ms", "{:.1f}", "lower"),
+        ("acked_per_s", "acked msg/s", "{:,.0f}", None),
+        ("server_cpu_util", "server CPU, cores", "{:.2f}", None),
+        ("max_send_lag_ms", "load generator lag max ms", "{:.1f}", None),
+    ],
+    "s5": [
+        ("catchup_s", "all caught up after s", "{:.2f}", "lower"),
+        ("caught_up", "clients caught up", "{:,.0f}", None),
+        ("synced_messages", "messages synced", "{:,.0f}", None),
+        ("sync_calls", "sync calls", "{:,.0f}", None),
+        ("connect_max_ms", "last connect ms", "{:,.0f}", None),
+        ("backlog_store_s", "backlog stored in s", "{:.2f}", None),
+    ],
+}
+
+
+def row_key(result: dict[str, Any]) -> tuple[str, int | None]:
+    return result["scenario"], result.get("variant")
+
+
+def row_title(scenario: str, variant: int | None) -> str:
+    title = TITLES[scenario]
+    return f"{title} {variant:,}" if variant is not None else title
+
+
+def _value(result: dict[str, Any], key: str) -> float | None:
+    metrics = result.get("metrics") or {}
+    if key == "rss_after_mib":
+        value = metrics.get("rss_after_kib")
+        return value / 1024 if isinstance(value, (int, float)) else None
+    value = metrics.get(key)
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per row and target: median of each metric, pass/fail, and median of per-run ratios to each baseline."""
+    grouped: dict[tuple[str, int | None], dict[str, dict[int, dict[str, Any]]]] = defaultdict(lambda: defaultdict(dict))
+    for result in results:
+        grouped[row_key(result)][result["target"]][result["run"]] = result
+    rows = []
+    for (scenario, variant), by_target in grouped.items():
+        row: dict[str, Any] = {"scenario": scenario, "variant": variant, "title": row_title(scenario, variant),
+                               "targets": {}}
+        for target, runs in by_target.items():
+            cell: dict[str, Any] = {
+                "runs": len(runs),
+                "ok": all(r["ok"] for r in runs.values()),
+                "error_count": sum(r.get("error_count", 0) for r in runs.values()),
+                "errors": [e for r in runs.values() for e in r.get("errors", [])][:20],
+                "median": {},
+                "ratios": {},
+            }
+            for key, _, _, better in ROWS[scenario]:
+                values = [v for v in (_value(r, key) for r in runs.values()) if v is not None]
+                if values:
+                    cell["median"][key] = statistics.median(values)
+                if target in AURORA_TARGETS and better is not None:
+                    for baseline in BASELINES:
+                        base_runs = by_target.get(baseline, {})
+                        ratios = []
+                        for run, result in runs.items():
+                            mine, theirs = _value(result, key), _value(base_runs.get(run, {}), key)
+                            if mine is not None and theirs:
+                                ratios.append(mine / theirs)
+                        if ratios:
+                            cell["ratios"].setdefault(baseline, {})[key] = statistics.median(ratios)
+            row["targets"][target] = cell
+        rows.append(row)
+    rows.sort(key=lambda r: (r["scenario"], r["variant"] or 0))
+    return {"rows": rows, "targets": evaluate_targets(rows)}
+
+
+def _find(rows: list[dict[str, Any]], scenario: str) -> list[dict[str, Any]]:
+    return [r for r in rows if r["scenario"] == scenario]
+
+
+def evaluate_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+
+    def ratio_target(name: str, scenario: str, key: str, bound: float, at_least: bool) -> None:
+        for row in _find(rows, scenario):
+            for target in AURORA_TARGETS:
+                cell = row["targets"].get(target)
+                if cell is None:
+                    continue
+                ratio = cell["ratios"].get("py-relay", {}).get(key)
+                if ratio is None:
+                    out.append({"target": name, "server": target, "holds": None,
+                                "detail": "needs the python-socketio relay in the same run"})
+                    continue
+                holds = ratio >= bound if at_least else ratio <= bound
+                if holds:
+                    detail = f"x{ratio:.2f} of the relay"
+                elif at_least:
+                    detail = f"x{ratio:.2f} of the relay; needs x{bound / ratio:.2f} more to reach x{bound}"
+                else:
+                    detail = f"x{ratio:.2f} of the relay; x{ratio / bound:.2f} over the x{bound} allowed"
+                if not cell["ok"]:
+                    holds = False
+                    detail += "; correctness FAILED"
+                out.append({"target": name, "server": target, "holds": holds, "ratio": ratio, "detail": detail})
+
+    ratio_target("S1 acked msg/s ≥ 1.3x python-socketio relay", "s1", "acked_per_s", 1.3, True)
+    ratio_target("S2 deliveries/s ≥ 1.3x python-socketio relay", "s2", "delivered_per_s", 1.3, True)
+    idle = _find(rows, "s3")
+    if idle:
+        largest = max(idle, key=lambda r: r["variant"] or 0)
+        name = "S3 ≤ 40 KiB per idle connection at 10,000 connections"
+        for target in AURORA_TARGETS:
+            cell = largest["targets"].get(target)
+            if cell is None or "kib_per_connection" not in cell["median"]:
+                continue
+            kib = cell["median"]["kib_per_connection"]
+            holds = kib <= 40 and cell["ok"]
+            where = "" if largest["variant"] == 10000 else f" (measured at {largest['variant']:,} only)"
+            detail = f"{kib:.1f} KiB{where}" + ("" if kib <= 40 else f": {kib - 40:.1f} KiB (x{kib / 40:.2f}) over")
+            out.append({"target": name, "server": target, "holds": holds, "value": kib, "detail": detail})
+    ratio_target("S4 delivery p99 ≤ 1.5x python-socketio relay at the same rate", "s4", "delivery_p99_ms", 1.5, False)
+    for row in _find(rows, "s5"):
+        for target in AURORA_TARGETS:
+            cell = row["targets"].get(target)
+            if cell is None:
+                continue
+            caught = cell["median"].get("caught_up")
+            detail = (f"{caught:,.0f} clients caught up in {cell['median'].get('catchup_s', float('nan')):.2f} s"
+                      if caught is not None else "no result")
+            if not cell["ok"]:
+                detail += f"; {cell['error_count']} correctness error(s)"
+            out.append({"target": "S5 all clients caught up, nothing missing, nothing twice", "server": target,
+                        "holds": cell["ok"], "detail": detail})
+    return out
+
+
+def _fmt(fmt: str, value: float | None) -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def table(summary: dict[str, Any]) -> str:
+    """A Markdown table (readable as plain text too)."""
+    rows = summary["rows"]
+    present = [t for t in TARGETS if any(t in r["targets"] for r in rows)]
+    baselines = [b for b in BASELINES if b in present]
+    header = ["scenario", "metric"]
+    for target in present:
+        header.append(LABELS[target])
+        if target in AURORA_TARGETS:
+            header += [f"x{'py' if b == 'py-relay' else 'node'}" for b in reversed(baselines)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        scenario = row["scenario"]
+        first = True
+        for key, label, fmt, better in ROWS[scenario]:
+            cells = [row["title"] if first else "", label]
+            first = False
+            for target in present:
+                cell = row["targets"].get(target)
+                cells.append(_fmt(fmt, cell["median"].get(key)) if cell else "")
+                if target in AURORA_TARGETS:
+                    for baseline in reversed(baselines):
+                        ratio = cell["ratios"].get(baseline, {}).get(key) if cell and better else None
+                        cells.append(f"{ratio:.2f}" if ratio is not None else "")
+            lines.append("| " + " | ".join(cells) + " |")
+        cells = ["", "correctness"]
+        for target in present:
+            cell = row["targets"].get(target)
+            if cell is None:
+                cells.append("")
+            else:
+                cells.append("PASS" if cell["ok"] else f"FAIL ({cell['error_count']})")
+            if target in AURORA_TARGETS:
+                cells += [""] * len(baselines)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def targets_text(summary: dict[str, Any]) -> str:
+    lines = []
+    for item in summary["targets"]:
+        verdict = {True: "holds", False: "MISSED", None: "not measured"}[item["holds"]]
+        lines.append(f"- {item['target']} — {LABELS[item['server']]}: {verdict} ({item['detail']})")
+    return "\n".join(lines)
+
+
+def failures_text(results: list[dict[str, Any]]) -> str:
+    lines = []
+    for result in results:
+        if result["ok"]:
+            continue
+        lines.append(f"FAIL {row_title(result['scenario'], result.get('variant'))} on {LABELS[result['target']]} "
+                     f"(run {result['run']}): {result.get('error_count', 0)} error(s)")
+        lines += [f"    {e}" for e in result.get("errors", [])[:10]]
+    return "\n".join(lines)

@@ -1,0 +1,129 @@
+"""The five scenarios of issue 5: their sizes in each mode, and who talks to whom.
+
+A scenario's population is a number of clients (each an account on Aurora, a made-up user on
+the relays) and its conversations, each with one sender and its other members, by client index.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+SCENARIOS = ("s1", "s2", "s3", "s4", "s5")
+TITLES = {
+    "s1": "S1 pairs",
+    "s2": "S2 fan-out",
+    "s3": "S3 idle",
+    "s4": "S4 fixed rate",
+    "s5": "S5 catch-up",
+}
+# S5 needs storage: the relays keep no history to catch up from.
+AURORA_ONLY = {"s5"}
+
+# Settings every scenario shares (seconds unless named otherwise).
+COMMON: dict[str, Any] = {
+    "connect_concurrency": 100,
+    "connect_timeout_s": 60,
+    "ack_timeout_s": 30,
+    "drain_timeout_s": 30,
+    "settle_ms": 300,
+    "body_bytes": 64,
+}
+
+FULL: dict[str, Any] = {
+    "runs": 3,
+    "s1": {"pairs": 50, "inflight": 10, "duration_s": 10.0, "warmup_s": 2.0},
+    "s2": {"members": 200, "inflight": 10, "duration_s": 10.0, "warmup_s": 2.0},
+    "s3": {"connections": [2000, 10000], "settle_s": 3.0, "connect_concurrency": 200},
+    "s4": {"pairs": 50, "rate": 1000.0, "duration_s": 10.0, "warmup_s": 2.0},
+    "s5": {"clients": 1000, "messages": 100, "group_size": 10, "page": 50, "inflight": 10},
+}
+
+# Everything once, small and short: well under a minute on 2 cores.
+QUICK: dict[str, Any] = {
+    "runs": 1,
+    "s1": {"pairs": 50, "inflight": 10, "duration_s": 2.0, "warmup_s": 0.5},
+    "s2": {"members": 200, "inflight": 10, "duration_s": 2.0, "warmup_s": 0.5},
+    "s3": {"connections": [1000], "settle_s": 1.0, "connect_concurrency": 200},
+    "s4": {"pairs": 50, "rate": 1000.0, "duration_s": 2.0, "warmup_s": 0.5},
+    "s5": {"clients": 200, "messages": 50, "group_size": 10, "page": 50, "inflight": 10},
+}
+
+# A few seconds, tiny sizes: correctness only (make test runs it so the suite never rots).
+SMOKE: dict[str, Any] = {
+    "runs": 1,
+    "s1": {"pairs": 2, "inflight": 3, "duration_s": 0.3, "warmup_s": 0.1},
+    "s2": {"members": 5, "inflight": 3, "duration_s": 0.3, "warmup_s": 0.1},
+    "s3": {"connections": [10], "settle_s": 0.2},
+    "s4": {"pairs": 2, "rate": 40.0, "duration_s": 0.3, "warmup_s": 0.1},
+    "s5": {"clients": 6, "messages": 5, "group_size": 3, "page": 2, "inflight": 2},
+}
+SMOKE_COMMON = {"settle_ms": 100}
+
+MODES = {"full": FULL, "quick": QUICK, "smoke": SMOKE}
+
+
+def sizes_for(mode: str) -> dict[str, Any]:
+    sizes = copy.deepcopy(MODES[mode])
+    common = dict(COMMON, **(SMOKE_COMMON if mode == "smoke" else {}))
+    for name in SCENARIOS:
+        sizes[name] = {**common, **sizes[name]}
+    return sizes
+
+
+@dataclass
+class ConversationPlan:
+    sender: int
+    members: list[int]  # every member, the sender included
+    title: str | None = None  # None with two members: a direct conversation
+
+
+@dataclass
+class Population:
+    clients: int
+    conversations: list[ConversationPlan] = field(default_factory=list)
+
+
+def population(scenario: str, params: dict[str, Any], variant: int | None = None) -> Population:
+    if scenario in ("s1", "s4"):
+        pairs = int(params["pairs"])
+        return Population(2 * pairs, [ConversationPlan(2 * i, [2 * i, 2 * i + 1]) for i in range(pairs)])
+    if scenario == "s2":
+        members = int(params["members"])
+        return Population(members, [ConversationPlan(0, list(range(members)), "bench fan-out")])
+    if scenario == "s3":
+        assert variant is not None
+        return Population(int(variant))
+    if scenario == "s5":
+        clients, size = int(params["clients"]), int(params["group_size"])
+        groups = []
+        # Client 0 is the sender and a member of every group; readers are 1..clients.
+        for start in range(1, clients + 1, size):
+            readers = list(range(start, min(start + size, clients + 1)))
+            groups.append(ConversationPlan(0, [0, *readers], f"bench catch-up {len(groups)}"))
+        return Population(clients + 1, groups)
+    raise ValueError(f"unknown scenario {scenario}")
+
+
+def variants(scenario: str, params: dict[str, Any]) -> list[int | None]:
+    """S3 runs once per connection count; the others once."""
+    if scenario == "s3":
+        return [int(n) for n in params["connections"]]
+    return [None]
+
+
+def loadgen_params(scenario: str, params: dict[str, Any], variant: int | None) -> dict[str, Any]:
+    """What the load generator needs, with a hard time limit that bounds the whole scenario."""
+    out = dict(params)
+    out.pop("connections", None)
+    if scenario == "s5":
+        out.setdefault("inflight", 10)
+    budget = 60.0 + float(out.get("warmup_s", 0)) + float(out.get("duration_s", 0))
+    budget += 2 * float(out["drain_timeout_s"])
+    clients = variant if scenario == "s3" else population(scenario, params).clients
+    budget += clients / 50  # connecting, slowly
+    if scenario == "s5":
+        budget += int(params["clients"]) * int(params["messages"]) / 200
+    out["hard_timeout_s"] = round(budget)
+    return out

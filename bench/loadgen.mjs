@@ -1,0 +1,643 @@
+// Aurora benchmark load generator: socket.io-client 4.8 over websocket only, one Node process.
+//
+//     node bench/loadgen.mjs SETUP.json RESULT.json
+//
+// The orchestrator (bench/run.py) starts the server, creates the accounts and conversations,
+// and writes SETUP.json: {scenario, target, url, namespace, server_pid, clk_tck, health_url,
+// report_acked, params, clients: [{auth}], conversations: [{id, sender, members, start_seq}]}.
+// This program connects the clients, drives the scenario, checks correctness while it measures,
+// and writes RESULT.json: {ok, error_count, errors, metrics, acked?}. It never runs longer than
+// params.hard_timeout_s and exits non-zero when anything was lost, duplicated or out of order.
+//
+// Correctness, for every conversation (each has exactly one sender):
+//   - every message sent is acked ok (not as a duplicate) with the seq that follows the previous
+//     message of that sender (the order it was sent in, no gaps);
+//   - every other member receives every acked message exactly once, in seq order, with its body;
+//   - nobody receives a message that was not sent, and the sender never receives its own.
+// The orchestrator then checks the database holds each acked message exactly once.
+
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { performance } from "node:perf_hooks";
+import { io } from "socket.io-client";
+
+const [setupPath, resultPath] = process.argv.slice(2);
+if (!setupPath || !resultPath) {
+  console.error("usage: node loadgen.mjs SETUP.json RESULT.json");
+  process.exit(2);
+}
+const setup = JSON.parse(readFileSync(setupPath, "utf8"));
+const P = setup.params;
+const now = () => performance.now();
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+const sleepUntil = (t) => sleep(t - now());
+
+// ---------------------------------------------------------------------------------------------
+// Errors, results, the hard time limit
+
+const errors = [];
+let errorCount = 0;
+function fail(message) {
+  errorCount += 1;
+  if (errors.length < 50) errors.push(message);
+}
+
+let finished = false;
+function finish(metrics, extra = {}) {
+  if (finished) return;
+  finished = true;
+  const result = { ok: errorCount === 0, error_count: errorCount, errors, metrics, ...extra };
+  writeFileSync(resultPath, JSON.stringify(result));
+  process.exit(result.ok ? 0 : 1);
+}
+
+setTimeout(() => {
+  fail(`hard timeout: the scenario did not finish within ${P.hard_timeout_s}s`);
+  finish({ phase });
+}, P.hard_timeout_s * 1000);
+let phase = "start";
+
+// ---------------------------------------------------------------------------------------------
+// The server process, seen through /proc (same machine)
+
+function cpuSeconds(statPath) {
+  const stat = readFileSync(statPath, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / (setup.clk_tck || 100); // utime + stime
+}
+
+function readProc() {
+  const pid = setup.server_pid;
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
+    const threads = {};
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        threads[tid] = cpuSeconds(`/proc/${pid}/task/${tid}/stat`);
+      } catch {
+        // the thread ended
+      }
+    }
+    return { rssKiB: rss, cpuS: cpuSeconds(`/proc/${pid}/stat`), threads }; // the process: all threads
+  } catch {
+    return { rssKiB: NaN, cpuS: NaN, threads: {} };
+  }
+}
+
+// CPU seconds each server thread spent between two readings (threads that used any).
+function threadCpu(proc0, proc1) {
+  const out = {};
+  for (const [tid, cpu] of Object.entries(proc1.threads)) {
+    const used = cpu - (proc0.threads[tid] ?? 0);
+    if (used > 0) out[tid] = Math.round(used * 1000) / 1000;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sockets
+
+const sockets = new Array(setup.clients.length).fill(null);
+const closing = new Set();
+let connectFailures = 0;
+
+function describe(err) {
+  if (!err) return String(err);
+  const data = err.data ? ` ${JSON.stringify(err.data)}` : "";
+  return `${err.message || err}${data}`;
+}
+
+function openSocket(i) {
+  return new Promise((resolve, reject) => {
+    const socket = io(setup.url + setup.namespace, {
+      transports: ["websocket"],
+      auth: setup.clients[i].auth,
+      reconnection: false,
+      forceNew: true,
+      timeout: P.connect_timeout_s * 1000,
+    });
+    closing.delete(i);
+    socket.on("new_message", (message) => onNewMessage(i, message));
+    socket.on("disconnect", (reason) => {
+      if (!closing.has(i)) fail(`client ${i}: disconnected by ${reason}`);
+    });
+    let settled = false;
+    socket.once("connect", () => {
+      settled = true;
+      sockets[i] = socket;
+      resolve(socket);
+    });
+    socket.once("connect_error", (err) => {
+      if (settled) return;
+      settled = true;
+      connectFailures += 1;
+      socket.close();
+      reject(new Error(`client ${i}: connect_error: ${describe(err)}`));
+    });
+  });
+}
+
+function closeSocket(i) {
+  closing.add(i);
+  if (sockets[i]) sockets[i].disconnect();
+  sockets[i] = null;
+}
+
+async function pool(indices, limit, fn) {
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, indices.length) }, async () => {
+    while (next < indices.length) {
+      const i = indices[next++];
+      await fn(i);
+    }
+  });
+  await Promise.all(workers);
+}
+
+async function connectAll(indices, limit = P.connect_concurrency) {
+  await pool(indices, limit, openSocket);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages: one log per conversation, in typed arrays (millions of messages stay cheap)
+
+class Log {
+  constructor() {
+    this.n = 0;
+    this.grow(1024);
+  }
+  grow(capacity) {
+    const copy = (Type, old) => {
+      const next = new Type(capacity);
+      if (old) next.set(old.subarray(0, this.n));
+      return next;
+    };
+    this.sentAt = copy(Float64Array, this.sentAt);
+    this.seq = copy(Float64Array, this.seq); // 0 until acked ok
+    this.dseq = copy(Float64Array, this.dseq); // seq seen by the first receiver, 0 until then
+    this.deliveries = copy(Int32Array, this.deliveries);
+    this.expect = copy(Int32Array, this.expect); // live receivers expected to get it
+    this.capacity = capacity;
+  }
+  add(sentAt, expect) {
+    if (this.n === this.capacity) this.grow(this.capacity * 2);
+    const k = this.n++;
+    this.sentAt[k] = sentAt;
+    this.expect[k] = expect;
+    return k;
+  }
+}
+
+const conversations = setup.conversations.map((c, j) => ({
+  j,
+  id: c.id,
+  sender: c.sender,
+  receivers: c.members.filter((m) => m !== c.sender),
+  start: c.start_seq || 0,
+  log: new Log(),
+  inflight: 0,
+  acked: 0,
+  live: true, // receivers are connected and must get each message
+  recv: new Map(c.members.filter((m) => m !== c.sender).map((m) => [m, { last: c.start_seq || 0, count: 0 }])),
+}));
+const byId = new Map(conversations.map((c) => [c.id, c]));
+
+const win = { start: Infinity, end: Infinity };
+const inWindow = (t) => t >= win.start && t < win.end;
+const ackLatencies = [];
+const deliveryLatencies = [];
+let acksInWindow = 0;
+let deliveriesInWindow = 0;
+let totalAcked = 0;
+let totalDeliveries = 0;
+let expectedDeliveries = 0;
+let liveForbidden = false;
+
+const clientId = (j, k) => `${j}.${k}`;
+function bodyFor(id) {
+  const head = `m ${id} `;
+  return head.length >= P.body_bytes ? head : head + "x".repeat(P.body_bytes - head.length);
+}
+
+function send(c, scheduledAt, onAcked) {
+  const k = c.log.add(scheduledAt ?? now(), c.live ? c.receivers.length : 0);
+  const id = clientId(c.j, k);
+  c.inflight += 1;
+  const payload = { conversation_id: c.id, body: bodyFor(id), client_id: id };
+  sockets[c.sender].timeout(P.ack_timeout_s * 1000).emit("send_message", payload, (err, ack) => {
+    const t = now();
+    c.inflight -= 1;
+    if (err) {
+      fail(`conversation ${c.id}: no ack for ${id} within ${P.ack_timeout_s}s`);
+    } else if (!ack || ack.ok !== true) {
+      fail(`conversation ${c.id}: ${id} refused: ${JSON.stringify(ack)}`);
+    } else if (ack.duplicate) {
+      fail(`conversation ${c.id}: ${id} acked as a duplicate`);
+    } else if (!ack.message || ack.message.client_id !== id || ack.message.conversation_id !== c.id) {
+      fail(`conversation ${c.id}: ack for ${id} carries another message: ${JSON.stringify(ack.message)}`);
+    } else {
+      const seq = ack.message.seq;
+      const log = c.log;
+      if (log.dseq[k] !== 0 && log.dseq[k] !== seq) fail(`${id}: acked as seq ${seq}, delivered as ${log.dseq[k]}`);
+      log.seq[k] = seq;
+      c.acked += 1;
+      totalAcked += 1;
+      expectedDeliveries += log.expect[k];
+      if (inWindow(log.sentAt[k])) ackLatencies.push(t - log.sentAt[k]);
+      if (inWindow(t)) acksInWindow += 1;
+    }
+    if (onAcked) onAcked(c);
+  });
+}
+
+function onNewMessage(i, m) {
+  const t = now();
+  if (liveForbidden) {
+    fail(`client ${i}: unexpected live new_message ${m && m.client_id} while catching up (sent twice?)`);
+    return;
+  }
+  const c = m && byId.get(m.conversation_id);
+  if (!c) {
+    fail(`client ${i}: new_message for unknown conversation ${m && m.conversation_id}`);
+    return;
+  }
+  const state = c.recv.get(i);
+  if (!state) {
+    fail(`client ${i}: the sender received its own message ${m.client_id}`);
+    return;
+  }
+  if (m.seq !== state.last + 1) {
+    if (m.seq <= state.last) fail(`client ${i}, conversation ${c.id}: seq ${m.seq} after ${state.last} (duplicate or out of order)`);
+    else fail(`client ${i}, conversation ${c.id}: seq ${m.seq} after ${state.last} (gap)`);
+  }
+  if (m.seq > state.last) state.last = m.seq;
+  state.count += 1;
+  const id = typeof m.client_id === "string" ? m.client_id : "";
+  const dot = id.indexOf(".");
+  const j = Number(id.slice(0, dot));
+  const k = Number(id.slice(dot + 1));
+  if (dot < 0 || j !== c.j || !(k >= 0 && k < c.log.n)) {
+    fail(`client ${i}, conversation ${c.id}: delivered a message nobody sent: ${JSON.stringify(m).slice(0, 200)}`);
+    return;
+  }
+  if (m.body !== bodyFor(id)) fail(`client ${i}: ${id} delivered with another body`);
+  const log = c.log;
+  if (log.seq[k] !== 0 && log.seq[k] !== m.seq) fail(`${id}: acked as seq ${log.seq[k]}, delivered as ${m.seq}`);
+  if (log.dseq[k] !== 0 && log.dseq[k] !== m.seq) fail(`${id}: delivered as seq ${log.dseq[k]} and ${m.seq}`);
+  log.dseq[k] = m.seq;
+  log.deliveries[k] += 1;
+  totalDeliveries += 1;
+  if (inWindow(log.sentAt[k])) deliveryLatencies.push(t - log.sentAt[k]);
+  if (inWindow(t)) deliveriesInWindow += 1;
+}
+
+async function drain() {
+  phase = "drain";
+  const deadline = now() + P.drain_timeout_s * 1000;
+  while (conversations.some((c) => c.inflight > 0) && now() < deadline) await sleep(5);
+  while (totalDeliveries < expectedDeliveries && now() < deadline) await sleep(5);
+  await sleep(P.settle_ms); // late duplicates would show up here
+}
+
+// Each sender's messages got consecutive seqs in the order they were sent; every live one
+// reached every receiver exactly once (the per-delivery checks saw order and gaps).
+function checkConversations({ liveOnly = false } = {}) {
+  for (const c of conversations) {
+    const log = c.log;
+    let expected = c.start + 1;
+    let unacked = 0;
+    for (let k = 0; k < log.n; k++) {
+      if (log.seq[k] === 0) {
+        unacked += 1;
+        continue;
+      }
+      if (log.seq[k] !== expected) {
+        fail(`conversation ${c.id}: message ${clientId(c.j, k)} got seq ${log.seq[k]}, expected ${expected}`);
+      }
+      expected = log.seq[k] + 1;
+      if (log.deliveries[k] !== log.expect[k]) {
+        fail(`${clientId(c.j, k)} (seq ${log.seq[k]}) delivered ${log.deliveries[k]} times to ${log.expect[k]} receivers`);
+      }
+    }
+    if (unacked) fail(`conversation ${c.id}: ${unacked} message(s) never acked ok`);
+    if (liveOnly) {
+      const top = c.start + c.acked;
+      for (const [r, state] of c.recv) {
+        if (state.last !== top || state.count !== c.acked) {
+          fail(`client ${r}, conversation ${c.id}: received ${state.count} up to seq ${state.last}; ${c.acked} acked up to ${top}`);
+        }
+      }
+    }
+  }
+}
+
+function ackedList() {
+  if (!setup.report_acked) return undefined;
+  const out = {};
+  for (const c of conversations) {
+    const rows = [];
+    for (let k = 0; k < c.log.n; k++) if (c.log.seq[k] !== 0) rows.push([c.log.seq[k], clientId(c.j, k)]);
+    out[c.id] = rows;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics
+
+function percentile(sorted, q) {
+  if (!sorted.length) return null;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
+}
+function latencyStats(prefix, values) {
+  const sorted = Float64Array.from(values).sort();
+  const r3 = (x) => (x === null ? null : Math.round(x * 1000) / 1000);
+  return {
+    [`${prefix}_p50_ms`]: r3(percentile(sorted, 0.5)),
+    [`${prefix}_p99_ms`]: r3(percentile(sorted, 0.99)),
+    [`${prefix}_max_ms`]: r3(sorted.length ? sorted[sorted.length - 1] : null),
+    [`${prefix}_samples`]: sorted.length,
+  };
+}
+
+function windowStats(proc0, proc1, cpu0, cpu1, seconds) {
+  const serverCpu = proc1.cpuS - proc0.cpuS;
+  const loadgenCpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / 1e6;
+  return {
+    duration_s: seconds,
+    acked: acksInWindow,
+    acked_per_s: acksInWindow / seconds,
+    delivered: deliveriesInWindow,
+    delivered_per_s: deliveriesInWindow / seconds,
+    ...latencyStats("ack", ackLatencies),
+    ...latencyStats("delivery", deliveryLatencies),
+    server_cpu_util: serverCpu / seconds,
+    server_cpu_us_per_ack: acksInWindow ? (serverCpu * 1e6) / acksInWindow : null,
+    server_cpu_us_per_delivery: deliveriesInWindow ? (serverCpu * 1e6) / deliveriesInWindow : null,
+    server_rss_kib: proc1.rssKiB,
+    server_thread_cpu_s: threadCpu(proc0, proc1),
+    loadgen_cpu_util: loadgenCpu / seconds,
+    total_sent: conversations.reduce((a, c) => a + c.log.n, 0),
+    total_acked: totalAcked,
+    total_deliveries: totalDeliveries,
+  };
+}
+
+const allClients = () => setup.clients.map((_, i) => i);
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+
+// S1 pairs and S2 fan-out: each sender keeps params.inflight messages in flight (closed loop).
+async function closedLoop() {
+  phase = "connect";
+  await connectAll(allClients());
+  phase = "run";
+  const t0 = now();
+  win.start = t0 + P.warmup_s * 1000;
+  win.end = win.start + P.duration_s * 1000;
+  let running = true;
+  const next = (c) => {
+    if (running) send(c, undefined, next);
+  };
+  for (const c of conversations) for (let w = 0; w < P.inflight; w++) send(c, undefined, next);
+  await sleepUntil(win.start);
+  const proc0 = readProc();
+  const cpu0 = process.cpuUsage();
+  await sleepUntil(win.end);
+  const proc1 = readProc();
+  const cpu1 = process.cpuUsage();
+  running = false;
+  await drain();
+  checkConversations({ liveOnly: true });
+  return windowStats(proc0, proc1, cpu0, cpu1, P.duration_s);
+}
+
+// S4: an open loop at params.rate messages/s over all conversations; latency from the scheduled time.
+async function openLoop() {
+  phase = "connect";
+  await connectAll(allClients());
+  phase = "run";
+  const interval = 1000 / P.rate;
+  const total = Math.floor((P.warmup_s + P.duration_s) * P.rate);
+  const t0 = now() + 20;
+  win.start = t0 + P.warmup_s * 1000;
+  win.end = win.start + P.duration_s * 1000;
+  let k = 0;
+  let maxLag = 0;
+  let proc0;
+  let cpu0;
+  let proc1;
+  let cpu1;
+  await new Promise((resolve) => {
+    const tick = () => {
+      const t = now();
+      if (!proc0 && t >= win.start) {
+        proc0 = readProc();
+        cpu0 = process.cpuUsage();
+      }
+      while (k < total && t0 + k * interval <= t) {
+        const at = t0 + k * interval;
+        maxLag = Math.max(maxLag, t - at);
+        send(conversations[k % conversations.length], at);
+        k += 1;
+      }
+      if (k < total) setTimeout(tick, Math.min(5, Math.max(0, t0 + k * interval - now())));
+      else resolve();
+    };
+    setTimeout(tick, Math.max(0, t0 - now()));
+  });
+  await sleepUntil(win.end);
+  proc1 = readProc();
+  cpu1 = process.cpuUsage();
+  proc0 = proc0 || proc1;
+  cpu0 = cpu0 || cpu1;
+  await drain();
+  checkConversations({ liveOnly: true });
+  return { rate: P.rate, max_send_lag_ms: maxLag, ...windowStats(proc0, proc1, cpu0, cpu1, P.duration_s) };
+}
+
+// S3: N idle connections; server RSS growth per connection.
+async function idle() {
+  const clients = allClients();
+  phase = "connect";
+  const before = readProc();
+  const t0 = now();
+  await connectAll(clients);
+  const connectS = (now() - t0) / 1000;
+  phase = "idle";
+  await sleep(P.settle_s * 1000);
+  const after = readProc();
+  const connected = sockets.filter((s) => s && s.connected).length;
+  if (connected !== clients.length) fail(`${clients.length - connected} of ${clients.length} idle connections dropped`);
+  return {
+    connections: clients.length,
+    connect_s: connectS,
+    connects_per_s: clients.length / connectS,
+    rss_before_kib: before.rssKiB,
+    rss_after_kib: after.rssKiB,
+    kib_per_connection: (after.rssKiB - before.rssKiB) / clients.length,
+    server_cpu_us_per_connect: ((after.cpuS - before.cpuS) * 1e6) / clients.length,
+  };
+}
+
+// S5: clients miss params.messages messages each, then reconnect at once and sync until has_more is false.
+async function catchUp() {
+  const senders = new Set(conversations.map((c) => c.sender));
+  const readers = allClients().filter((i) => !senders.has(i));
+  const mine = new Map(readers.map((i) => [i, []]));
+  for (const c of conversations) for (const r of c.receivers) mine.get(r).push(c);
+
+  phase = "connect";
+  await connectAll(allClients());
+  // One live message per conversation: everyone is in the room and has seen seq start+1.
+  phase = "prime";
+  for (const c of conversations) send(c);
+  await drain();
+  checkConversations({ liveOnly: true });
+  const primeSeq = new Map(conversations.map((c) => [c.id, c.start + c.acked]));
+
+  phase = "disconnect";
+  for (const i of readers) closeSocket(i);
+  await waitForConnections(senders.size);
+
+  // The backlog: nobody but the sender is connected, so nothing is delivered live.
+  phase = "backlog";
+  for (const c of conversations) c.live = false;
+  const tb = now();
+  await Promise.all(conversations.map((c) => new Promise((resolve) => {
+    let sent = 0;
+    const next = () => {
+      if (sent < P.messages) {
+        sent += 1;
+        send(c, undefined, next);
+      } else if (c.inflight === 0) resolve();
+    };
+    for (let w = 0; w < Math.min(P.inflight, P.messages); w++) next();
+  })));
+  const backlogS = (now() - tb) / 1000;
+  checkConversations();
+  const seqToClient = new Map(conversations.map((c) => {
+    const m = new Map();
+    for (let k = 0; k < c.log.n; k++) if (c.log.seq[k]) m.set(c.log.seq[k], clientId(c.j, k));
+    return [c.id, m];
+  }));
+
+  // Everyone reconnects at once and catches up.
+  phase = "catch-up";
+  liveForbidden = true;
+  let syncCalls = 0;
+  let synced = 0;
+  const connectTimes = [];
+  const doneTimes = [];
+  const t0 = now();
+  const proc0 = readProc();
+  await Promise.all(readers.map(async (i) => {
+    try {
+      await openSocket(i);
+    } catch (err) {
+      fail(String(err.message || err));
+      return;
+    }
+    connectTimes.push(now() - t0);
+    const convs = mine.get(i);
+    const cursors = Object.fromEntries(convs.map((c) => [c.id, primeSeq.get(c.id)]));
+    let last = null;
+    for (let call = 0; ; call++) {
+      if (call > 10 + (P.messages * convs.length) / Math.max(1, P.page)) {
+        fail(`client ${i}: sync never ended (has_more stayed true)`);
+        return;
+      }
+      let ack;
+      try {
+        ack = await sockets[i].timeout(P.ack_timeout_s * 1000).emitWithAck("sync", { cursors, limit: P.page });
+      } catch {
+        fail(`client ${i}: no answer to sync within ${P.ack_timeout_s}s`);
+        return;
+      }
+      syncCalls += 1;
+      if (!ack || ack.ok !== true) {
+        fail(`client ${i}: sync refused: ${JSON.stringify(ack)}`);
+        return;
+      }
+      for (const m of ack.messages) {
+        synced += 1;
+        const cursor = cursors[m.conversation_id];
+        if (cursor === undefined) {
+          fail(`client ${i}: sync returned conversation ${m.conversation_id} it did not ask for`);
+        } else if (m.seq !== cursor + 1) {
+          fail(`client ${i}, conversation ${m.conversation_id}: synced seq ${m.seq} after ${cursor}`);
+        } else if (seqToClient.get(m.conversation_id).get(m.seq) !== m.client_id || m.body !== bodyFor(m.client_id)) {
+          fail(`client ${i}, conversation ${m.conversation_id}: seq ${m.seq} is not the message acked with it`);
+        }
+        if (cursor !== undefined && m.seq > cursor) cursors[m.conversation_id] = m.seq;
+      }
+      last = ack;
+      if (!ack.has_more) break;
+    }
+    doneTimes.push(now() - t0);
+    for (const c of convs) {
+      const top = c.start + c.acked;
+      if (cursors[c.id] !== top) fail(`client ${i}, conversation ${c.id}: caught up to ${cursors[c.id]}, last seq is ${top}`);
+      const listed = (last.conversations || []).find((x) => x.id === c.id);
+      if (listed && listed.last_seq !== top) fail(`client ${i}: sync lists last_seq ${listed.last_seq} for ${c.id}, expected ${top}`);
+    }
+  }));
+  const proc1 = readProc();
+  const sortedDone = Float64Array.from(doneTimes).sort();
+  const sortedConnect = Float64Array.from(connectTimes).sort();
+  if (doneTimes.length !== readers.length) fail(`${readers.length - doneTimes.length} of ${readers.length} clients never caught up`);
+  const expected = readers.length * P.messages;
+  if (synced !== expected) fail(`synced ${synced} messages in all, expected ${expected}`);
+  await sleep(P.settle_ms);
+  return {
+    clients: readers.length,
+    missed_per_client: P.messages,
+    backlog_messages: conversations.length * P.messages,
+    backlog_store_s: backlogS,
+    catchup_s: sortedDone.length ? sortedDone[sortedDone.length - 1] / 1000 : null,
+    caught_up: doneTimes.length,
+    connect_p50_ms: percentile(sortedConnect, 0.5),
+    connect_max_ms: sortedConnect.length ? sortedConnect[sortedConnect.length - 1] : null,
+    done_p50_ms: percentile(sortedDone, 0.5),
+    sync_calls: syncCalls,
+    synced_messages: synced,
+    server_cpu_s: proc1.cpuS - proc0.cpuS,
+  };
+}
+
+async function waitForConnections(count) {
+  const deadline = now() + 15000;
+  if (!setup.health_url) {
+    await sleep(1000);
+    return;
+  }
+  while (now() < deadline) {
+    try {
+      const response = await fetch(setup.health_url);
+      const body = await response.json();
+      if (body.connections === count) return;
+    } catch {
+      // the server is busy; try again
+    }
+    await sleep(50);
+  }
+  fail(`the server still counts connections that were closed 15s ago (expected ${count})`);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const scenarios = { s1: closedLoop, s2: closedLoop, s3: idle, s4: openLoop, s5: catchUp };
+
+async function main() {
+  const run = scenarios[setup.scenario];
+  if (!run) throw new Error(`unknown scenario ${setup.scenario}`);
+  const metrics = await run();
+  metrics.connect_failures = connectFailures;
+  finish(metrics, { acked: ackedList() });
+}
+
+main().catch((err) => {
+  fail(`${phase}: ${err && err.stack ? err.stack.split("\n").slice(0, 3).join(" | ") : err}`);
+  finish({ phase, connect_failures: connectFailures });
+});
