@@ -341,3 +341,14 @@ async def test_unstorable_title_is_invalid(api: Api, db_url: str, bad: str) -> N
     assert status == 400, body
     assert _error(body) == "invalid"
     assert _count(db_url, "conversation") == 0
+
+
+async def test_user_search_folds_case_beyond_ascii(api: Api) -> None:
+    # Display names are Unicode; typing a name as it is written (or in other letter case) must find it,
+    # on SQLite exactly as on PostgreSQL.
+    tag = unique_name("e")[2:8]
+    elodie = await api.register(f"e{tag}", display_name=f"Élodie{tag} Martin")
+    for q in (f"Élodie{tag}", f"élodie{tag}", f"ÉLODIE{tag}", f"éLoDiE{tag} m"):
+        status, body = await api.request("GET", f"/api/users?q={q}", token=elodie.token)
+        assert status == 200
+        assert [u["id"] for u in body["users"]] == [elodie.id], q

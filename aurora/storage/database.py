@@ -53,14 +53,22 @@ def open_database(url: str, *, sqlite_synchronous: str = "FULL", base_dir: Path 
             "foreign_keys": 1,
             "busy_timeout": 10000,
         }
-        return PooledSqliteDatabase(
+        database = PooledSqliteDatabase(
             path, pragmas=pragmas, max_connections=max_connections, timeout=30,
             check_same_thread=False,
         )
+        # SQLite's built-in lower() folds ASCII only; PostgreSQL's folds every letter. Use Python's on
+        # SQLite so case-insensitive look-ups (user search by display name) agree on both backends.
+        database.register_function(_unicode_lower, "lower", 1, deterministic=True)
+        return database
     params.setdefault("connect_timeout", 5)
     return PooledPostgresqlDatabase(
         name, max_connections=max_connections, stale_timeout=300, timeout=30, **params
     )
+
+
+def _unicode_lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
 
 
 class Storage:
