@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.conftest import make_settings, start_server
 from tests.support.clients import Account, Api
 from tests.support.foundation import raw_query
 
@@ -290,3 +292,24 @@ async def test_one_bad_send_does_not_fail_the_others_in_flight(api: Api, db_url:
     assert statuses[6:9] == [400, 400, 400], results[6:9]
     assert statuses[:6] + statuses[9:] == [201] * 12, results
     assert sorted(seq for seq, _ in _stored(db_url, conversation["id"])) == list(range(1, 13))
+
+
+async def test_size_limits_follow_the_settings(tmp_path: Path, db_url: str) -> None:
+    running = await start_server(make_settings(tmp_path, db_url, max_message_chars=10, max_http_body_bytes=4096))
+    client = Api(running.url)
+    try:
+        alice, bob = await client.register(), await client.register()
+        conversation = await client.conversation(alice, [bob])
+        status, _ = await client.send(alice, conversation["id"], "0123456789")
+        assert status == 201
+        status, body = await client.send(alice, conversation["id"], "0123456789X")
+        assert status == 413 and _error(body) == "too_large"
+        assert "10" in body["error"]["message"]
+        status, body = await client.request("POST", _path(conversation), token=alice.token,
+                                            data='{"body": "' + " " * 5000 + 'x"}',
+                                            headers={"Content-Type": "application/json"})
+        assert status == 413 and _error(body) == "too_large"
+        assert _stored(db_url, conversation["id"]) == [(1, "0123456789")]
+    finally:
+        await client.close()
+        await running.stop()
