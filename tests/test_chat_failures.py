@@ -338,3 +338,30 @@ async def test_configured_packet_limit_is_enforced(tmp_path: Path, db_url: str, 
         finally:
             await sockets.close_all()
             await api.close()
+
+
+async def test_database_failure_during_connect_is_refused_at_once(
+        server: RunningServer, api: Api, sockets: SocketFactory) -> None:
+    """After authentication the connection reads memberships; if that fails the client gets a
+    connect_error with code `internal` (not silence until its own timeout), and nothing lingers."""
+    alice = await api.register()
+    bob = await api.register()
+    cid = (await api.conversation(alice, [bob]))["id"]
+    bob_socket = await sockets.connect(bob.token)
+    await _run_sql(server, ["ALTER TABLE membership RENAME TO membership_away"])
+    try:
+        refused = await asyncio.wait_for(sockets.connect_error(alice.token), 5)
+    finally:
+        await _run_sql(server, ["ALTER TABLE membership_away RENAME TO membership"])
+    assert refused["data"]["code"] == "internal", refused
+    assert isinstance(refused["data"]["message"], str)
+    status, health = await api.request("GET", "/health")
+    assert status == 200, health
+    assert health["connections"] == 1, health  # bob only: the refused socket is not counted
+    # Healthy again: alice connects, comes online once, and messages flow.
+    alice_socket = await sockets.connect(alice.token)
+    online = await bob_socket.wait_for("presence")
+    assert online["user_id"] == alice.id and online["online"] is True
+    message = await send(alice_socket, cid, "made it")
+    assert await bob_socket.wait_for("new_message") == message
+    assert bob_socket.events("presence") == [online]

@@ -7,12 +7,15 @@ without "opening" anything. Rooms are a cache of memberships.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Any
 
+import socketio
+
 from aurora.context import Aurora
-from aurora.errors import invalid, not_found
+from aurora.errors import INTERNAL_MESSAGE, invalid, not_found
 from aurora.realtime.base import AuroraNamespace
 from aurora.realtime.rooms import CHAT_NAMESPACE, conversation_room, user_room
 from aurora.services.validation import conversation_id_of, payload_dict
@@ -26,14 +29,27 @@ class ChatNamespace(AuroraNamespace):
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         user = await self.authenticate(environ, auth)
-        # Per-socket state: conversations this socket chose to leave, typing throttle.
-        await self.save_session(sid, {"user": user, "left": set(), "typing": {}})
-        # User room first, then memberships: a conversation created in between is
-        # either in the query result or finds this socket in the user room.
-        await self.enter_room(sid, user_room(user["id"]))
-        for conversation_id in await self.app.conversations.ids_for(user["id"]):
-            await self.enter_room(sid, conversation_room(conversation_id))
-        await self.app.presence.socket_connected(user, sid)
+        registered = False
+        try:
+            # Per-socket state: conversations this socket chose to leave, typing throttle.
+            await self.save_session(sid, {"user": user, "left": set(), "typing": {}})
+            # User room first, then memberships: a conversation created in between is
+            # either in the query result or finds this socket in the user room.
+            await self.enter_room(sid, user_room(user["id"]))
+            for conversation_id in await self.app.conversations.ids_for(user["id"]):
+                await self.enter_room(sid, conversation_room(conversation_id))
+            registered = True
+            await self.app.presence.socket_connected(user, sid)
+        except Exception:
+            # Refuse at once with a code (an exception here would leave the client waiting
+            # for an answer that never comes); a refused socket gets no disconnect event.
+            log.exception("setting up a /chat connection failed")
+            if registered:
+                with contextlib.suppress(Exception):
+                    await self.app.presence.socket_disconnected(user, sid)
+            raise socketio.exceptions.ConnectionRefusedError(
+                INTERNAL_MESSAGE, {"code": "internal", "message": INTERNAL_MESSAGE}
+            ) from None
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         session = await self.get_session(sid)
