@@ -131,3 +131,33 @@ async def test_created_conversation_reports_online_members(api: Api, sockets: So
     status, body = await api.request("POST", "/api/conversations", token=alice.token, json={"user_ids": [bob.id]})
     assert status == 201, body
     assert _members_online(body["conversation"]) == {alice.id: False, bob.id: True}
+
+
+async def test_membership_events_carry_online(api: Api, sockets: SocketFactory) -> None:
+    """A new contact learns from the event itself whether the others are online (presence only marks changes)."""
+    alice, bob, carol, dave = [await api.register() for _ in range(4)]
+    alice_socket = await sockets.connect(alice.token)
+    bob_socket = await sockets.connect(bob.token)
+    await sockets.connect(dave.token)
+    await wait_connections(api, 3)
+
+    dm = await api.conversation(alice, [bob])
+    created = await bob_socket.wait_for("conversation_created")
+    assert created["conversation"]["id"] == dm["id"]
+    assert _members_online(created["conversation"]) == {alice.id: True, bob.id: True}
+    group = await api.conversation(alice, [bob, carol], title="g")
+    created = await bob_socket.wait_for("conversation_created", lambda d: d["conversation"]["id"] == group["id"])
+    assert _members_online(created["conversation"]) == {alice.id: True, bob.id: True, carol.id: False}
+
+    status, body = await api.request("POST", f"/api/conversations/{group['id']}/members", token=alice.token,
+                                     json={"user_ids": [dave.id]})
+    assert status == 200, body
+    added = await bob_socket.wait_for("member_added")
+    assert added["user"]["id"] == dave.id and added["user"]["online"] is True
+    assert _members_online(added["conversation"])[dave.id] is True
+
+    status, body = await api.request("DELETE", f"/api/conversations/{group['id']}/members/me", token=alice.token)
+    assert status == 200, body
+    removed = await bob_socket.wait_for("member_removed")
+    assert removed["user"]["id"] == alice.id and removed["user"]["online"] is True
+    assert alice_socket.client.connected

@@ -50,9 +50,12 @@ class Conversations:
         else:
             conversation = await self._storage.write(store.create_group_txn, user["id"], others, clean_title)
             created = True
+        # Events carry `online` like the REST answers: presence events only mark changes, so a
+        # new contact would otherwise not learn that the other is already online.
+        annotated = await self._presence.annotate(conversation)
         if created:
-            await self._notifier.conversation_created(conversation)
-        return await self._presence.annotate(conversation), created
+            await self._notifier.conversation_created(annotated)
+        return annotated, created
 
     async def get(self, user: dict[str, Any], conversation_id: Any) -> dict[str, Any]:
         conversation = await self._storage.read(store.get_for_member, conversation_id_of(conversation_id), user["id"])
@@ -69,14 +72,15 @@ class Conversations:
         await self._storage.read(store.get_for_member, cid, user["id"])  # not_found before revealing users
         await self._require_users(ids)
         conversation, added = await self._storage.write(store.add_members_txn, cid, user["id"], ids)
+        annotated = await self._presence.annotate(conversation)
         if added:
-            await self._notifier.members_added(conversation, added)
-        return await self._presence.annotate(conversation)
+            await self._notifier.members_added(annotated, await self._presence.annotate_users(added))
+        return annotated
 
     async def leave(self, user: dict[str, Any], conversation_id: Any) -> None:
         cid = conversation_id_of(conversation_id)
         _, leaver = await self._storage.write(store.leave_txn, cid, user["id"])
-        await self._notifier.member_removed(cid, leaver)
+        await self._notifier.member_removed(cid, await self._presence.annotate_user(leaver))
 
     async def ids_for(self, user_id: int) -> list[int]:
         return await self._storage.read(store.conversation_ids_for_user, user_id)
