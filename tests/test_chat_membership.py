@@ -78,6 +78,10 @@ async def test_added_member_is_subscribed_on_every_device_at_once(api: Api, sock
         assert sock.events("new_message") == [after]
     assert await alice_socket.wait_for("new_message") == after
     assert before["seq"] == 1 and after["seq"] == 2
+    # What came before her arrival does not count as unread; what came after does.
+    status, body = await api.request("GET", "/api/conversations", token=carol.token)
+    assert status == 200, body
+    assert [(c["id"], c["unread_count"]) for c in body["conversations"]] == [(cid, 1)]
     # Adding someone already in is a no-op: no second member_added.
     await add_members(api, alice, cid, [carol])
     dave = await api.register()
