@@ -160,8 +160,20 @@ async def test_serves_on_the_port_from_the_environment_with_default_storage(
 
 async def test_port_flag_beats_port_environment(tmp_path: Path, start_app: Starter) -> None:
     port = free_port()
-    server = await start_app(tmp_path, {"PORT": "1", "AURORA_HOST": "127.0.0.1"}, args=["--port", str(port)],
-                             port=port)
+    server = await start_app(tmp_path, {"PORT": "1", "AURORA_HOST": "127.0.0.1"},
+                             args=["--port", str(port), "serve"], port=port)
     line = await server.wait_for_line("Aurora WebSocket Server running on port")
     assert line.endswith(f"running on port {port}")
     await server.wait_ready()
+
+
+async def test_config_file_is_layered_under_the_environment(tmp_path: Path, start_app: Starter) -> None:
+    port = free_port()
+    config = tmp_path / "site.toml"
+    config.write_text(f'port = 1\nhost = "127.0.0.1"\ndatabase_url = "sqlite:///{tmp_path}/from-config.db"\n')
+    server = await start_app(tmp_path, {"PORT": str(port)}, args=["--config", str(config)], port=port)
+    line = await server.wait_for_line("Aurora WebSocket Server running on port")
+    assert line.endswith(f"running on port {port}")  # PORT beats the file
+    await server.wait_ready()
+    assert (tmp_path / "from-config.db").exists()  # the file's database_url was used
+    assert not (tmp_path / "data" / "aurora.db").exists()
