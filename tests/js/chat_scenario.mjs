@@ -1,6 +1,9 @@
 // End-to-end scenario with the official socket.io-client against a running Aurora server.
 //
-//   node chat_scenario.mjs <server_url> <alice_token> <bob_token>
+//   node chat_scenario.mjs <server_url> <alice_token> <bob_token> [transports]
+//
+// transports: comma-separated, default "websocket"; "polling,websocket" is what browsers do by
+// default (HTTP long-polling first, then the upgrade).
 //
 // Two users connect to /chat with `auth: {token}`; alice creates their conversation over REST
 // after both are connected; alice sends with an ack (emitWithAck) and bob receives without ever
@@ -10,7 +13,8 @@
 
 import { io } from "socket.io-client";
 
-const [url, aliceToken, bobToken] = process.argv.slice(2);
+const [url, aliceToken, bobToken, transportList = "websocket"] = process.argv.slice(2);
+const transports = transportList.split(",");
 const TIMEOUT_MS = 10000;
 const steps = [];
 
@@ -41,7 +45,7 @@ function withTimeout(promise, what) {
 function connect(token, extra = {}) {
   return io(url + "/chat", {
     auth: token === undefined ? undefined : { token },
-    transports: ["websocket"],
+    transports,
     reconnection: false,
     forceNew: true,
     ...extra,
@@ -97,7 +101,7 @@ async function api(method, path, token, body) {
 }
 
 async function refusedCode(options) {
-  const socket = io(url + "/chat", { transports: ["websocket"], reconnection: false, forceNew: true, ...options });
+  const socket = io(url + "/chat", { transports, reconnection: false, forceNew: true, ...options });
   try {
     const err = await withTimeout(
       new Promise((resolve) => {
@@ -128,7 +132,7 @@ async function main() {
   const aliceMessages = recorder(aliceSocket, "new_message");
   const aliceReceipts = recorder(aliceSocket, "receipt");
   await connected(aliceSocket);
-  step("connected", { alice: aliceSocket.id, bob: bobSocket.id });
+  step("connected", { alice: aliceSocket.id, bob: bobSocket.id, transport: aliceSocket.io.engine.transport.name });
 
   // The conversation is created after both connected: bob is subscribed without reconnecting.
   const { conversation } = await api("POST", "/api/conversations", aliceToken, { user_ids: [bob.id] });
@@ -232,6 +236,7 @@ async function main() {
   bobSocket.disconnect();
   return {
     ok: true,
+    transports,
     conversation_id: cid,
     ack,
     bob_seqs: seqs,
