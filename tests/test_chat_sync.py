@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from tests.support.clients import Api, SocketFactory, TestSocket
@@ -191,3 +192,45 @@ async def test_reconnect_catch_up_then_live_has_no_gap_and_no_duplicate(api: Api
         last_seen = ack["messages"][-1]["seq"]
     assert [m["seq"] for m in received] == list(range(1, 16))
     assert len({m["id"] for m in received}) == 15
+
+
+async def test_sync_during_a_burst_never_skips_a_seq(api: Api, sockets: SocketFactory) -> None:
+    """While three senders write, a reader that syncs over and over only ever sees contiguous runs:
+    a message is never visible before every lower seq of its conversation."""
+    senders = [await api.register() for _ in range(3)]
+    reader = await api.register()
+    cid = (await api.conversation(senders[0], [*senders[1:], reader], title="burst"))["id"]
+    sender_socks = [await sockets.connect(s.token) for s in senders]
+    reader_socket = await sockets.connect(reader.token)
+    per_sender = 25
+    total = per_sender * len(senders)
+    done = asyncio.Event()
+
+    async def burst(sock: TestSocket, index: int) -> None:
+        acks = await asyncio.gather(*(sock.call("send_message", {"conversation_id": cid, "body": f"{index}-{n}"})
+                                      for n in range(per_sender)))
+        assert all(a["ok"] for a in acks), acks
+
+    async def reader_loop() -> list[int]:
+        cursor, seen, rounds = 0, [], 0
+        while cursor < total:
+            rounds += 1
+            assert rounds < 5000, "the reader never caught up"
+            ack = await sync(reader_socket, {cid: cursor}, limit=7)
+            seqs = [m["seq"] for m in ack["messages"]]
+            assert seqs == list(range(cursor + 1, cursor + 1 + len(seqs))), (cursor, seqs)
+            seen.extend(seqs)
+            cursor += len(seqs)
+            if not seqs and done.is_set():
+                ack = await sync(reader_socket, {cid: cursor})
+                assert [m["seq"] for m in ack["messages"]] == list(range(cursor + 1, total + 1))
+                seen.extend(m["seq"] for m in ack["messages"])
+                cursor = total
+        return seen
+
+    async def senders_then_done() -> None:
+        await asyncio.gather(*(burst(sock, i) for i, sock in enumerate(sender_socks)))
+        done.set()
+
+    seen, _ = await asyncio.gather(reader_loop(), senders_then_done())
+    assert seen == list(range(1, total + 1))
