@@ -10,6 +10,7 @@ import os
 import sys
 from typing import Any
 
+import peewee
 from aiohttp import web
 
 from aurora.errors import AuroraError
@@ -95,6 +96,8 @@ def main(argv: list[str]) -> int:
     except AuroraError as exc:
         print(f"aurora: {exc.code}: {exc.message}", file=sys.stderr)
         return 1
+    except peewee.OperationalError as exc:
+        return _database_unreachable(exc)
     if args.workers != 1:
         if args.workers < 1:
             print("aurora: invalid setting: workers: must be at least 1", file=sys.stderr)
@@ -107,7 +110,17 @@ def main(argv: list[str]) -> int:
 
         config = args.config or os.environ.get("AURORA_CONFIG")
         return supervise(settings, args.workers, config)
-    return serve(settings)
+    try:
+        return serve(settings)
+    except peewee.OperationalError as exc:  # raised by the start-up migration
+        return _database_unreachable(exc)
+
+
+def _database_unreachable(exc: Exception) -> int:
+    """One line naming the setting, like every other start-up problem (the driver's text, first line only)."""
+    reason = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
+    print(f"aurora: database_url: cannot reach the database: {reason}", file=sys.stderr)
+    return 1
 
 
 def serve(settings: Settings) -> int:

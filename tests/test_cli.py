@@ -177,3 +177,16 @@ async def test_config_file_is_layered_under_the_environment(tmp_path: Path, star
     await server.wait_ready()
     assert (tmp_path / "from-config.db").exists()  # the file's database_url was used
     assert not (tmp_path / "data" / "aurora.db").exists()
+
+
+@pytest.mark.parametrize("args", [["token", "someone"], ["create-user", "someone", "--password-stdin"], []])
+def test_an_unreachable_database_is_one_clear_line_not_a_traceback(tmp_path: Path, args: list[str]) -> None:
+    nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/aurora"  # nothing listens there
+    result = run_cli(args, cwd=tmp_path, env={"DATABASE_URL": nowhere, "PORT": str(free_port()), **LOW_COST},
+                     stdin=PASSWORD + "\n", timeout=60)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines and "database_url" in lines[-1], result.stderr
+    if args:
+        assert len(lines) == 1, result.stderr
