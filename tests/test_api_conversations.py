@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.clients import Api, unique_name
+from tests.support.clients import Api, SocketFactory, unique_name
 from tests.support.foundation import raw_query
 
 CONVERSATION_KEYS = {"id", "kind", "title", "members", "created_at", "last_seq"}
@@ -352,3 +352,22 @@ async def test_user_search_folds_case_beyond_ascii(api: Api) -> None:
         status, body = await api.request("GET", f"/api/users?q={q}", token=elodie.token)
         assert status == 200
         assert [u["id"] for u in body["users"]] == [elodie.id], q
+
+
+async def test_search_and_me_show_who_is_online(api: Api, sockets: SocketFactory) -> None:
+    tag = unique_name("o")[2:8]
+    alice = await api.register(f"on{tag}_alice")
+    bob = await api.register(f"on{tag}_bob")
+    socket = await sockets.connect(bob.token)
+    status, body = await api.request("GET", f"/api/users?q=on{tag}", token=alice.token)
+    assert status == 200
+    assert {u["username"]: u["online"] for u in body["users"]} == {alice.username: False, bob.username: True}
+    status, body = await api.request("GET", "/api/me", token=bob.token)
+    assert body["user"]["online"] is True
+    await socket.disconnect()
+    for _ in range(100):  # the disconnect is processed by the server asynchronously
+        status, body = await api.request("GET", "/api/me", token=bob.token)
+        if body["user"]["online"] is False:
+            break
+        await asyncio.sleep(0.02)
+    assert body["user"]["online"] is False
