@@ -21,6 +21,7 @@ from aurora.realtime.chat import ChatNamespace
 from aurora.realtime.notifier import Notifier
 from aurora.realtime.transport import disable_websocket_compression
 from aurora.services.accounts import Accounts
+from aurora.services.call_locks import CallLocks
 from aurora.services.calls import Calls
 from aurora.services.conversations import Conversations
 from aurora.services.messages import Messages
@@ -98,7 +99,8 @@ def build_aurora(settings: Settings, sio: socketio.AsyncServer) -> Aurora:
         accounts=Accounts(settings, storage, signer), presence=presence,
         conversations=Conversations(storage, notifier, presence),
         messages=messages,
-        calls=Calls(settings, storage, CallNotifier(sio), messages),
+        calls=Calls(settings, storage, CallNotifier(sio, registry), messages,
+                    CallLocks(settings.redis_url, settings.redis_prefix)),
     )
 
 
@@ -138,8 +140,15 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if applied:
         log.info("Database schema migrated to version %d", applied[-1])
     aurora.messages.writer.start()
-    await aurora.registry.start(aurora.presence.users_gone)
-    ended = await aurora.calls.end_calls_left_by_previous_process()
+
+    async def host_gone(users: list[int], call_sids: list[str]) -> None:
+        await aurora.presence.users_gone(users)
+        await aurora.calls.devices_lost(call_sids)
+
+    await aurora.registry.start(host_gone)
+    # One process alone: calls a previous run left live are over. In a cluster, other processes may
+    # own live calls; dead processes' devices are reaped and their grace deadlines end them.
+    ended = await aurora.calls.start(end_live_calls=not aurora.settings.redis_url)
     if ended:
         log.info("Ended %d call(s) left ringing or active by a previous process", ended)
     yield

@@ -8,14 +8,17 @@ from typing import Any
 import socketio
 
 from aurora.realtime.rooms import CALLS_NAMESPACE, user_room
+from aurora.services.socket_registry import LocalSocketRegistry
 
 
 class CallNotifier:
-    def __init__(self, sio: socketio.AsyncServer) -> None:
+    def __init__(self, sio: socketio.AsyncServer, registry: LocalSocketRegistry) -> None:
         self.sio = sio
+        self.registry = registry
 
-    def sids_of_user(self, user_id: int) -> list[str]:
-        return [sid for sid, _ in self.sio.manager.get_participants(CALLS_NAMESPACE, user_room(user_id))]
+    async def sids_of_user(self, user_id: int) -> list[str]:
+        """Every /calls device of the user, on any process."""
+        return await self.registry.sids_of_user(CALLS_NAMESPACE, user_id)
 
     async def to_users(self, event: str, data: dict[str, Any], user_ids: Iterable[int],
                        skip_sids: list[str] | None = None) -> None:

@@ -21,12 +21,14 @@ class CallsNamespace(AuroraNamespace):
         user = await self.authenticate(environ, auth)
         await self.save_session(sid, {"user": user})
         await self.enter_room(sid, user_room(user["id"]))
+        await self.app.registry.add(CALLS_NAMESPACE, user["id"], sid)
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         session = await self.get_session(sid)
         if session and "user" in session:
             try:
-                await self.app.calls.device_disconnected(session["user"], sid)
+                await self.app.registry.remove(CALLS_NAMESPACE, session["user"]["id"], sid)
+                await self.app.calls.devices_lost([sid])
             except Exception:
                 log.exception("handling a /calls disconnect failed")
 

@@ -1,10 +1,16 @@
 """The call lifecycle, kept by the server: ringing -> active -> ended, with timers.
 
-The database holds every call and participant state; this object holds what
-only lives while the process does: which device of each user is in a call,
-the ring timers and the disconnect-grace timers. One lock serialises every
-state change of this process, which makes glare (two invites crossing) and
-accept/reject/timeout races simple: whoever takes the lock first wins.
+Everything a call is lives in the database: its state, its participants, each
+user's device in the call (a Socket.IO sid, routable from any process), the ring
+deadline and each dropped device's grace deadline. So any Aurora process can act
+on any call. Changes to the calls of one conversation are serialised by
+CallLocks (in-process, and across processes through Redis); each re-reads the
+call after taking the lock, which makes glare, accept-versus-timeout and timers
+that fire on two processes all resolve once.
+
+Timers: the process that starts a ring or a grace period also arms a local
+asyncio timer for it (prompt), and every process sweeps the database for
+deadlines that have passed (a backstop for a process that died holding them).
 """
 
 from __future__ import annotations
@@ -13,11 +19,11 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aurora.errors import AuroraError, invalid, not_found
 from aurora.realtime.call_notifier import CallNotifier
+from aurora.services.call_locks import CallLocks
 from aurora.services.call_summary import summary_message
 from aurora.services.messages import Messages
 from aurora.services.validation import conversation_id_of, id_of, optional_int
@@ -30,6 +36,7 @@ log = logging.getLogger(__name__)
 MEDIA = ("audio", "video")
 SIGNAL_TYPES = ("offer", "answer", "candidate")
 HISTORY_DEFAULT, HISTORY_MAX = 50, 200
+SWEEP_INTERVAL_S = 1.0
 
 
 def _conflict(message: str) -> AuroraError:
@@ -37,15 +44,15 @@ def _conflict(message: str) -> AuroraError:
 
 
 class Calls:
-    def __init__(self, settings: Settings, storage: Storage, notifier: CallNotifier, messages: Messages) -> None:
+    def __init__(self, settings: Settings, storage: Storage, notifier: CallNotifier, messages: Messages,
+                 locks: CallLocks) -> None:
         self._settings = settings
         self._storage = storage
         self._notifier = notifier
         self._messages = messages
-        self._lock = asyncio.Lock()
-        self._devices: dict[int, dict[int, str]] = {}  # call id -> user id -> sid of the device in the call
-        self._ring_timers: dict[int, asyncio.Task[None]] = {}
-        self._grace_timers: dict[tuple[int, int], asyncio.Task[None]] = {}
+        self._locks = locks
+        self._timers: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
 
     # -- queries -------------------------------------------------------------
     async def history(self, user: dict[str, Any], conversation_id: Any, limit: Any = None) -> list[dict[str, Any]]:
@@ -56,13 +63,19 @@ class Calls:
     async def _call_for(self, user: dict[str, Any], call_id: Any) -> dict[str, Any]:
         return await self._storage.read(store.get_call_for_member, id_of(call_id, "call_id"), user["id"])
 
+    async def _fresh(self, call_id: int) -> dict[str, Any]:
+        call = await self._storage.read(store.get_call, call_id)
+        if call is None:
+            raise not_found("call")
+        return call
+
     # -- client actions ------------------------------------------------------
     async def invite(self, user: dict[str, Any], sid: str, conversation_id: Any, media: Any) -> dict[str, Any]:
         cid = conversation_id_of(conversation_id)
         if media not in MEDIA:
             raise invalid('media must be "audio" or "video"')
-        async with self._lock:
-            members = await self._storage.read(store.members_for_caller, cid, user["id"])
+        members = await self._storage.read(store.members_for_caller, cid, user["id"])
+        async with self._locks.hold(cid):
             live = await self._storage.read(store.live_call_in_conversation, cid)
             if live is not None:
                 return await self._join_live_call(user, sid, live)
@@ -70,14 +83,14 @@ class Calls:
                 raise _conflict("you are already in a call")
             others = [m for m in members if m != user["id"]]
             busy = await self._storage.read(store.busy_user_ids, others)
-            call = await self._storage.write(store.create_call_txn, cid, user["id"], media, others, busy)
-            self._devices[call["id"]] = {user["id"]: sid}
+            call = await self._storage.write(store.create_call_txn, cid, user["id"], media, others, busy, sid,
+                                             self._settings.ring_timeout_s)
             if not call["ringing"]:
                 # Everyone is in another call: answer the invite with the call, then end it as busy.
-                self._ring_timers[call["id"]] = asyncio.create_task(self._end_soon(call["id"], "busy"))
+                self._spawn(self._end_soon(call, "busy"))
                 return call
             await self._notifier.to_users("call_incoming", {"call": call, "from_user": user}, call["ringing"])
-            self._ring_timers[call["id"]] = asyncio.create_task(self._ring_timeout(call["id"]))
+            self._spawn(self._ring_timeout(call))
             return call
 
     async def _join_live_call(self, user: dict[str, Any], sid: str, live: dict[str, Any]) -> dict[str, Any]:
@@ -90,19 +103,17 @@ class Calls:
 
     async def accept(self, user: dict[str, Any], sid: str, call_id: Any) -> dict[str, Any]:
         call = await self._call_for(user, call_id)
-        async with self._lock:
-            call = await self._storage.read(store.get_call, call["id"]) or call
-            return await self._accept_locked(user, sid, call)
+        async with self._locks.hold(call["conversation_id"]):
+            return await self._accept_locked(user, sid, await self._fresh(call["id"]))
 
     async def _accept_locked(self, user: dict[str, Any], sid: str, call: dict[str, Any]) -> dict[str, Any]:
         if call["state"] == "ended" or user["id"] not in call["ringing"]:
             raise _conflict("this call is not ringing for you")
-        call = await self._storage.write(store.set_participant_txn, call["id"], user["id"], "joined")
-        self._devices.setdefault(call["id"], {})[user["id"]] = sid
-        if not call["ringing"]:
-            self._cancel_ring_timer(call["id"])
+        if await self._storage.read(store.busy_user_ids, [user["id"]]):
+            raise _conflict("you are already in another call; hang up first")
+        call = await self._storage.write(store.set_participant_txn, call["id"], user["id"], "joined", sid)
         accepted = {"call_id": call["id"], "user_id": user["id"], "call": call}
-        await self._notifier.to_sids("call_accepted", accepted, self._device_sids(call, exclude=user["id"]))
+        await self._notifier.to_sids("call_accepted", accepted, await self._device_sids(call, exclude=user["id"]))
         await self._notifier.to_users(
             "call_ended", {"call_id": call["id"], "reason": "answered_elsewhere", "call": call},
             [user["id"]], skip_sids=[sid],
@@ -111,16 +122,16 @@ class Calls:
 
     async def reject(self, user: dict[str, Any], call_id: Any) -> dict[str, Any]:
         call = await self._call_for(user, call_id)
-        async with self._lock:
-            call = await self._storage.read(store.get_call, call["id"]) or call
+        async with self._locks.hold(call["conversation_id"]):
+            call = await self._fresh(call["id"])
             if call["state"] == "ended" or user["id"] not in call["ringing"]:
                 raise _conflict("this call is not ringing for you")
             return await self._leave_locked(call, user["id"], "rejected", participant_state="rejected")
 
     async def hangup(self, user: dict[str, Any], call_id: Any) -> dict[str, Any]:
         call = await self._call_for(user, call_id)
-        async with self._lock:
-            call = await self._storage.read(store.get_call, call["id"]) or call
+        async with self._locks.hold(call["conversation_id"]):
+            call = await self._fresh(call["id"])
             if call["state"] == "ended":
                 raise _conflict("this call has already ended")
             if user["id"] in call["ringing"]:
@@ -131,15 +142,14 @@ class Calls:
 
     async def rejoin(self, user: dict[str, Any], sid: str, call_id: Any) -> dict[str, Any]:
         call = await self._call_for(user, call_id)
-        async with self._lock:
-            call = await self._storage.read(store.get_call, call["id"]) or call
+        async with self._locks.hold(call["conversation_id"]):
+            call = await self._fresh(call["id"])
             if call["state"] == "ended" or user["id"] not in call["participants"]:
                 raise _conflict("you are not in this call")
-            self._cancel_grace_timer(call["id"], user["id"])
-            self._devices.setdefault(call["id"], {})[user["id"]] = sid
+            await self._storage.write(store.set_device_txn, call["id"], user["id"], sid)
             await self._notifier.to_sids(
                 "call_rejoined", {"call_id": call["id"], "user_id": user["id"]},
-                self._device_sids(call, exclude=user["id"]),
+                await self._device_sids(call, exclude=user["id"]),
             )
             return call
 
@@ -148,40 +158,39 @@ class Calls:
         target = id_of(to_user_id, "to_user_id")
         if kind not in SIGNAL_TYPES:
             raise invalid('type must be "offer", "answer" or "candidate"')
-        # The size of data as compact JSON in UTF-8 (what a client puts on the wire), not \u-escaped.
+        # The size of data as compact JSON in UTF-8 (what a client puts on the wire), not \\u-escaped.
         size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
         if size > self._settings.signal_max_bytes:
             raise AuroraError("too_large", f"signal data must be at most {self._settings.signal_max_bytes} bytes")
         call = await self._call_for(user, call_id)
-        call = await self._storage.read(store.get_call, call["id"]) or call
+        call = await self._fresh(call["id"])
         if call["state"] == "ended" or user["id"] not in call["participants"]:
             raise _conflict("only members of a live call may signal")
-        if self._devices.get(call["id"], {}).get(user["id"]) != sid:
+        devices = await self._storage.read(store.device_map, call["id"])
+        if devices.get(user["id"]) != sid:
             # Another device of the user is the one in the call (answered elsewhere, or not rejoined yet).
             raise _conflict("this device is not in the call; send call_rejoin first")
         if target == user["id"] or (target not in call["participants"] and target not in call["ringing"]):
             raise not_found("call member")
         payload = {"call_id": call["id"], "from_user_id": user["id"], "type": kind, "data": data}
-        device = self._devices.get(call["id"], {}).get(target)
-        if target in call["participants"] and device is not None:
-            sids = [device]
-        elif target in call["ringing"]:
-            sids = self._notifier.sids_of_user(target)  # every ringing device may take the offer
+        if target in call["participants"]:
+            sids = [devices[target]] if target in devices else []
         else:
-            sids = []
+            sids = await self._notifier.sids_of_user(target)  # every ringing device may take the offer
         await self._notifier.to_sids("call_signal", payload, sids)
         return {"delivered_to": len(sids)}
 
-    async def device_disconnected(self, user: dict[str, Any], sid: str) -> None:
-        """The device in a call dropped: leave the call unless it rejoins within the grace period."""
-        for call_id, devices in list(self._devices.items()):
-            if devices.get(user["id"]) == sid:
-                self._cancel_grace_timer(call_id, user["id"])
-                self._grace_timers[(call_id, user["id"])] = asyncio.create_task(
-                    self._grace_expired(call_id, user["id"], sid)
-                )
+    async def devices_lost(self, sids: list[str]) -> None:
+        """Devices dropped (a disconnect here, or sockets of a dead process): their grace period starts."""
+        lost = await self._storage.write(store.devices_lost_txn, sids, self._settings.call_grace_s)
+        for call_id, user_id, sid in lost:
+            self._spawn(self._grace_timer(call_id, user_id, sid))
 
     # -- lifecycle -----------------------------------------------------------
+    async def _device_sids(self, call: dict[str, Any], exclude: int | None = None) -> list[str]:
+        devices = await self._storage.read(store.device_map, call["id"])
+        return [sid for uid, sid in devices.items() if uid != exclude and uid in call["participants"]]
+
     async def _leave_locked(self, call: dict[str, Any], user_id: int, reason: str,
                             participant_state: str = "left") -> dict[str, Any]:
         """user_id drops out; a direct call, or a group call left with too few people, ends."""
@@ -191,12 +200,10 @@ class Calls:
             # The leaver hears call_ended too: they were in the call until now.
             return await self._end_locked(call["id"], reason, live_for=call["participants"] + call["ringing"]) \
                 or updated
-        self._cancel_grace_timer(call["id"], user_id)
-        self._devices.get(call["id"], {}).pop(user_id, None)
         await self._notifier.to_users("call_ended", {"call_id": call["id"], "reason": reason, "call": updated},
                                       [user_id])
         left = {"call_id": call["id"], "user_id": user_id, "reason": reason, "call": updated}
-        await self._notifier.to_sids("call_left", left, self._device_sids(updated))
+        await self._notifier.to_sids("call_left", left, await self._device_sids(updated))
         too_few = len(updated["participants"]) < 2 if updated["state"] == "active" \
             else not updated["participants"] or not updated["ringing"]
         if too_few:
@@ -214,10 +221,6 @@ class Calls:
             before = await self._storage.read(store.get_call, call_id)
             live_for = [] if before is None else before["participants"] + before["ringing"]
         call = await self._storage.write(store.end_call_txn, call_id, reason)
-        self._cancel_ring_timer(call_id)
-        for (cid, uid) in [k for k in self._grace_timers if k[0] == call_id]:
-            self._cancel_grace_timer(cid, uid)
-        self._devices.pop(call_id, None)
         if call is None:
             return None
         await self._notifier.to_users("call_ended", {"call_id": call_id, "reason": reason, "call": call},
@@ -229,24 +232,23 @@ class Calls:
         log.info("Call %s in conversation %s ended: %s", call_id, call["conversation_id"], reason)
         return call
 
-    async def _end_soon(self, call_id: int, reason: str) -> None:
-        await asyncio.sleep(0)
-        await self._locked(lambda: self._end_locked(call_id, reason))
+    async def _end_soon(self, call: dict[str, Any], reason: str) -> None:
+        await asyncio.sleep(0)  # after the invite's ack
+        async with self._locks.hold(call["conversation_id"]):
+            await self._end_locked(call["id"], reason)
 
-    async def _locked(self, action: Callable[[], Awaitable[Any]]) -> None:
-        try:
-            async with self._lock:
-                await action()
-        except Exception:
-            log.exception("a call timer action failed")
-
-    async def _ring_timeout(self, call_id: int) -> None:
+    async def _ring_timeout(self, call: dict[str, Any]) -> None:
         await asyncio.sleep(self._settings.ring_timeout_s)
-        self._ring_timers.pop(call_id, None)
+        await self._expire_ring(call["id"])
 
-        async def expire() -> None:
-            call = await self._storage.read(store.get_call, call_id)
-            if call is None or call["state"] == "ended" or not call["ringing"]:
+    async def _expire_ring(self, call_id: int) -> None:
+        """Stop ringing once the ring deadline has passed (at most once, whoever gets here first)."""
+        call = await self._storage.read(store.get_call, call_id)
+        if call is None:
+            return
+        async with self._locks.hold(call["conversation_id"]):
+            call = await self._fresh(call_id)
+            if call["state"] == "ended" or not call["ringing"]:
                 return
             if call["state"] == "ringing":
                 await self._end_locked(call_id, "missed")
@@ -256,46 +258,66 @@ class Calls:
                 call = await self._storage.write(store.set_participant_txn, call_id, uid, "missed")
                 await self._notifier.to_users("call_ended", {"call_id": call_id, "reason": "missed", "call": call},
                                               [uid])
-        await self._locked(expire)
 
-    async def _grace_expired(self, call_id: int, user_id: int, sid: str) -> None:
+    async def _grace_timer(self, call_id: int, user_id: int, sid: str) -> None:
         await asyncio.sleep(self._settings.call_grace_s)
-        self._grace_timers.pop((call_id, user_id), None)
+        await self._expire_grace(call_id, user_id, sid)
 
-        async def drop() -> None:
-            if self._devices.get(call_id, {}).get(user_id) != sid:
+    async def _expire_grace(self, call_id: int, user_id: int, sid: str) -> None:
+        call = await self._storage.read(store.get_call, call_id)
+        if call is None:
+            return
+        async with self._locks.hold(call["conversation_id"]):
+            if not await self._storage.read(store.grace_pending, call_id, user_id, sid):
                 return  # rejoined from a device, or the call already ended
-            call = await self._storage.read(store.get_call, call_id)
-            if call is not None and call["state"] != "ended" and user_id in call["participants"]:
+            call = await self._fresh(call_id)
+            if call["state"] != "ended" and user_id in call["participants"]:
                 await self._leave_locked(call, user_id, "disconnected")
-        await self._locked(drop)
 
-    def _device_sids(self, call: dict[str, Any], exclude: int | None = None) -> list[str]:
-        devices = self._devices.get(call["id"], {})
-        return [sid for uid, sid in devices.items() if uid != exclude and uid in call["participants"]]
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL_S)
+            try:
+                rings, graces = await self._storage.read(store.overdue)
+                for call_id in rings:
+                    await self._expire_ring(call_id)
+                for call_id, user_id, sid in graces:
+                    await self._expire_grace(call_id, user_id, sid)
+            except Exception:
+                log.exception("sweeping call deadlines failed")
 
-    def _cancel_ring_timer(self, call_id: int) -> None:
-        timer = self._ring_timers.pop(call_id, None)
-        if timer is not None and timer is not asyncio.current_task():
-            timer.cancel()
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.create_task(self._guarded(work))
+        self._timers.add(task)
+        task.add_done_callback(self._timers.discard)
 
-    def _cancel_grace_timer(self, call_id: int, user_id: int) -> None:
-        timer = self._grace_timers.pop((call_id, user_id), None)
-        if timer is not None and timer is not asyncio.current_task():
-            timer.cancel()
+    @staticmethod
+    async def _guarded(work: Any) -> None:
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("a call timer failed")
 
-    async def end_calls_left_by_previous_process(self) -> int:
-        """On start-up: calls still ringing or active belong to a process that is gone."""
-        ids = await self._storage.read(store.live_call_ids)
-        async with self._lock:
-            for call_id in ids:
-                await self._end_locked(call_id, "server_restart")
-        return len(ids)
+    async def start(self, *, end_live_calls: bool) -> int:
+        """Start the deadline sweeper. A single process also ends calls a previous run left live
+        (in a cluster other processes may own them; their deadlines take care of them)."""
+        ended = 0
+        if end_live_calls:
+            for call_id in await self._storage.read(store.live_call_ids):
+                call = await self._fresh(call_id)
+                async with self._locks.hold(call["conversation_id"]):
+                    if await self._end_locked(call_id, "server_restart"):
+                        ended += 1
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="aurora-call-sweeper")
+        return ended
 
     async def stop(self) -> None:
-        timers = list(self._ring_timers.values()) + list(self._grace_timers.values())
-        for timer in timers:
-            timer.cancel()
-        for timer in timers:
+        tasks = list(self._timers) + ([self._sweeper] if self._sweeper else [])
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await timer
+                await task
+        await self._locks.close()

@@ -22,8 +22,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-# Called with the ids of users whose last socket vanished with a dead process.
-OnUsersGone = Callable[[list[int]], Awaitable[None]]
+# Called when a process died: the /chat users left with no socket anywhere, and its /calls sids.
+OnHostGone = Callable[[list[int], list[str]], Awaitable[None]]
 
 
 class LocalSocketRegistry:
@@ -34,7 +34,7 @@ class LocalSocketRegistry:
         self._by_user: dict[tuple[str, int], set[str]] = defaultdict(set)
         self._by_sid: dict[str, tuple[str, int]] = {}
 
-    async def start(self, on_users_gone: OnUsersGone) -> None:
+    async def start(self, on_host_gone: OnHostGone) -> None:
         return None
 
     async def stop(self) -> None:
@@ -91,7 +91,7 @@ class RedisSocketRegistry(LocalSocketRegistry):
         self._dirty = True  # the Redis copy must be (re)written from the local index
         self._healthy = False
         self._task: asyncio.Task[None] | None = None
-        self._on_users_gone: OnUsersGone | None = None
+        self._on_host_gone: OnHostGone | None = None
 
     def _user_key(self, namespace: str, user_id: int) -> str:
         return f"{self._prefix}:sockets:{namespace}:{user_id}"
@@ -99,8 +99,8 @@ class RedisSocketRegistry(LocalSocketRegistry):
     def _host_key(self, host_id: str) -> str:
         return f"{self._prefix}:host:{host_id}"
 
-    async def start(self, on_users_gone: OnUsersGone) -> None:
-        self._on_users_gone = on_users_gone
+    async def start(self, on_host_gone: OnHostGone) -> None:
+        self._on_host_gone = on_host_gone
         await self._beat()
         self._task = asyncio.create_task(self._heartbeat_loop(), name="aurora-socket-registry")
 
@@ -216,21 +216,25 @@ class RedisSocketRegistry(LocalSocketRegistry):
             # Exactly one live process reaps each dead one.
             if not await self._redis.set(f"{self._prefix}:reap:{host_id}", self.host_id, nx=True, ex=60):
                 continue
-            gone = await self._forget_host(host_id)
+            gone, call_sids = await self._forget_host(host_id)
             log.warning("Process %s stopped heartbeating; reaped its sockets (%d users now offline)",
                         host_id, len(gone))
-            if gone and self._on_users_gone is not None:
-                await self._on_users_gone(gone)
+            if self._on_host_gone is not None and (gone or call_sids):
+                await self._on_host_gone(gone, call_sids)
 
-    async def _forget_host(self, host_id: str) -> list[int]:
-        """Remove a host's sockets from Redis; returns /chat users left with no socket anywhere."""
+    async def _forget_host(self, host_id: str) -> tuple[list[int], list[str]]:
+        """Remove a host's sockets from Redis; returns the /chat users left with no socket anywhere,
+        and the host's /calls sids."""
         entries = await self._redis.smembers(self._host_key(host_id))
         touched: set[tuple[str, int]] = set()
+        call_sids = []
         pipe = self._redis.pipeline()
         for entry in entries:
             ns, uid, sid = entry.split("|", 2)
             pipe.srem(self._user_key(ns, int(uid)), sid)
             touched.add((ns, int(uid)))
+            if ns == "/calls":
+                call_sids.append(sid)
         pipe.delete(self._host_key(host_id))
         pipe.zrem(self._hosts_key, host_id)
         await pipe.execute()
@@ -238,4 +242,4 @@ class RedisSocketRegistry(LocalSocketRegistry):
         for ns, uid in touched:
             if ns == "/chat" and await self._redis.scard(self._user_key(ns, uid)) == 0:
                 gone.append(uid)
-        return gone
+        return gone, call_sids

@@ -5,6 +5,7 @@ Functions named ``*_txn`` must run inside Storage.write.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from aurora.errors import not_found
@@ -81,19 +82,22 @@ def busy_user_ids(user_ids: list[int]) -> set[int]:
 
 
 def create_call_txn(conversation_id: int, caller_id: int, media: str, invitee_ids: list[int],
-                    busy_ids: set[int]) -> dict[str, Any]:
+                    busy_ids: set[int], caller_sid: str, ring_s: float) -> dict[str, Any]:
     now = utcnow()
-    call = Call.create(conversation=conversation_id, caller=caller_id, media=media, created_at=now)
-    rows = [{"call": call.id, "user": caller_id, "state": "joined", "joined_at": now}]
+    ringing = [uid for uid in invitee_ids if uid not in busy_ids]
+    call = Call.create(conversation=conversation_id, caller=caller_id, media=media, created_at=now,
+                       ring_deadline=now + dt.timedelta(seconds=ring_s) if ringing else None)
+    rows = [{"call": call.id, "user": caller_id, "state": "joined", "joined_at": now, "device_sid": caller_sid}]
     rows += [{"call": call.id, "user": uid, "state": "busy" if uid in busy_ids else "ringing"}
              for uid in invitee_ids]
     CallParticipant.insert_many(rows).execute()
     return _record(call, _participants(call.id))
 
 
-def set_participant_txn(call_id: int, user_id: int, state: str) -> dict[str, Any]:
+def set_participant_txn(call_id: int, user_id: int, state: str, device_sid: str | None = None) -> dict[str, Any]:
+    """Move a participant to `state`; joining binds device_sid as the user's device in the call."""
     now = utcnow()
-    changes: dict[str, Any] = {"state": state}
+    changes: dict[str, Any] = {"state": state, "device_sid": device_sid, "grace_deadline": None}
     if state == "joined":
         changes["joined_at"] = now
     else:
@@ -105,13 +109,76 @@ def set_participant_txn(call_id: int, user_id: int, state: str) -> dict[str, Any
         Call.update(state="active", answered_at=now).where(
             (Call.id == call_id) & (Call.state == "ringing")
         ).execute()
+    still_ringing = CallParticipant.select().where(
+        (CallParticipant.call == call_id) & (CallParticipant.state == "ringing")
+    ).exists()
+    if not still_ringing:
+        Call.update(ring_deadline=None).where(Call.id == call_id).execute()
     return _record(Call.get_by_id(call_id), _participants(call_id))
+
+
+def set_device_txn(call_id: int, user_id: int, sid: str) -> None:
+    """A device (re)joins: it becomes the user's device in the call and any grace period ends."""
+    CallParticipant.update(device_sid=sid, grace_deadline=None).where(
+        (CallParticipant.call == call_id) & (CallParticipant.user == user_id)
+        & (CallParticipant.state == "joined")
+    ).execute()
+
+
+def device_map(call_id: int) -> dict[int, str]:
+    """user id -> sid of that user's device in the call (joined participants with a device)."""
+    rows = CallParticipant.select(CallParticipant.user, CallParticipant.device_sid).where(
+        (CallParticipant.call == call_id) & (CallParticipant.state == "joined")
+        & CallParticipant.device_sid.is_null(False)
+    )
+    return {r.user_id: r.device_sid for r in rows}
+
+
+def devices_lost_txn(sids: list[str], grace_s: float) -> list[tuple[int, int, str]]:
+    """Devices that dropped: start their grace period. Returns (call id, user id, sid) per live call."""
+    if not sids:
+        return []
+    deadline = utcnow() + dt.timedelta(seconds=grace_s)
+    live = Call.select(Call.id).where(Call.state.in_(LIVE_STATES))
+    # One conditional UPDATE: a device that rejoined meanwhile (another sid now) is left alone.
+    CallParticipant.update(grace_deadline=deadline).where(
+        CallParticipant.device_sid.in_(sids) & (CallParticipant.state == "joined")
+        & CallParticipant.grace_deadline.is_null() & CallParticipant.call.in_(live)
+    ).execute()
+    rows = CallParticipant.select(CallParticipant.call, CallParticipant.user, CallParticipant.device_sid).where(
+        CallParticipant.device_sid.in_(sids) & (CallParticipant.grace_deadline == deadline)
+    )
+    return [(r.call_id, r.user_id, r.device_sid) for r in rows]
+
+
+def overdue() -> tuple[list[int], list[tuple[int, int, str]]]:
+    """Ring timeouts and grace periods that have run out (a process that owned the timer may be gone)."""
+    now = utcnow()
+    rings = [c.id for c in Call.select(Call.id).where(
+        Call.state.in_(LIVE_STATES) & (Call.ring_deadline <= now))]
+    graces = [
+        (p.call_id, p.user_id, p.device_sid)
+        for p in CallParticipant.select(CallParticipant.call, CallParticipant.user, CallParticipant.device_sid)
+        .join(Call)
+        .where((CallParticipant.grace_deadline <= now) & (CallParticipant.state == "joined")
+               & Call.state.in_(LIVE_STATES))
+    ]
+    return rings, graces
+
+
+def grace_pending(call_id: int, user_id: int, sid: str) -> bool:
+    """Is that device still the user's device in the call, dropped and not rejoined?"""
+    return CallParticipant.select().where(
+        (CallParticipant.call == call_id) & (CallParticipant.user == user_id)
+        & (CallParticipant.state == "joined") & (CallParticipant.device_sid == sid)
+        & CallParticipant.grace_deadline.is_null(False)
+    ).exists()
 
 
 def end_call_txn(call_id: int, reason: str) -> dict[str, Any] | None:
     """End a live call (None if it had already ended): ringing invitees missed, the joined left."""
     now = utcnow()
-    updated = Call.update(state="ended", end_reason=reason, ended_at=now).where(
+    updated = Call.update(state="ended", end_reason=reason, ended_at=now, ring_deadline=None).where(
         (Call.id == call_id) & Call.state.in_(LIVE_STATES)
     ).execute()
     if not updated:
@@ -122,6 +189,7 @@ def end_call_txn(call_id: int, reason: str) -> dict[str, Any] | None:
     CallParticipant.update(state="left", left_at=now).where(
         (CallParticipant.call == call_id) & (CallParticipant.state == "joined")
     ).execute()
+    CallParticipant.update(device_sid=None, grace_deadline=None).where(CallParticipant.call == call_id).execute()
     return _record(Call.get_by_id(call_id), _participants(call_id))
 
 

@@ -29,9 +29,29 @@ def _create_call_tables() -> None:
     database_proxy.create_tables(models.CALL_MODELS)
 
 
+def _add_call_device_columns() -> None:
+    """Devices and deadlines move into the database, so any process can act on any call."""
+    from playhouse.migrate import SchemaMigrator
+    from playhouse.migrate import migrate as run
+
+    db = database_proxy.obj
+    migrator = SchemaMigrator.from_database(db)
+    wanted = [
+        (models.Call, "ring_deadline", pw.DateTimeField(null=True)),
+        (models.CallParticipant, "device_sid", pw.CharField(max_length=64, null=True)),
+        (models.CallParticipant, "grace_deadline", pw.DateTimeField(null=True)),
+    ]
+    for model, column, field in wanted:
+        table_name = model._meta.table_name
+        # Version 2 creates tables from today's models, which already have these columns.
+        if column not in {c.name for c in db.get_columns(table_name)}:
+            run(migrator.add_column(table_name, column, field))
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[], None]]] = [
     (1, "users, conversations, memberships, messages", _create_chat_tables),
     (2, "calls and call participants", _create_call_tables),
+    (3, "call devices and deadlines", _add_call_device_columns),
 ]
 
 

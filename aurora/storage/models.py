@@ -80,6 +80,8 @@ class Call(BaseModel):
     created_at = pw.DateTimeField(default=utcnow)
     answered_at = pw.DateTimeField(null=True)
     ended_at = pw.DateTimeField(null=True)
+    # While anyone is still being rung: when ringing stops (any process may act on it).
+    ring_deadline = pw.DateTimeField(null=True, index=True)
 
 
 class CallParticipant(BaseModel):
@@ -89,6 +91,10 @@ class CallParticipant(BaseModel):
     state = pw.CharField(max_length=8)
     joined_at = pw.DateTimeField(null=True)
     left_at = pw.DateTimeField(null=True)
+    # The Socket.IO sid of the user's device in the call (sids are routable from any process).
+    device_sid = pw.CharField(max_length=64, null=True)
+    # Set when that device dropped: unless it rejoins by then, the user leaves the call.
+    grace_deadline = pw.DateTimeField(null=True, index=True)
 
     class Meta:
         indexes = ((("call", "user"), True), (("user", "state"), False))
