@@ -423,18 +423,26 @@ async function openLoop() {
   const t0 = now() + 20;
   win.start = t0 + P.warmup_s * 1000;
   win.end = win.start + P.duration_s * 1000;
+  // A server that cannot keep up would build an endless backlog: stop sending once more than
+  // max_backlog_s seconds of messages wait for their ack, and report the rate as not sustained.
+  const maxBacklog = Math.max(10, P.rate * P.max_backlog_s);
+  const inflight = () => conversations.reduce((a, c) => a + c.inflight, 0);
   let k = 0;
   let maxLag = 0;
+  let overloaded = false;
   let proc0;
   let cpu0;
-  let proc1;
-  let cpu1;
   await new Promise((resolve) => {
     const tick = () => {
       const t = now();
       if (!proc0 && t >= win.start) {
         proc0 = readProc();
         cpu0 = process.cpuUsage();
+      }
+      if (inflight() > maxBacklog) {
+        overloaded = true;
+        resolve();
+        return;
       }
       while (k < total && t0 + k * interval <= t) {
         const at = t0 + k * interval;
@@ -447,14 +455,24 @@ async function openLoop() {
     };
     setTimeout(tick, Math.max(0, t0 - now()));
   });
+  if (overloaded) win.end = Math.max(win.start, now());
   await sleepUntil(win.end);
-  proc1 = readProc();
-  cpu1 = process.cpuUsage();
+  const proc1 = readProc();
+  const cpu1 = process.cpuUsage();
   proc0 = proc0 || proc1;
   cpu0 = cpu0 || cpu1;
+  const seconds = Math.max(1e-3, (win.end - win.start) / 1000);
   await drain();
   checkConversations({ liveOnly: true });
-  return { rate: P.rate, max_send_lag_ms: maxLag, ...windowStats(proc0, proc1, cpu0, cpu1, P.duration_s) };
+  // Sustained: never overloaded, and acks kept pace with the schedule in the window (within 10%).
+  const keptPace = acksInWindow >= 0.9 * P.rate * seconds;
+  return {
+    rate: P.rate,
+    sustained: !overloaded && keptPace ? 1 : 0,
+    sent_of_schedule: k / total,
+    max_send_lag_ms: maxLag,
+    ...windowStats(proc0, proc1, cpu0, cpu1, seconds),
+  };
 }
 
 // S3: N idle connections; server RSS growth per connection.

@@ -108,6 +108,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="profile the Aurora server while it runs (its figures are then not comparable)")
     p.add_argument("--out", type=Path, help="results file (default bench/results/<time>-<mode>.json)")
     p.add_argument("--markdown", type=Path, help="also write the table and targets as Markdown to this file")
+    p.add_argument("--aurora-root", type=Path, default=ROOT,
+                   help="run Aurora from this checkout (e.g. a `git worktree` of another commit); default: this one")
     p.add_argument("--keep", action="store_true", help="keep server logs and databases of every run")
     p.add_argument("--serial", action="store_true",
                    help="with --smoke: one server at a time (by default the smoke run drives all servers at once)")
@@ -199,16 +201,20 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def _git_commit(where: Path) -> str:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=where, capture_output=True,
+                            text=True, check=False).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "aurora", "app.py"],
+                           cwd=where, capture_output=True, text=True, check=False).stdout.strip()
+    return (commit or "?") + (" + uncommitted changes to aurora/" if dirty else "")
+
+
 def machine_info(workroot: Path) -> dict[str, Any]:
     cpuinfo = _read("/proc/cpuinfo")
     model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
                   if line.startswith("model name")), platform.processor() or "?")
     mem_kib = next((int(line.split()[1]) for line in _read("/proc/meminfo").splitlines()
                     if line.startswith("MemTotal:")), 0)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True, check=False).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                           capture_output=True, text=True, check=False).stdout.strip()
     return {
         "nproc": os.cpu_count(),
         "cpu_model": model,
@@ -216,7 +222,7 @@ def machine_info(workroot: Path) -> dict[str, Any]:
         "kernel": platform.release(),
         "loadavg_start": _read("/proc/loadavg").split()[:3],
         "db_filesystem": _filesystem(workroot),
-        "git_commit": commit + ("+local changes" if dirty else ""),
+        "bench_commit": _git_commit(ROOT),
         "versions": _versions(),
     }
 
@@ -263,9 +269,11 @@ def run_one(scenario: str, variant: int | None, target: str, run: int, params: d
                 database_url = f"sqlite:///{workdir}/aurora.db"
             elif target == "aurora-postgresql":
                 database_url = stack.enter_context(postgres_schema(postgres_admin_url()))
-            server = make_server(target, workdir, pin, database_url, python_prefix)
+            server = make_server(target, workdir, pin, database_url, python_prefix, args.aurora_root)
             stack.callback(server.stop)  # by PID, in every case
+            t0 = time.monotonic()
             server.start()
+            result["server_start_s"] = time.monotonic() - t0
             t0 = time.monotonic()
             people = aurora_population(server.url, plan) if aurora else relay_population(plan)
             result["setup_s"] = people["setup_s"]
@@ -379,9 +387,12 @@ def main(argv: list[str]) -> int:
     out_path = args.out or RESULTS / f"{stamp}-{mode}.json"
     workroot = Path(tempfile.mkdtemp(prefix=f"work-{stamp}-", dir=RESULTS))
     machine = machine_info(workroot)
+    args.aurora_root = args.aurora_root.resolve()
+    aurora_commit = _git_commit(args.aurora_root)
     print(f"Aurora bench ({mode}): {', '.join(TITLES[s] for s in scenarios)} x "
           f"{', '.join(LABELS[t] for t in targets)}; {sizes['runs']} run(s) each; {pin.note}; "
-          f"{machine['nproc']} x {machine['cpu_model']}, load {' '.join(machine['loadavg_start'])}", flush=True)
+          f"{machine['nproc']} x {machine['cpu_model']}, load {' '.join(machine['loadavg_start'])}; "
+          f"Aurora {aurora_commit} in {args.aurora_root}", flush=True)
     if args.profile:
         notes.append(f"profiled with {args.profile}: the Aurora figures of this run are not comparable")
 
@@ -459,6 +470,7 @@ def main(argv: list[str]) -> int:
     document = {
         "mode": mode, "started": stamp, "argv": argv, "sizes": sizes, "targets": targets,
         "pinning": pin.note, "open_file_limit": list(limits), "machine": machine, "postgresql": pg_facts,
+        "aurora_root": str(args.aurora_root), "aurora_commit": aurora_commit,
         "aurora_env": aurora_settings_in_effect(aurora_env(workroot)), "notes": notes,
         "correct": correct, "summary": summary, "results": results, "table": table,
     }

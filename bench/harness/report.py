@@ -37,6 +37,7 @@ ROWS: dict[str, list[tuple[str, str, str, str | None]]] = {
         ("connects_per_s", "connects/s", "{:,.0f}", "higher"),
     ],
     "s4": [
+        ("sustained", "rate sustained", "yesno", None),
         ("delivery_p50_ms", "delivery p50 ms", "{:.1f}", "lower"),
         ("delivery_p99_ms", "delivery p99 ms", "{:.1f}", "lower"),
         ("delivery_max_ms", "delivery max ms", "{:.1f}", "lower"),
@@ -131,6 +132,12 @@ def evaluate_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                                 "detail": "needs the python-socketio relay in the same run"})
                     continue
                 holds = ratio >= bound if at_least else ratio <= bound
+                if cell["median"].get("sustained", 1) < 0.5:
+                    holds = False
+                    rate = cell["median"].get("acked_per_s", 0)
+                    detail = f"did not sustain the rate: acked {rate:,.0f} msg/s, p99 x{ratio:.0f} the relay's"
+                    out.append({"target": name, "server": target, "holds": False, "ratio": ratio, "detail": detail})
+                    continue
                 if holds:
                     detail = f"x{ratio:.2f} of the relay"
                 elif at_least:
@@ -174,7 +181,11 @@ def evaluate_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _fmt(fmt: str, value: float | None) -> str:
-    return "-" if value is None else fmt.format(value)
+    if value is None:
+        return "-"
+    if fmt == "yesno":
+        return "yes" if value >= 0.5 else "NO"
+    return fmt.format(value)
 
 
 def table(summary: dict[str, Any]) -> str:

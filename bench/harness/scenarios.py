@@ -36,19 +36,20 @@ FULL: dict[str, Any] = {
     "s1": {"pairs": 50, "inflight": 10, "duration_s": 10.0, "warmup_s": 2.0},
     "s2": {"members": 200, "inflight": 10, "duration_s": 10.0, "warmup_s": 2.0},
     "s3": {"connections": [2000, 10000], "settle_s": 3.0, "connect_concurrency": 200},
-    "s4": {"pairs": 50, "rate": 1000.0, "duration_s": 10.0, "warmup_s": 2.0},
+    "s4": {"pairs": 50, "rate": 1000.0, "duration_s": 10.0, "warmup_s": 2.0, "max_backlog_s": 2.0},
     "s5": {"clients": 1000, "messages": 100, "group_size": 10, "page": 50, "inflight": 10},
 }
 
 # Everything once, small and short: well under a minute on 2 cores.
 QUICK: dict[str, Any] = {
     "runs": 1,
-    "s1": {"pairs": 50, "inflight": 10, "duration_s": 2.0, "warmup_s": 0.5},
-    "s2": {"members": 200, "inflight": 10, "duration_s": 2.0, "warmup_s": 0.5},
-    "s3": {"connections": [1000], "settle_s": 1.0, "connect_concurrency": 200},
-    "s4": {"pairs": 50, "rate": 1000.0, "duration_s": 2.0, "warmup_s": 0.5},
-    "s5": {"clients": 200, "messages": 50, "group_size": 10, "page": 50, "inflight": 10},
+    "s1": {"pairs": 50, "inflight": 10, "duration_s": 1.0, "warmup_s": 0.5},
+    "s2": {"members": 200, "inflight": 10, "duration_s": 1.0, "warmup_s": 0.5},
+    "s3": {"connections": [500], "settle_s": 0.5, "connect_concurrency": 200},
+    "s4": {"pairs": 50, "rate": 1000.0, "duration_s": 1.0, "warmup_s": 0.5, "max_backlog_s": 2.0},
+    "s5": {"clients": 100, "messages": 20, "group_size": 10, "page": 10, "inflight": 10},
 }
+QUICK_COMMON = {"settle_ms": 200}
 
 # A few seconds, tiny sizes: correctness only (make test runs it so the suite never rots).
 SMOKE: dict[str, Any] = {
@@ -56,7 +57,7 @@ SMOKE: dict[str, Any] = {
     "s1": {"pairs": 2, "inflight": 3, "duration_s": 0.3, "warmup_s": 0.1},
     "s2": {"members": 5, "inflight": 3, "duration_s": 0.3, "warmup_s": 0.1},
     "s3": {"connections": [10], "settle_s": 0.2},
-    "s4": {"pairs": 2, "rate": 40.0, "duration_s": 0.3, "warmup_s": 0.1},
+    "s4": {"pairs": 2, "rate": 40.0, "duration_s": 0.3, "warmup_s": 0.1, "max_backlog_s": 5.0},
     "s5": {"clients": 6, "messages": 5, "group_size": 3, "page": 2, "inflight": 2},
 }
 SMOKE_COMMON = {"settle_ms": 100}
@@ -66,7 +67,7 @@ MODES = {"full": FULL, "quick": QUICK, "smoke": SMOKE}
 
 def sizes_for(mode: str) -> dict[str, Any]:
     sizes = copy.deepcopy(MODES[mode])
-    common = dict(COMMON, **(SMOKE_COMMON if mode == "smoke" else {}))
+    common = dict(COMMON, **{"smoke": SMOKE_COMMON, "quick": QUICK_COMMON}.get(mode, {}))
     for name in SCENARIOS:
         sizes[name] = {**common, **sizes[name]}
     return sizes

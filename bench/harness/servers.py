@@ -25,7 +25,6 @@ from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench"
-APP_PY = ROOT / "app.py"
 PYTHON_RELAY = BENCH / "baseline_python_relay.py"
 NODE_RELAY = BENCH / "baseline_node_relay.mjs"
 
@@ -110,6 +109,7 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{port}"
         self.health_path = health_path
         self.proc: subprocess.Popen[bytes] | None = None
+        self.cwd = ROOT
         self._log: Any = None
 
     @property
@@ -120,12 +120,12 @@ class ServerProcess:
     def start(self, ready_within: float = 60) -> None:
         self._log = self.log_path.open("wb")
         # A session of its own: Ctrl-C in the terminal reaches the orchestrator, which stops it by PID.
-        self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
                                      stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + ready_within
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}) before serving:\n{self.log_tail()}")
+                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}) before serving:\n{self.log_tail(8)}")
             if self._ready():
                 return
             time.sleep(0.05)
@@ -187,14 +187,16 @@ def aurora_settings_in_effect(env: dict[str, str]) -> dict[str, str]:
 
 
 def make_server(target: str, workdir: Path, pin: Pinning, database_url: str | None,
-                python_prefix: list[str] | None = None) -> ServerProcess:
+                python_prefix: list[str] | None = None, aurora_root: Path = ROOT) -> ServerProcess:
     port = free_port()
     log_path = workdir / f"{target}.log"
     if target in AURORA_TARGETS:
         assert database_url is not None
-        argv = [*pin.server, *(python_prefix or [sys.executable]), str(APP_PY), "--host", "127.0.0.1",
+        argv = [*pin.server, *(python_prefix or [sys.executable]), str(aurora_root / "app.py"), "--host", "127.0.0.1",
                 "--port", str(port), "--database-url", database_url]
-        return ServerProcess(target, argv, aurora_env(workdir), log_path, port, health_path="/health")
+        server = ServerProcess(target, argv, aurora_env(workdir), log_path, port, health_path="/health")
+        server.cwd = aurora_root
+        return server
     if target == "py-relay":
         argv = [*pin.server, *(python_prefix or [sys.executable]), str(PYTHON_RELAY), "--port", str(port)]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
