@@ -82,10 +82,108 @@ def _append_one(item: NewMessage, names: dict[int, str]) -> AppendResult:
 
 
 def append_messages_txn(items: list[NewMessage]) -> list[AppendResult]:
-    """Store a batch in one transaction; each item in its own savepoint.
+    """Store a batch in one transaction: a few statements for the whole batch when all goes well;
+    if any statement fails, that attempt is rolled back and each item is stored on its own."""
+    db = Message._meta.database
+    try:
+        with db.atomic():
+            return _append_batch(items)
+    except (pw.DatabaseError, ValueError):
+        log.warning("a batch of %d messages failed as a whole; storing them one by one", len(items))
+    return _append_each(items)
 
-    One bad item (not a member, a storage error) fails alone; the others commit.
-    """
+
+def _append_batch(items: list[NewMessage]) -> list[AppendResult]:
+    """The fast path: membership, duplicates, seqs, inserts and sender pointers in bulk."""
+    conversation_ids = list({i.conversation_id for i in items})
+    sender_ids = list({i.sender_id for i in items})
+    members = {
+        (m.conversation_id, m.user_id)
+        for m in Membership.select(Membership.conversation, Membership.user).where(
+            Membership.conversation.in_(conversation_ids) & Membership.user.in_(sender_ids))
+    }
+    keyed = [i for i in items if i.client_id is not None]
+    stored: dict[tuple[int, int, str], Message] = {}
+    if keyed:
+        for m in Message.select().where(
+            Message.conversation.in_(conversation_ids)
+            & Message.client_id.in_(list({i.client_id for i in keyed}))
+        ):
+            stored[(m.conversation_id, m.sender_id, m.client_id)] = m
+    # Decide each item: error, duplicate of a stored message, duplicate within this batch, or new.
+    plan: list[tuple[str, Any]] = []
+    first_in_batch: dict[tuple[int, int, str], int] = {}
+    new_per_conversation: dict[int, int] = {}
+    for index, item in enumerate(items):
+        key = (item.conversation_id, item.sender_id, item.client_id) if item.client_id is not None else None
+        if (item.conversation_id, item.sender_id) not in members:
+            plan.append(("error", not_found()))
+        elif key is not None and key in stored:
+            plan.append(("stored", stored[key]))
+        elif key is not None and key in first_in_batch:
+            plan.append(("same", first_in_batch[key]))
+        else:
+            if key is not None:
+                first_in_batch[key] = index
+            new_per_conversation[item.conversation_id] = new_per_conversation.get(item.conversation_id, 0) + 1
+            plan.append(("new", None))
+    # One UPDATE per conversation reserves a block of seqs (and takes the row lock until commit).
+    now = utcnow()
+    next_seq: dict[int, int] = {}
+    kinds: dict[int, str] = {}
+    for conversation_id, count in new_per_conversation.items():
+        row = (Conversation.update(last_seq=Conversation.last_seq + count, last_activity_at=now)
+               .where(Conversation.id == conversation_id)
+               .returning(Conversation.last_seq, Conversation.kind).execute())
+        updated = next(iter(row))
+        next_seq[conversation_id] = updated.last_seq - count + 1
+        kinds[conversation_id] = updated.kind
+    for conversation in Conversation.select(Conversation.id, Conversation.kind).where(
+            Conversation.id.in_([c for c in conversation_ids if c not in kinds])):
+        kinds[conversation.id] = conversation.kind
+    rows = []
+    for item, (decision, _) in zip(items, plan, strict=True):
+        if decision == "new":
+            seq = next_seq[item.conversation_id]
+            next_seq[item.conversation_id] = seq + 1
+            rows.append({"conversation": item.conversation_id, "seq": seq, "kind": item.kind,
+                         "sender": item.sender_id, "body": item.body, "client_id": item.client_id,
+                         "created_at": now, "extra": json.dumps(item.extra) if item.extra else None})
+    ids: dict[tuple[int, int], int] = {}
+    if rows:
+        for m in Message.insert_many(rows).returning(Message.id, Message.conversation, Message.seq).execute():
+            ids[(m.conversation_id, m.seq)] = m.id
+    # The sender has seen what they wrote: one pointer update per (conversation, sender).
+    newest: dict[tuple[int, int], int] = {}
+    for row in rows:
+        pair = (row["conversation"], row["sender"])
+        newest[pair] = max(newest.get(pair, 0), row["seq"])
+    for (conversation_id, sender_id), seq in newest.items():
+        Membership.update(last_read_seq=seq, last_delivered_seq=seq).where(
+            (Membership.conversation == conversation_id) & (Membership.user == sender_id)
+        ).execute()
+    names = {u.id: u.username for u in User.select(User.id, User.username).where(User.id.in_(sender_ids))}
+    results: list[AppendResult] = []
+    new_rows = iter(rows)
+    for item, (decision, value) in zip(items, plan, strict=True):
+        kind = kinds.get(item.conversation_id, "")
+        if decision == "error":
+            results.append(AppendResult(error=value))
+        elif decision == "stored":
+            results.append(AppendResult(message_record(value, names[value.sender_id]), duplicate=True,
+                                        conversation_kind=kind))
+        elif decision == "same":
+            original = results[value]
+            results.append(AppendResult(original.message, duplicate=True, conversation_kind=kind))
+        else:
+            row = next(new_rows)
+            message = Message(id=ids[(row["conversation"], row["seq"])], **row)
+            results.append(AppendResult(message_record(message, names[item.sender_id]), conversation_kind=kind))
+    return results
+
+
+def _append_each(items: list[NewMessage]) -> list[AppendResult]:
+    """The careful path: each item in its own savepoint, so one bad item fails alone."""
     db = Message._meta.database
     names: dict[int, str] = {}
     results = []
