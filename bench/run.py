@@ -389,8 +389,9 @@ def main(argv: list[str]) -> int:
     machine = machine_info(workroot)
     args.aurora_root = args.aurora_root.resolve()
     aurora_commit = _git_commit(args.aurora_root)
+    shown = [t for t in targets if t in AURORA_TARGETS or any(s not in AURORA_ONLY for s in scenarios)]
     print(f"Aurora bench ({mode}): {', '.join(TITLES[s] for s in scenarios)} x "
-          f"{', '.join(LABELS[t] for t in targets)}; {sizes['runs']} run(s) each; {pin.note}; "
+          f"{', '.join(LABELS[t] for t in shown)}; {sizes['runs']} run(s) each; {pin.note}; "
           f"{machine['nproc']} x {machine['cpu_model']}, load {' '.join(machine['loadavg_start'])}; "
           f"Aurora {aurora_commit} in {args.aurora_root}", flush=True)
     if args.profile:
