@@ -53,6 +53,8 @@ async def login(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     user = await current_user(request)
     await aurora(request).accounts.logout(user["id"])
+    # Tokens issued before now are dead; so are the sockets opened with them.
+    await aurora(request).notifier.disconnect_user(user["id"])
     return web.json_response({"ok": True})
 
 

@@ -67,6 +67,15 @@ class ChatNamespace(AuroraNamespace):
         )
         return {"message": message, "duplicate": not created}
 
+    async def on_create_conversation(self, sid: str, data: Any) -> dict[str, Any]:
+        """The socket twin of POST /api/conversations: same rules, same broadcasts."""
+        payload = payload_dict(data)
+        user = await self.user_of(sid)
+        conversation, created = await self.app.conversations.create(
+            user, payload.get("user_ids"), payload.get("title")
+        )
+        return {"conversation": conversation, "created": created}
+
     async def on_join_conversation(self, sid: str, data: Any) -> dict[str, Any]:
         payload = payload_dict(data, bare_key="conversation_id")
         user = await self.user_of(sid)

@@ -13,7 +13,7 @@ from typing import Any
 
 import socketio
 
-from aurora.realtime.rooms import CHAT_NAMESPACE, conversation_room, user_room
+from aurora.realtime.rooms import CALLS_NAMESPACE, CHAT_NAMESPACE, conversation_room, user_room
 from aurora.services.socket_registry import LocalSocketRegistry
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,12 @@ class Notifier:
         room = conversation_room(conversation_id)
         for sid in await self.sids_of_user(user_id):
             await self.sio.leave_room(sid, room, namespace=CHAT_NAMESPACE)
+
+    async def disconnect_user(self, user_id: int) -> None:
+        """Close every socket of the user, in both namespaces, on every process (after logout)."""
+        for namespace in (CHAT_NAMESPACE, CALLS_NAMESPACE):
+            for sid in await self.sids_of_user(user_id, namespace):
+                await self.sio.disconnect(sid, namespace=namespace)
 
     # -- chat events ----------------------------------------------------
     async def new_message(self, message: dict[str, Any], skip_sid: str | None = None) -> int:
