@@ -184,7 +184,7 @@ def _validate(s: Settings) -> None:
     positive = (
         "token_max_age_s", "max_message_chars", "max_http_body_bytes", "max_packet_bytes",
         "argon2_time_cost", "argon2_memory_kib", "argon2_parallelism", "db_threads",
-        "ring_timeout_s", "signal_max_bytes", "turn_ttl_s",
+        "ring_timeout_s", "signal_max_bytes", "turn_ttl_s", "presence_dead_after_s",
     )
     for name in positive:
         if getattr(s, name) <= 0:

@@ -321,6 +321,9 @@ async def test_ring_timeout_in_an_active_group_call_drops_only_who_never_answere
     await round_trip(a)
     await round_trip(b)
     assert a.events("call_ended") == [] and b.events("call_ended") == []
+    for device in (a, b):  # the participants hear who stopped ringing
+        left = await device.wait_for("call_left", for_call(call["id"]))
+        assert left["user_id"] == carol.id and left["reason"] == "missed"
     stored = await stored_call(api, alice, call)
     assert stored["state"] == "active" and sorted(stored["participants"]) == sorted([alice.id, bob.id])
     await refused(c, "call_accept", {"call_id": call["id"]}, "conflict")

@@ -77,7 +77,9 @@ class Accounts:
 
     async def login(self, username: Any, password: Any) -> tuple[dict[str, Any], str]:
         wrong = AuroraError("invalid_credentials", "wrong username or password")
-        if not isinstance(username, str) or not isinstance(password, str) or len(password) > MAX_PASSWORD_CHARS:
+        if not isinstance(username, str) or not isinstance(password, str):
+            raise invalid("username and password must be strings")
+        if len(password) > MAX_PASSWORD_CHARS:
             raise wrong
         try:  # text no account can have (NUL, unpaired surrogates) never reaches the database or Argon2
             storable_text(username, "username")

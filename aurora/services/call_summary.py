@@ -40,6 +40,7 @@ def summary_message(call: dict[str, Any]) -> NewMessage:
         body=describe(call),
         client_id=f"call:{call['id']}",  # ending the same call twice never leaves two summaries
         kind="call",
+        system=True,
         extra={"call": {"id": call["id"], "media": call["media"], "end_reason": call["end_reason"],
                         "duration_s": duration_s(call)}},
     )

@@ -258,6 +258,8 @@ class Calls:
                 call = await self._storage.write(store.set_participant_txn, call_id, uid, "missed")
                 await self._notifier.to_users("call_ended", {"call_id": call_id, "reason": "missed", "call": call},
                                               [uid])
+                left = {"call_id": call_id, "user_id": uid, "reason": "missed", "call": call}
+                await self._notifier.to_sids("call_left", left, await self._device_sids(call))
 
     async def _grace_timer(self, call_id: int, user_id: int, sid: str) -> None:
         await asyncio.sleep(self._settings.call_grace_s)

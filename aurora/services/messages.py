@@ -19,6 +19,8 @@ from aurora.storage.messages import AppendResult, NewMessage
 log = logging.getLogger(__name__)
 
 MAX_CLIENT_ID_CHARS = 64
+# Server-written messages (call summaries) use these client ids; clients may not.
+SYSTEM_CLIENT_ID_PREFIXES = ("call:",)
 PAGE_DEFAULT, PAGE_MAX = 50, 200
 SYNC_DEFAULT, SYNC_MAX = 500, 1000
 
@@ -56,6 +58,8 @@ class Messages:
             return None
         if not isinstance(client_id, str) or not 1 <= len(client_id) <= MAX_CLIENT_ID_CHARS:
             raise invalid(f"client_id must be a string of 1-{MAX_CLIENT_ID_CHARS} characters")
+        if client_id.startswith(SYSTEM_CLIENT_ID_PREFIXES):
+            raise invalid(f"client_id must not start with {', '.join(SYSTEM_CLIENT_ID_PREFIXES)} (reserved)")
         return storable_text(client_id, "client_id")
 
     async def send(self, user: dict[str, Any], conversation_id: Any, body: Any, client_id: Any = None,

@@ -31,6 +31,8 @@ class NewMessage:
     client_id: str | None = None
     kind: str = "text"
     extra: dict[str, Any] | None = None
+    # Written by the server itself (a call summary): the sender may have left the group since.
+    system: bool = False
 
 
 @dataclass
@@ -58,7 +60,12 @@ def _username(user_id: int, cache: dict[int, str]) -> str:
 
 
 def _append_one(item: NewMessage, names: dict[int, str]) -> AppendResult:
-    conversation = require_member(item.conversation_id, item.sender_id)
+    if item.system:
+        conversation = Conversation.get_or_none(Conversation.id == item.conversation_id)
+        if conversation is None:
+            raise not_found()
+    else:
+        conversation = require_member(item.conversation_id, item.sender_id)
     existing = _existing(item)
     if existing is not None:
         return AppendResult(message_record(existing, _username(existing.sender_id, names)),
@@ -116,7 +123,7 @@ def _append_batch(items: list[NewMessage]) -> list[AppendResult]:
     new_per_conversation: dict[int, int] = {}
     for index, item in enumerate(items):
         key = (item.conversation_id, item.sender_id, item.client_id) if item.client_id is not None else None
-        if (item.conversation_id, item.sender_id) not in members:
+        if (item.conversation_id, item.sender_id) not in members and not item.system:
             plan.append(("error", not_found()))
         elif key is not None and key in stored:
             plan.append(("stored", stored[key]))
@@ -243,7 +250,8 @@ def sync_messages(user_id: int, cursors: dict[int, int], limit: int) -> tuple[li
     ) if cursors else set()
     missing = [cid for cid in cursors if cid not in mine]
     if missing:
-        raise not_found()
+        ids = ", ".join(str(cid) for cid in sorted(missing))
+        raise AuroraError("not_found", f"conversation not found: {ids} (drop these cursors and sync again)")
     messages: list[dict[str, Any]] = []
     has_more = False
     for conversation_id in sorted(cursors):
