@@ -19,7 +19,7 @@ from aurora.realtime.call_notifier import CallNotifier
 from aurora.realtime.calls import CallsNamespace
 from aurora.realtime.chat import ChatNamespace
 from aurora.realtime.notifier import Notifier
-from aurora.realtime.transport import disable_websocket_compression
+from aurora.realtime.transport import DirectEmitManager, disable_websocket_compression
 from aurora.services.accounts import Accounts
 from aurora.services.call_locks import CallLocks
 from aurora.services.calls import Calls
@@ -52,10 +52,10 @@ def _cors_origins(settings: Settings) -> str | list[str] | None:
     return list(settings.cors_allowed_origins) or None
 
 
-def build_client_manager(settings: Settings) -> socketio.AsyncManager | None:
+def build_client_manager(settings: Settings) -> socketio.AsyncManager:
     """Several processes share emits and room changes through Redis pub/sub (JSON, never pickle)."""
     if not settings.redis_url:
-        return None
+        return DirectEmitManager()
     return socketio.AsyncRedisManager(
         settings.redis_url, channel=f"{settings.redis_prefix}:socketio",
         redis_options={"socket_connect_timeout": 2, "health_check_interval": 10},

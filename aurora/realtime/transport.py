@@ -13,7 +13,9 @@ from typing import Any
 
 import socketio
 from aiohttp.web import WebSocketResponse
+from engineio import packet as eio_packet
 from engineio.async_drivers import aiohttp as engineio_aiohttp
+from socketio import packet as socketio_packet
 
 
 class UncompressedWebSocket(engineio_aiohttp.WebSocket):
@@ -29,3 +31,38 @@ class UncompressedWebSocket(engineio_aiohttp.WebSocket):
 def disable_websocket_compression(sio: socketio.AsyncServer) -> None:
     # A copy: the driver table is shared by every Engine.IO server in the process.
     sio.eio._async = {**sio.eio._async, "websocket": UncompressedWebSocket}
+
+
+class DirectEmitManager(socketio.AsyncManager):
+    """Single-process client manager that queues a broadcast straight onto each socket.
+
+    python-socketio's AsyncManager creates one asyncio task per recipient for every
+    emit; a group message to 200 sockets costs 200 tasks. The packet is identical for
+    everyone, and handing it to a socket is a non-blocking queue put, so a plain loop
+    does the same work without the tasks. Emits with a callback keep the stock path.
+    """
+
+    async def emit(self, event: str, data: Any, namespace: str, room: Any = None, skip_sid: Any = None,
+                   callback: Any = None, to: Any = None, **kwargs: Any) -> None:
+        if callback is not None:
+            await super().emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback,
+                               to=to, **kwargs)
+            return
+        room = to or room
+        if namespace not in self.rooms:
+            return
+        if isinstance(data, tuple):
+            args = list(data)
+        elif data is not None:
+            args = [data]
+        else:
+            args = []
+        encoded = self.server.packet_class(socketio_packet.EVENT, namespace=namespace, data=[event, *args]).encode()
+        packets = [eio_packet.Packet(eio_packet.MESSAGE, p) for p in (encoded if isinstance(encoded, list)
+                                                                       else [encoded])]
+        skip = set(skip_sid) if isinstance(skip_sid, list) else {skip_sid}
+        send = self.server.eio.send_packet
+        for sid, eio_sid in self.get_participants(namespace, room):
+            if sid not in skip:
+                for pkt in packets:
+                    await send(eio_sid, pkt)
