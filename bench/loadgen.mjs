@@ -59,10 +59,11 @@ let phase = "start";
 // ---------------------------------------------------------------------------------------------
 // The server process, seen through /proc (same machine)
 
-function cpuSeconds(statPath) {
+function cpuSeconds(statPath, kernelOnly = false) {
   const stat = readFileSync(statPath, "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / (setup.clk_tck || 100); // utime + stime
+  const ticks = kernelOnly ? Number(fields[12]) : Number(fields[11]) + Number(fields[12]); // stime; utime + stime
+  return ticks / (setup.clk_tck || 100);
 }
 
 function readProc() {
@@ -71,24 +72,27 @@ function readProc() {
     const status = readFileSync(`/proc/${pid}/status`, "utf8");
     const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
     const threads = {};
+    const kernel = {};
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
       try {
         threads[tid] = cpuSeconds(`/proc/${pid}/task/${tid}/stat`);
+        kernel[tid] = cpuSeconds(`/proc/${pid}/task/${tid}/stat`, true);
       } catch {
         // the thread ended
       }
     }
-    return { rssKiB: rss, cpuS: cpuSeconds(`/proc/${pid}/stat`), threads }; // the process: all threads
+    // The process line counts all threads.
+    return { rssKiB: rss, cpuS: cpuSeconds(`/proc/${pid}/stat`), threads, kernel };
   } catch {
-    return { rssKiB: NaN, cpuS: NaN, threads: {} };
+    return { rssKiB: NaN, cpuS: NaN, threads: {}, kernel: {} };
   }
 }
 
 // CPU seconds each server thread spent between two readings (threads that used any).
-function threadCpu(proc0, proc1) {
+function threadCpu(proc0, proc1, which = "threads") {
   const out = {};
-  for (const [tid, cpu] of Object.entries(proc1.threads)) {
-    const used = cpu - (proc0.threads[tid] ?? 0);
+  for (const [tid, cpu] of Object.entries(proc1[which])) {
+    const used = cpu - (proc0[which][tid] ?? 0);
     if (used > 0) out[tid] = Math.round(used * 1000) / 1000;
   }
   return out;
@@ -376,6 +380,7 @@ function windowStats(proc0, proc1, cpu0, cpu1, seconds) {
     server_cpu_us_per_delivery: deliveriesInWindow ? (serverCpu * 1e6) / deliveriesInWindow : null,
     server_rss_kib: proc1.rssKiB,
     server_thread_cpu_s: threadCpu(proc0, proc1),
+    server_thread_kernel_s: threadCpu(proc0, proc1, "kernel"),
     loadgen_cpu_util: loadgenCpu / seconds,
     total_sent: conversations.reduce((a, c) => a + c.log.n, 0),
     total_acked: totalAcked,

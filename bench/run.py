@@ -110,6 +110,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", type=Path, help="also write the table and targets as Markdown to this file")
     p.add_argument("--aurora-root", type=Path, default=ROOT,
                    help="run Aurora from this checkout (e.g. a `git worktree` of another commit); default: this one")
+    p.add_argument("--report", type=Path, metavar="RESULTS_JSON",
+                   help="run nothing: print the table and targets of an earlier results file again")
     p.add_argument("--keep", action="store_true", help="keep server logs and databases of every run")
     p.add_argument("--serial", action="store_true",
                    help="with --smoke: one server at a time (by default the smoke run drives all servers at once)")
@@ -321,7 +323,7 @@ def run_one(scenario: str, variant: int | None, target: str, run: int, params: d
             metrics = result["metrics"]
             result["profile"] = profiling.summarize(
                 profile_out, profiling.PY_SPY_RATE, int(metrics.get("total_acked") or 0),
-                metrics.get("server_thread_cpu_s"), metrics.get("acked"))
+                metrics.get("server_thread_cpu_s"), metrics.get("acked"), metrics.get("server_thread_kernel_s"))
     keep = args.keep or not result["ok"] or profile_out is not None
     if keep:
         result["workdir"] = str(workdir)
@@ -338,9 +340,31 @@ def _headline(result: dict[str, Any]) -> str:
     return f"{text} — {verdict}"
 
 
+def reprint(path: Path, markdown: Path | None) -> int:
+    document = json.loads(path.read_text())
+    summary = report.summarize(document["results"])
+    table = report.table(summary)
+    targets_text = report.targets_text(summary) if document.get("mode") != "smoke" else ""
+    machine = document.get("machine", {})
+    print(f"{path.name}: mode {document.get('mode')}, Aurora {document.get('aurora_commit', '?')}, "
+          f"{machine.get('nproc')} x {machine.get('cpu_model')}, load {machine.get('loadavg_start')} -> "
+          f"{machine.get('loadavg_end')}; {document.get('pinning')}")
+    print(table)
+    if targets_text:
+        print("\nTargets of issue 5 (medians; ratios from the same runs):")
+        print(targets_text)
+    for note in document.get("notes", []):
+        print(f"note: {note}")
+    if markdown:
+        markdown.write_text(f"{table}\n\nTargets:\n{targets_text}\n")
+    return 0 if document.get("correct") else 1
+
+
 # -- the suite --------------------------------------------------------------------------------
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    if args.report:
+        return reprint(args.report, args.markdown)
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     sizes = sizes_for(mode)
     _apply_overrides(sizes, args)

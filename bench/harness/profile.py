@@ -85,7 +85,8 @@ def _frames(stack: str) -> list[tuple[str, str]]:
 
 
 def summarize(raw_path: Path, rate: int, messages: int, thread_cpu: dict[str, float] | None = None,
-              window_acked: int | None = None, top: int = 25) -> dict[str, Any]:
+              window_acked: int | None = None, thread_kernel: dict[str, float] | None = None,
+              top: int = 25) -> dict[str, Any]:
     """Where the server's Python time goes, per message.
 
     py-spy runs with --gil: a sample is taken only from the thread holding the GIL, so samples
@@ -138,8 +139,10 @@ def summarize(raw_path: Path, rate: int, messages: int, thread_cpu: dict[str, fl
     threads_cpu = []
     if thread_cpu and window_acked:
         for tid, seconds in sorted(thread_cpu.items(), key=lambda kv: -kv[1]):
+            kernel = (thread_kernel or {}).get(str(tid), 0.0)
             threads_cpu.append({"name": f"{names.get(str(tid), 'thread')} ({tid})",
-                                "us_per_msg": seconds * 1e6 / window_acked})
+                                "us_per_msg": seconds * 1e6 / window_acked,
+                                "kernel_us_per_msg": kernel * 1e6 / window_acked})
     return {
         "samples": samples,
         "messages": messages,
@@ -165,9 +168,12 @@ def summary_text(summary: dict[str, Any]) -> str:
     lines = [f"{summary['samples']} samples with the GIL held over {summary['messages']} messages"
              + (f": {per:.0f} µs of Python per message" if per else "")]
     if summary["thread_cpu_us_per_msg"]:
-        lines.append("CPU per message by thread (from /proc, GIL or not):")
+        lines.append("CPU per message by thread (from /proc, GIL or not; of which in the kernel):")
         for item in summary["thread_cpu_us_per_msg"]:
-            lines.append(f"  {item['us_per_msg']:7.1f} µs/msg  {item['name']}")
+            if item["us_per_msg"] < 5:
+                continue
+            lines.append(f"  {item['us_per_msg']:7.1f} µs/msg  (kernel {item.get('kernel_us_per_msg', 0):6.1f})"
+                         f"  {item['name']}")
 
     def block(title: str, items: list[dict[str, Any]]) -> None:
         lines.append(title)
