@@ -60,7 +60,7 @@ SMOKE: dict[str, Any] = {
     "s4": {"pairs": 2, "rate": 40.0, "duration_s": 0.3, "warmup_s": 0.1, "max_backlog_s": 5.0},
     "s5": {"clients": 6, "messages": 5, "group_size": 3, "page": 2, "inflight": 2},
 }
-SMOKE_COMMON = {"settle_ms": 100}
+SMOKE_COMMON = {"settle_ms": 100, "drain_timeout_s": 5}
 
 MODES = {"full": FULL, "quick": QUICK, "smoke": SMOKE}
 
