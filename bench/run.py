@@ -112,6 +112,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="run Aurora from this checkout (e.g. a `git worktree` of another commit); default: this one")
     p.add_argument("--report", type=Path, metavar="RESULTS_JSON",
                    help="run nothing: print the table and targets of an earlier results file again")
+    p.add_argument("--work-root", type=Path,
+                   help="where databases and logs of the runs go (default bench/results; failed runs keep theirs)")
     p.add_argument("--keep", action="store_true", help="keep server logs and databases of every run")
     p.add_argument("--serial", action="store_true",
                    help="with --smoke: one server at a time (by default the smoke run drives all servers at once)")
@@ -409,7 +411,8 @@ def main(argv: list[str]) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out_path = args.out or RESULTS / f"{stamp}-{mode}.json"
-    workroot = Path(tempfile.mkdtemp(prefix=f"work-{stamp}-", dir=RESULTS))
+    (args.work_root or RESULTS).mkdir(parents=True, exist_ok=True)
+    workroot = Path(tempfile.mkdtemp(prefix=f"work-{stamp}-", dir=args.work_root or RESULTS))
     machine = machine_info(workroot)
     args.aurora_root = args.aurora_root.resolve()
     aurora_commit = _git_commit(args.aurora_root)

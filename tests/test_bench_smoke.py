@@ -37,8 +37,9 @@ def _run(args: list[str], tmp_path: Path, env: dict[str, str] | None = None,
          timeout: float = 240) -> tuple[subprocess.CompletedProcess[str], dict]:
     out = tmp_path / "results.json"
     proc = subprocess.run(
-        [sys.executable, str(RUN_PY), *args, "--out", str(out)], cwd=PROJECT_ROOT,
-        env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout, check=False,
+        [sys.executable, str(RUN_PY), *args, "--out", str(out), "--work-root", str(tmp_path / "work")],
+        cwd=PROJECT_ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout,
+        check=False,
     )
     document = json.loads(out.read_text()) if out.exists() else {}
     return proc, document
@@ -74,7 +75,7 @@ def test_relays_that_drop_duplicate_skip_or_reorder_fail_the_run(tmp_path: Path)
         out = tmp_path / f"{fault}.json"
         runs[fault] = (out, subprocess.Popen(
             [sys.executable, str(RUN_PY), "--smoke", "--scenario", "s1", "--db", "none", "--baselines", "python",
-             "--out", str(out)],
+             "--out", str(out), "--work-root", str(tmp_path / f"work-{fault}")],
             cwd=PROJECT_ROOT, env={**os.environ, "BENCH_RELAY_FAULT": fault}, text=True,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         ))
