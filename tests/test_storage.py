@@ -14,6 +14,7 @@ import peewee
 import pytest
 
 from aurora.context import AURORA, Aurora
+from aurora.errors import AuroraError
 from aurora.settings import load_settings
 from aurora.storage import migrations
 from aurora.storage import users as user_store
@@ -399,10 +400,12 @@ async def test_one_unstorable_item_fails_alone_in_a_batch(server: RunningServer,
     items = [NewMessage(conversation["id"], alice.id, "before"),
              NewMessage(conversation["id"], bob.id, "lone \ud800 surrogate"),
              NewMessage(conversation["id"], alice.id, "after")]
-    results = await _aurora(server).storage.write(append_messages_txn, items)
-    assert [r.error is None for r in results] == [True, False, True]
-    assert results[1].error is not None and results[1].error.code == "internal"
-    assert [r.message["seq"] for r in (results[0], results[2]) if r.message] == [1, 2]
+    writer = _aurora(server).messages.writer
+    # Queued without an await in between, so the writer takes them as one batch.
+    futures = [writer.submit(item) for item in items]
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    assert isinstance(results[1], AuroraError) and results[1].code == "internal"
+    assert [r.message["seq"] for r in (results[0], results[2])] == [1, 2]
     rows = raw_query(db_url, "SELECT seq, body FROM message WHERE conversation_id = ? ORDER BY seq",
                      (conversation["id"],))
     assert rows == [(1, "before"), (2, "after")]

@@ -19,7 +19,7 @@ from typing import Any
 
 from aurora.errors import AuroraError
 from aurora.storage.database import Storage
-from aurora.storage.messages import AppendResult, NewMessage, append_messages_txn
+from aurora.storage.messages import AppendResult, NewMessage, append_each_txn, append_messages_txn
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +76,20 @@ class MessageWriter:
                     self._queue.task_done()
 
     async def _store(self, batch: list[_Pending]) -> None:
+        items = [p.item for p in batch]
         try:
-            results = await self._storage.write(append_messages_txn, [p.item for p in batch])
-        except Exception:
-            log.exception("committing a batch of %d messages failed", len(batch))
+            results = await self._storage.write(append_messages_txn, items)
+        except Exception as exc:
+            # Rolled back whole; one item may be at fault (a value the database refuses, a client_id
+            # another process stored first): store each on its own so the others still commit.
+            log.warning("a batch of %d messages failed as a whole (%s); storing them one by one",
+                        len(batch), exc.__class__.__name__)
+            try:
+                results = await self._storage.write(append_each_txn, items)
+            except Exception:
+                log.exception("committing a batch of %d messages failed", len(batch))
+                results = None
+        if results is None:
             for pending in batch:
                 if not pending.future.done():
                     pending.future.set_exception(AuroraError("internal", "message could not be stored"))
