@@ -15,6 +15,7 @@ from aurora.api.cors import cors_middleware
 from aurora.api.middlewares import error_middleware
 from aurora.api.routes import setup_routes
 from aurora.context import AURORA, Aurora
+from aurora.realtime import json_codec
 from aurora.realtime.call_notifier import CallNotifier
 from aurora.realtime.calls import CallsNamespace
 from aurora.realtime.chat import ChatNamespace
@@ -76,6 +77,7 @@ def build_socketio_server(settings: Settings) -> socketio.AsyncServer:
         client_manager=build_client_manager(settings),
         cors_allowed_origins=_cors_origins(settings),
         max_http_buffer_size=settings.max_packet_bytes,
+        json=json_codec,
         logger=False,
         engineio_logger=False,
     )
