@@ -1,9 +1,10 @@
-"""A faster JSON for Socket.IO packets: orjson, with the standard library as the fallback.
+"""A faster JSON for Socket.IO packets: orjson to encode, the standard library to decode.
 
 Every message crosses JSON three times on the server (the event in, the broadcast
-and the ack out); orjson does each several times faster. Anything orjson refuses
-(integers beyond 64 bits, NaN from a non-browser client) goes through `json`, so
-every payload the standard codec accepts is still accepted.
+and the ack out). The two encodings go through orjson, several times faster;
+whatever it refuses (integers beyond 64 bits) falls back to `json`. Decoding stays
+with `json`: orjson would turn an integer beyond 64 bits into a float, and what a
+client sends (call_signal data above all) must arrive exactly as sent.
 """
 
 from __future__ import annotations
@@ -23,8 +24,4 @@ def dumps(obj: Any, **_: Any) -> str:
         return json.dumps(obj, separators=(",", ":"))
 
 
-def loads(text: str | bytes, **_: Any) -> Any:
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
+loads = json.loads
