@@ -113,7 +113,9 @@ function describe(err) {
 
 function openSocket(i) {
   return new Promise((resolve, reject) => {
-    const socket = io(setup.url + setup.namespace, {
+    // Several Aurora processes (bench/run.py --workers N): client i talks to process i mod N.
+    const base = setup.urls ? setup.urls[i % setup.urls.length] : setup.url;
+    const socket = io(base + setup.namespace, {
       transports: ["websocket"],
       auth: setup.clients[i].auth,
       reconnection: false,

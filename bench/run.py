@@ -104,6 +104,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--page", type=int, help="sync limit in S5")
     p.add_argument("--body-bytes", type=int, help="message body size")
     p.add_argument("--no-pin", action="store_true", help="do not pin server and load generator to cores")
+    p.add_argument("--workers", type=int, default=1,
+                   help="run Aurora PostgreSQL as `app.py --workers N` behind Redis, clients spread over the "
+                        "processes (compare with --workers 1, both with --no-pin; server CPU figures then "
+                        "cover only the supervisor and are left out)")
     p.add_argument("--profile", choices=("py-spy", "pyinstrument"),
                    help="profile the Aurora server while it runs (its figures are then not comparable)")
     p.add_argument("--out", type=Path, help="results file (default bench/results/<time>-<mode>.json)")
@@ -273,7 +277,8 @@ def run_one(scenario: str, variant: int | None, target: str, run: int, params: d
                 database_url = f"sqlite:///{workdir}/aurora.db"
             elif target == "aurora-postgresql":
                 database_url = stack.enter_context(postgres_schema(postgres_admin_url()))
-            server = make_server(target, workdir, pin, database_url, python_prefix, args.aurora_root)
+            workers = args.workers if target == "aurora-postgresql" else 1
+            server = make_server(target, workdir, pin, database_url, python_prefix, args.aurora_root, workers)
             stack.callback(server.stop)  # by PID, in every case
             t0 = time.monotonic()
             server.start()
@@ -287,6 +292,8 @@ def run_one(scenario: str, variant: int | None, target: str, run: int, params: d
                 "health_url": server.url + "/health" if aurora else None, "report_acked": aurora,
                 "params": lg_params, "clients": people["clients"], "conversations": people["conversations"],
             }
+            if len(server.urls) > 1:
+                setup["urls"] = server.urls
             setup_path, result_path = workdir / "setup.json", workdir / "result.json"
             setup_path.write_text(json.dumps(setup))
             if aurora and args.profile == "py-spy":
@@ -295,6 +302,8 @@ def run_one(scenario: str, variant: int | None, target: str, run: int, params: d
                 profiler = profiling.start_py_spy(server.pid, seconds, profile_out)
             outcome = run_loadgen(setup_path, result_path, pin, lg_params["hard_timeout_s"], workdir / "loadgen.log")
             result["metrics"] = outcome.get("metrics") or {}
+            if len(server.urls) > 1:  # the pid measured is the supervisor's, not the workers'
+                result["metrics"] = {k: v for k, v in result["metrics"].items() if not k.startswith("server_")}
             result["errors"] = list(outcome.get("errors") or [])
             result["error_count"] = int(outcome.get("error_count") or 0)
             if aurora and outcome.get("acked") is not None:

@@ -111,6 +111,11 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.cwd = ROOT
         self._log: Any = None
+        self.extra_ports: list[int] = []  # the other processes of `app.py --workers N`
+
+    @property
+    def urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{port}" for port in [self.port, *self.extra_ports]]
 
     @property
     def pid(self) -> int:
@@ -132,11 +137,12 @@ class ServerProcess:
         raise RuntimeError(f"{self.name} did not serve on port {self.port} within {ready_within}s:\n{self.log_tail()}")
 
     def _ready(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                pass
-        except OSError:
-            return False
+        for port in [self.port, *self.extra_ports]:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    pass
+            except OSError:
+                return False
         if self.health_path is None:
             return True
         try:
@@ -187,14 +193,21 @@ def aurora_settings_in_effect(env: dict[str, str]) -> dict[str, str]:
 
 
 def make_server(target: str, workdir: Path, pin: Pinning, database_url: str | None,
-                python_prefix: list[str] | None = None, aurora_root: Path = ROOT) -> ServerProcess:
+                python_prefix: list[str] | None = None, aurora_root: Path = ROOT, workers: int = 1) -> ServerProcess:
     port = free_port()
     log_path = workdir / f"{target}.log"
     if target in AURORA_TARGETS:
         assert database_url is not None
         argv = [*pin.server, *(python_prefix or [sys.executable]), str(aurora_root / "app.py"), "--host", "127.0.0.1",
                 "--port", str(port), "--database-url", database_url]
-        server = ServerProcess(target, argv, aurora_env(workdir), log_path, port, health_path="/health")
+        env = aurora_env(workdir)
+        if workers > 1:
+            # Several processes behind one Redis (docs/scaling.md), each on its own port.
+            argv += ["--workers", str(workers)]
+            env.setdefault("AURORA_REDIS_URL", os.environ.get("AURORA_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
+            env["AURORA_REDIS_PREFIX"] = f"bench{uuid.uuid4().hex[:10]}"
+        server = ServerProcess(target, argv, env, log_path, port, health_path="/health")
+        server.extra_ports = [port + i for i in range(1, workers)]
         server.cwd = aurora_root
         return server
     if target == "py-relay":
