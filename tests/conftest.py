@@ -123,6 +123,34 @@ async def sockets(server: RunningServer) -> AsyncIterator[SocketFactory]:
         await factory.close_all()
 
 
+# A server with short call timers (ring 0.5 s, grace 0.5 s), for lifecycle tests.
+@pytest.fixture
+async def quick(tmp_path: Path, db_url: str) -> AsyncIterator[RunningServer]:
+    running = await start_server(make_settings(tmp_path, db_url, ring_timeout_s=0.5, call_grace_s=0.5))
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+@pytest.fixture
+async def quick_api(quick: RunningServer) -> AsyncIterator[Api]:
+    client = Api(quick.url)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+async def quick_sockets(quick: RunningServer) -> AsyncIterator[SocketFactory]:
+    factory = SocketFactory(quick.url)
+    try:
+        yield factory
+    finally:
+        await factory.close_all()
+
+
 @pytest.fixture
 def shared_redis_url() -> str:
     url = redis_test_url()

@@ -10,11 +10,8 @@ import hashlib
 import hmac
 import re
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from aurora.services.call_summary import describe
 from tests.conftest import RunningServer, make_settings, start_server
@@ -35,13 +32,6 @@ from tests.support.clients import (
 SUMMARY_CALL_KEYS = {"id", "media", "end_reason", "duration_s"}
 
 
-@pytest.fixture
-async def quick(tmp_path: Path, db_url: str) -> AsyncIterator[RunningServer]:
-    running = await start_server(make_settings(tmp_path, db_url, ring_timeout_s=0.5, call_grace_s=0.5))
-    try:
-        yield running
-    finally:
-        await running.stop()
 
 
 async def ended_call(a: TestSocket, b: TestSocket, conversation_id: int, media: str, how: str) -> dict[str, Any]:

@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import RunningServer, make_settings, start_server
+from tests.conftest import make_settings, start_server
 from tests.support.clients import (
     ISO_TIMESTAMP,
     Api,
@@ -32,32 +29,6 @@ from tests.support.clients import invite_call as invite
 ISO = re.compile(ISO_TIMESTAMP)
 
 
-# -- a server with short timers (ring 0.5 s, grace 0.5 s) ------------------------
-@pytest.fixture
-async def quick(tmp_path: Path, db_url: str) -> AsyncIterator[RunningServer]:
-    running = await start_server(make_settings(tmp_path, db_url, ring_timeout_s=0.5, call_grace_s=0.5))
-    try:
-        yield running
-    finally:
-        await running.stop()
-
-
-@pytest.fixture
-async def quick_api(quick: RunningServer) -> AsyncIterator[Api]:
-    client = Api(quick.url)
-    try:
-        yield client
-    finally:
-        await client.close()
-
-
-@pytest.fixture
-async def quick_sockets(quick: RunningServer) -> AsyncIterator[SocketFactory]:
-    factory = SocketFactory(quick.url)
-    try:
-        yield factory
-    finally:
-        await factory.close_all()
 
 
 # -- accept ----------------------------------------------------------------------
