@@ -45,6 +45,8 @@ class Settings:
     argon2_memory_kib: int = 19456
     argon2_parallelism: int = 1
     typing_throttle_ms: int = 1000
+    login_max_failures: int = 10
+    login_window_s: float = 900.0
     db_threads: int = 4
     ring_timeout_s: float = 45.0
     call_grace_s: float = 15.0
@@ -185,6 +187,7 @@ def _validate(s: Settings) -> None:
         "token_max_age_s", "max_message_chars", "max_http_body_bytes", "max_packet_bytes",
         "argon2_time_cost", "argon2_memory_kib", "argon2_parallelism", "db_threads",
         "ring_timeout_s", "signal_max_bytes", "turn_ttl_s", "presence_dead_after_s",
+        "login_max_failures", "login_window_s",
     )
     for name in positive:
         if getattr(s, name) <= 0:

@@ -46,7 +46,7 @@ async def register(request: web.Request) -> web.Response:
 
 async def login(request: web.Request) -> web.Response:
     data = await json_body(request)
-    user, token = await aurora(request).accounts.login(data.get("username"), data.get("password"))
+    user, token = await aurora(request).accounts.login(data.get("username"), data.get("password"), request.remote)
     return web.json_response({"token": token, "user": user})
 
 

@@ -10,6 +10,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from aurora.errors import AuroraError, invalid
+from aurora.services.login_throttle import LoginThrottle
 from aurora.services.tokens import TokenSigner
 from aurora.services.validation import storable_text
 from aurora.settings import Settings
@@ -21,6 +22,7 @@ MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_CHARS = 1024
 MAX_DISPLAY_NAME_CHARS = 64
 USER_SEARCH_LIMIT = 20
+ADDRESS_FACTOR = 5  # failed logins allowed per client address: this many times the per-username limit
 
 
 def _check_username(username: Any) -> str:
@@ -53,6 +55,9 @@ class Accounts:
             memory_cost=settings.argon2_memory_kib,
             parallelism=settings.argon2_parallelism,
         )
+        # Per username, and (more loosely: many users share an office NAT) per client address.
+        self._user_throttle = LoginThrottle(settings.login_max_failures, settings.login_window_s)
+        self._address_throttle = LoginThrottle(settings.login_max_failures * ADDRESS_FACTOR, settings.login_window_s)
         # Hash of a random password: login of an unknown user costs as much as a wrong password.
         self._dummy_hash = self._hasher.hash("aurora-timing-equaliser")
 
@@ -75,10 +80,24 @@ class Accounts:
         user = await self._storage.write(user_store.create_user, name, shown, password_hash)
         return user, self._signer.issue(user["id"], 1)
 
-    async def login(self, username: Any, password: Any) -> tuple[dict[str, Any], str]:
-        wrong = AuroraError("invalid_credentials", "wrong username or password")
+    async def login(self, username: Any, password: Any, remote: str | None = None) -> tuple[dict[str, Any], str]:
         if not isinstance(username, str) or not isinstance(password, str):
             raise invalid("username and password must be strings")
+        user_key, address_key = username.lower(), remote or ""
+        self._user_throttle.check(user_key)
+        self._address_throttle.check(address_key)
+        try:
+            result = await self._check_credentials(username, password)
+        except AuroraError as exc:
+            if exc.code == "invalid_credentials":
+                self._user_throttle.failed(user_key)
+                self._address_throttle.failed(address_key)
+            raise
+        self._user_throttle.succeeded(user_key)
+        return result
+
+    async def _check_credentials(self, username: str, password: str) -> tuple[dict[str, Any], str]:
+        wrong = AuroraError("invalid_credentials", "wrong username or password")
         if len(password) > MAX_PASSWORD_CHARS:
             raise wrong
         try:  # text no account can have (NUL, unpaired surrogates) never reaches the database or Argon2
