@@ -510,3 +510,25 @@ async def test_calls_left_live_by_a_previous_process_end_as_server_restart(tmp_p
         await api.close()
         await sockets.close_all()
         await second.stop()
+
+
+async def test_rejoin_from_another_device_takes_the_call_over(api: Api, sockets: SocketFactory) -> None:
+    alice, bob = await api.register(), await api.register()
+    pair = await api.conversation(alice, [bob])
+    a = await sockets.connect(alice.token, "/calls")
+    phone = await sockets.connect(bob.token, "/calls")
+    laptop = await sockets.connect(bob.token, "/calls")
+    call = await invite(a, pair["id"])
+    await acked(phone, "call_accept", {"call_id": call["id"]})
+    assert (await laptop.wait_for("call_ended", for_call(call["id"])))["reason"] == "answered_elsewhere"
+
+    await acked(laptop, "call_rejoin", {"call_id": call["id"]})  # move the call to the laptop
+    moved = await phone.wait_for("call_ended", for_call(call["id"]))
+    assert moved["reason"] == "answered_elsewhere"
+    assert (await a.wait_for("call_rejoined", for_call(call["id"])))["user_id"] == bob.id
+    await refused(phone, "call_signal", {"call_id": call["id"], "to_user_id": alice.id, "type": "offer",
+                                         "data": {}}, "conflict")
+    sent = await acked(laptop, "call_signal", {"call_id": call["id"], "to_user_id": alice.id, "type": "offer",
+                                               "data": {"from": "laptop"}})
+    assert sent["delivered_to"] == 1
+    assert (await a.wait_for("call_signal"))["data"] == {"from": "laptop"}

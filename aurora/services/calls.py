@@ -146,7 +146,13 @@ class Calls:
             call = await self._fresh(call["id"])
             if call["state"] == "ended" or user["id"] not in call["participants"]:
                 raise _conflict("you are not in this call")
+            previous = (await self._storage.read(store.device_map, call["id"])).get(user["id"])
             await self._storage.write(store.set_device_txn, call["id"], user["id"], sid)
+            if previous is not None and previous != sid:
+                # Taken over by another device while the old one may still be connected: it is out.
+                await self._notifier.to_sids(
+                    "call_ended", {"call_id": call["id"], "reason": "answered_elsewhere", "call": call}, [previous]
+                )
             await self._notifier.to_sids(
                 "call_rejoined", {"call_id": call["id"], "user_id": user["id"]},
                 await self._device_sids(call, exclude=user["id"]),
