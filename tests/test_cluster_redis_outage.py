@@ -94,3 +94,29 @@ async def test_redis_outage_degrades_then_heals(tmp_path: Path, postgres_url: st
         assert seqs[-1] >= live["seq"]
     finally:
         await stop_cluster(nodes)
+
+
+async def test_registry_is_rewritten_after_redis_loses_its_data(tmp_path: Path, postgres_url: str,
+                                                                private_redis: RedisProcess) -> None:
+    import redis
+
+    nodes = await start_cluster(tmp_path, postgres_url, private_redis.url)
+    try:
+        one, two = nodes
+        alice = await one.api.register()
+        bob = await two.api.register()
+        await two.sockets.connect(bob.token)
+
+        async def bob_online_seen_from_one() -> bool:
+            status, body = await one.api.request("GET", f"/api/users?q={bob.username}", token=alice.token)
+            assert status == 200
+            return body["users"][0]["online"]
+
+        assert await bob_online_seen_from_one()
+        redis.Redis.from_url(private_redis.url).flushall()  # no command of Aurora's fails: the data is just gone
+        deadline = time.monotonic() + 10
+        while not await bob_online_seen_from_one():
+            assert time.monotonic() < deadline, "process two never wrote its sockets back"
+            await asyncio.sleep(0.2)
+    finally:
+        await stop_cluster(nodes)

@@ -184,7 +184,9 @@ class RedisSocketRegistry(LocalSocketRegistry):
     async def _beat(self) -> None:
         async def beat() -> None:
             await self._redis.zadd(self._hosts_key, {self.host_id: time.time()})
-            if self._dirty:
+            # A Redis that restarted between two beats lost our entries without any command failing.
+            lost = bool(self._by_sid) and not await self._redis.exists(self._host_key(self.host_id))
+            if self._dirty or lost:
                 await self._resync()
             if not self._healthy:
                 log.info("Redis reachable; cluster presence is in sync")
