@@ -134,9 +134,6 @@ class Accounts:
         return await self._storage.read(user_store.search_users, storable_text(prefix.strip(), "q"),
                                         USER_SEARCH_LIMIT)
 
-    async def existing_ids(self, user_ids: list[int]) -> set[int]:
-        return await self._storage.read(user_store.existing_user_ids, user_ids)
-
     # Command-line helpers (no event loop needed).
     def create_user_sync(self, username: str, password: str) -> dict[str, Any]:
         name = _check_username(username)
