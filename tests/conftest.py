@@ -96,8 +96,7 @@ async def start_server(settings: Settings) -> RunningServer:
     return RunningServer(app, runner, port)
 
 
-@pytest.fixture
-async def server(settings: Settings) -> AsyncIterator[RunningServer]:
+async def _running(settings: Settings) -> AsyncIterator[RunningServer]:
     running = await start_server(settings)
     try:
         yield running
@@ -105,8 +104,7 @@ async def server(settings: Settings) -> AsyncIterator[RunningServer]:
         await running.stop()
 
 
-@pytest.fixture
-async def api(server: RunningServer) -> AsyncIterator[Api]:
+async def _api_of(server: RunningServer) -> AsyncIterator[Api]:
     client = Api(server.url)
     try:
         yield client
@@ -114,8 +112,7 @@ async def api(server: RunningServer) -> AsyncIterator[Api]:
         await client.close()
 
 
-@pytest.fixture
-async def sockets(server: RunningServer) -> AsyncIterator[SocketFactory]:
+async def _sockets_of(server: RunningServer) -> AsyncIterator[SocketFactory]:
     factory = SocketFactory(server.url)
     try:
         yield factory
@@ -123,32 +120,41 @@ async def sockets(server: RunningServer) -> AsyncIterator[SocketFactory]:
         await factory.close_all()
 
 
+@pytest.fixture
+async def server(settings: Settings) -> AsyncIterator[RunningServer]:
+    async for running in _running(settings):
+        yield running
+
+
+@pytest.fixture
+async def api(server: RunningServer) -> AsyncIterator[Api]:
+    async for client in _api_of(server):
+        yield client
+
+
+@pytest.fixture
+async def sockets(server: RunningServer) -> AsyncIterator[SocketFactory]:
+    async for factory in _sockets_of(server):
+        yield factory
+
+
 # A server with short call timers (ring 0.5 s, grace 0.5 s), for lifecycle tests.
 @pytest.fixture
 async def quick(tmp_path: Path, db_url: str) -> AsyncIterator[RunningServer]:
-    running = await start_server(make_settings(tmp_path, db_url, ring_timeout_s=0.5, call_grace_s=0.5))
-    try:
+    async for running in _running(make_settings(tmp_path, db_url, ring_timeout_s=0.5, call_grace_s=0.5)):
         yield running
-    finally:
-        await running.stop()
 
 
 @pytest.fixture
 async def quick_api(quick: RunningServer) -> AsyncIterator[Api]:
-    client = Api(quick.url)
-    try:
+    async for client in _api_of(quick):
         yield client
-    finally:
-        await client.close()
 
 
 @pytest.fixture
 async def quick_sockets(quick: RunningServer) -> AsyncIterator[SocketFactory]:
-    factory = SocketFactory(quick.url)
-    try:
+    async for factory in _sockets_of(quick):
         yield factory
-    finally:
-        await factory.close_all()
 
 
 @pytest.fixture
