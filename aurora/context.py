@@ -11,6 +11,7 @@ from aurora.realtime.notifier import Notifier
 from aurora.services.accounts import Accounts
 from aurora.services.calls import Calls
 from aurora.services.conversations import Conversations
+from aurora.services.files import Files
 from aurora.services.messages import Messages
 from aurora.services.presence import Presence
 from aurora.services.socket_registry import LocalSocketRegistry
@@ -32,6 +33,7 @@ class Aurora:
     conversations: Conversations
     messages: Messages
     calls: Calls
+    files: Files
 
 
 AURORA = web.AppKey("aurora", Aurora)
