@@ -190,7 +190,16 @@ class Files:
 
     async def release(self, shas: list[str]) -> int:
         removed = 0
+        # Blobs still named stay where they are (never moved, so downloads never miss them); only
+        # the others go through the set-aside / check again / drop steps.
+        try:
+            named_now = await self._storage.read(upload_store.referenced_blobs, shas)
+        except Exception:
+            log.exception("checking %d blob(s) for removal failed; the next sweep tries again", len(shas))
+            return 0
         for sha in shas:
+            if sha in named_now:
+                continue
             try:
                 aside = await self._on_io(self.blobs.set_aside, sha)
                 if aside is None:
