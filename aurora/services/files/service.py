@@ -188,6 +188,11 @@ class Files:
         self._releases.add(task)
         task.add_done_callback(self._releases.discard)
 
+    async def releases_done(self) -> None:
+        """Wait for the removals scheduled so far (release_later) to finish."""
+        while self._releases:
+            await asyncio.gather(*list(self._releases), return_exceptions=True)
+
     async def release(self, shas: list[str]) -> int:
         removed = 0
         # Blobs still named stay where they are (never moved, so downloads never miss them); only
