@@ -13,7 +13,7 @@ from tests.support.clients import Account, Api
 
 # Fields of a message that the REST history and the SDK's store must agree on.
 STATE_FIELDS = ("id", "conversation_id", "seq", "kind", "sender_id", "sender_username", "body", "client_id",
-                "created_at", "edited_at", "deleted", "reactions", "reply_to")
+                "created_at", "edited_at", "deleted", "reactions", "reply_to", "state_seq")
 
 
 class Recorder:
@@ -74,7 +74,8 @@ def state_of(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The comparable state of messages: the documented fields, defaults for the ones an older
     server does not send yet."""
     defaults: dict[str, Any] = {"edited_at": None, "deleted": False, "reactions": [], "reply_to": None}
-    return [{key: message.get(key, defaults.get(key)) for key in STATE_FIELDS} for message in messages]
+    return [{key: message.get(key, message["seq"] if key == "state_seq" else defaults.get(key))
+             for key in STATE_FIELDS} for message in messages]
 
 
 async def has_event(sock_client: AuroraClient, event: str) -> bool:

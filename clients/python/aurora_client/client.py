@@ -456,7 +456,7 @@ class AuroraClient:
                         batch.messages.append(changed)
                         events.append(("message", copy.deepcopy(changed), entry["kind"]))
                     continue
-                message = cast(Message, as_message(entry))
+                message = cast(Message, as_message(entry, self.user_id))
                 stored[seq] = message
                 batch.messages.append(message)
                 events.append(("message", copy.deepcopy(message), "new"))

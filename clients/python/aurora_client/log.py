@@ -18,47 +18,65 @@ def is_change(entry: dict[str, Any]) -> bool:
     return entry.get("kind") in CHANGE_KINDS
 
 
-def as_message(entry: dict[str, Any]) -> dict[str, Any]:
-    """A message entry in the full current-state shape (fields a fresh message has by default)."""
+def as_message(entry: dict[str, Any], me: int | None) -> dict[str, Any]:
+    """A message entry in the full current-state shape. Room broadcasts leave out `reactions[].me`
+    (the same bytes go to every member), so it is computed here for every path alike."""
     message = copy.deepcopy(entry)
     message.setdefault("edited_at", None)
     message.setdefault("deleted", False)
     message.setdefault("reactions", [])
     message.setdefault("reply_to", None)
+    message.setdefault("state_seq", message["seq"])
+    for reaction in message["reactions"]:
+        reaction["me"] = me in reaction.get("user_ids", [])
     return message
 
 
 def apply_change(messages: dict[int, dict[str, Any]], entry: dict[str, Any],
                  me: int | None) -> list[dict[str, Any]]:
-    """Apply a change entry to `messages` (seq -> message, changed in place); return the messages
-    it changed (the target first, then replies whose excerpt followed), empty when it changed nothing
-    (unknown target, a repeated reaction)."""
-    target = messages.get(int(entry.get("target_seq") or 0))
-    if target is None:
-        return []
+    """Apply a change entry to `messages` (seq -> message, changed in place) by the rules of
+    docs/protocol.md "Applying the log"; return the messages it changed (the target first, then
+    replies whose excerpt followed). An entry at or below the target's `state_seq` is already in
+    that state (a sync page brings messages in their current state, then their change entries)."""
+    kind = entry["kind"]
+    target_seq = int(entry.get("target_seq") or 0)
+    target = messages.get(target_seq)
+    changed: list[dict[str, Any]] = []
+    if target is not None and int(entry["seq"]) > int(target.get("state_seq", target["seq"])):
+        if _apply_to_target(target, entry, me):
+            changed.append(target)
+        target["state_seq"] = int(entry["seq"])
+    if kind in ("edit", "delete"):
+        # Replies follow their target's text even when the target itself is not stored here.
+        excerpt = None if kind == "delete" else excerpt_of(entry.get("body"))
+        for message in messages.values():
+            reply_to = message.get("reply_to")
+            if reply_to and reply_to.get("seq") == target_seq and reply_to.get("excerpt") != excerpt:
+                reply_to["excerpt"] = excerpt
+                changed.append(message)
+    return changed
+
+
+def _apply_to_target(target: dict[str, Any], entry: dict[str, Any], me: int | None) -> bool:
     kind = entry["kind"]
     if kind == "edit":
-        if target.get("deleted"):
-            return []
         target["body"] = entry.get("body")
         target["edited_at"] = entry.get("created_at")
-        return [target, *_refresh_reply_excerpts(messages, target)]
+        return True
     if kind == "delete":
-        if target.get("deleted"):
-            return []
-        target["deleted"] = True
-        target["body"] = None
-        # A deleted message carries nothing any more (docs/protocol.md, message state).
-        target["reactions"] = []
+        # A deleted message carries nothing any more: erased, not hidden.
+        target.update(deleted=True, body=None, edited_at=None, reactions=[], reply_to=None)
         if "attachments" in target:
             target["attachments"] = []
-        return [target, *_refresh_reply_excerpts(messages, target)]
+        return True
     if kind == "reaction":
-        return [target] if _apply_reaction(target, entry, me) else []
-    return []
+        return _apply_reaction(target, entry, me)
+    return False
 
 
 def _apply_reaction(target: dict[str, Any], entry: dict[str, Any], me: int | None) -> bool:
+    """One item per emoji in first-reacted order: an emoji joins the end when its count goes from 0
+    to 1 and leaves when it drops to 0; user_ids in the order they reacted."""
     emoji = entry.get("emoji")
     user_id = entry.get("sender_id")
     reactions: list[dict[str, Any]] = target.setdefault("reactions", [])
@@ -81,25 +99,9 @@ def _apply_reaction(target: dict[str, Any], entry: dict[str, Any], me: int | Non
     return True
 
 
-def excerpt_of(message: dict[str, Any]) -> str | None:
-    """The excerpt a reply shows of its target: None once the target is deleted."""
-    if message.get("deleted") or message.get("body") is None:
-        return None
-    body = str(message["body"])
-    return body[:EXCERPT_CHARS]
-
-
-# How many characters of the target a reply's excerpt keeps (the server's rule).
+# A reply's excerpt: the first 100 Unicode code points of the target's current body (the server's rule).
 EXCERPT_CHARS = 100
 
 
-def _refresh_reply_excerpts(messages: dict[int, dict[str, Any]], target: dict[str, Any]) -> list[dict[str, Any]]:
-    """Replies show the target's current text: follow an edit, blank on a delete."""
-    changed = []
-    excerpt = excerpt_of(target)
-    for message in messages.values():
-        reply_to = message.get("reply_to")
-        if reply_to and reply_to.get("seq") == target["seq"] and reply_to.get("excerpt") != excerpt:
-            reply_to["excerpt"] = excerpt
-            changed.append(message)
-    return changed
+def excerpt_of(body: str | None) -> str | None:
+    return None if body is None else body[:EXCERPT_CHARS]

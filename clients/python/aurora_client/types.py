@@ -47,6 +47,7 @@ class Message(TypedDict):
     deleted: NotRequired[bool]
     reactions: NotRequired[list[Reaction]]
     reply_to: NotRequired[ReplyTo | None]
+    state_seq: NotRequired[int]
     attachments: NotRequired[list[dict[str, Any]]]
     call: NotRequired[dict[str, Any]]
 
@@ -59,6 +60,8 @@ class Entry(TypedDict):
     seq: int
     kind: str
     sender_id: int
+    sender_username: NotRequired[str]
+    client_id: NotRequired[str | None]
     created_at: str
     target_seq: NotRequired[int]
     body: NotRequired[str | None]
