@@ -22,7 +22,7 @@ async def test_connect_catches_up_and_send_reaches_the_other_client_once(api: Ap
     # A small sync page: catching up takes several rounds (has_more) before connect() returns.
     a = await sdk.connected(alice, sync_limit=3)
     assert [m["body"] for m in a.messages(cid)] == [f"before {i}" for i in range(7)]
-    assert a.state == {"state": "connected", "reason": "connected"}
+    assert a.state == {"state": "connected", "reason": "caught_up"}
     b = sdk.client(bob)
     seen: list[int] = []
     b.on("message", lambda m: seen.append(m["seq"]))
@@ -54,10 +54,10 @@ async def test_a_live_gap_is_detected_and_filled(api: Api, sdk: SdkFactory) -> N
     def lose_seq_2(namespace: str, event: str, data: object) -> bool:
         if event == "new_message" and isinstance(data, dict) and data["seq"] == 2 and not dropped:
             dropped.append(data["seq"])
-            return False  # as if the network lost this one event
-        return True
+            return True  # as if the network lost this one event
+        return False
 
-    b = await sdk.connected(bob, inbound_filter=lose_seq_2)
+    b = await sdk.connected(bob, drop_incoming=lose_seq_2)
     recorder = Recorder(b)
     a = await sdk.connected(alice)
     for i in range(1, 4):
@@ -72,7 +72,7 @@ async def test_a_live_gap_is_detected_and_filled(api: Api, sdk: SdkFactory) -> N
 async def test_resync_from_the_server_makes_the_client_sync(api: Api, sdk: SdkFactory, server) -> None:
     alice, bob = await api.register(), await api.register()
     cid = (await api.conversation(alice, [bob]))["id"]
-    b = await sdk.connected(bob, inbound_filter=lambda ns, event, data: event != "new_message")
+    b = await sdk.connected(bob, drop_incoming=lambda ns, event, data: event == "new_message")
     await api.send(alice, cid, "lost live")  # never reaches b live, and nothing follows it
     await server.app[AURORA].sio.emit("resync", {"reason": "test"}, namespace="/chat")
     await eventually(lambda: [m["body"] for m in b.messages(cid)] == ["lost live"], what="resync fetched it")
@@ -83,6 +83,8 @@ async def test_refused_sends_raise_typed_errors_and_leave_the_outbox(api: Api, s
     not_mine = (await api.conversation(bob, [carol]))["id"]
     cid = (await api.conversation(alice, [bob]))["id"]
     a = await sdk.connected(alice)
+    failed: list[dict] = []
+    a.on("send_failed", failed.append)
     with pytest.raises(AuroraError) as missing:
         await a.send(not_mine, "hi")
     assert missing.value.code == "not_found"
@@ -93,6 +95,8 @@ async def test_refused_sends_raise_typed_errors_and_leave_the_outbox(api: Api, s
         await a.send(cid, "   ")
     assert empty.value.code == "invalid"
     assert a.pending() == []
+    assert [(f["pending"]["body"][:3], f["error"].code) for f in failed] == [
+        ("hi", "not_found"), ("xxx", "too_large"), ("   ", "invalid")]
     assert await rest_history(api, alice, cid) == []
     # The next send in the same conversation is not held up by the refused ones.
     assert (await a.send(cid, "ok"))["seq"] == 1
@@ -176,3 +180,15 @@ async def test_rate_limited_errors_carry_the_delay() -> None:
     rest = AuroraError.from_payload({"code": "rate_limited", "message": "slow down"}, status=429, retry_after_s="2")
     assert (rest.retry_after_ms, rest.status) == (2000, 429)
     assert AuroraError.from_payload({"code": "forbidden", "message": "no"}).retryable is False
+
+
+async def test_initial_history_limits_what_a_new_store_fetches(api: Api, sdk: SdkFactory) -> None:
+    alice, bob = await api.register(), await api.register()
+    cid = (await api.conversation(alice, [bob]))["id"]
+    for i in range(5):
+        await api.send(alice, cid, f"m{i}")
+    b = await sdk.connected(bob, initial_history=2)
+    assert [m["body"] for m in b.messages(cid)] == ["m3", "m4"]
+    assert b.cursor(cid) == 5
+    older = await b.history(cid, before_seq=4)
+    assert [m["body"] for m in older["messages"]] == ["m0", "m1", "m2"]

@@ -117,6 +117,10 @@ async def _run(server: AuroraProcess, api: Api, sdk: SdkFactory) -> None:
 
     for client, recorder in zip(clients, recorders, strict=True):
         assert client.pending() == []
+        states = [(e["state"], e["reason"]) for e in recorder.named("state")]
+        # A kill may come before a client finished catching up after the last one, hence "at most".
+        assert 1 <= [s for s, _ in states].count("reconnecting") <= KILLS, states
+        assert states[-1] == ("connected", "caught_up"), states
         announced = recorder.new_message_ids()
         seen_twice = [i for i, count in Counter(announced).items() if count > 1]
         assert not seen_twice, f"client {client.user_id} announced messages twice: {seen_twice}"

@@ -16,9 +16,11 @@ RoundFn = Callable[[bool, set[int]], Awaitable[None]]
 
 
 class CatchUp:
-    def __init__(self, run_round: RoundFn, online: Callable[[], bool]) -> None:
+    def __init__(self, run_round: RoundFn, online: Callable[[], bool],
+                 on_error: Callable[[AuroraError], None]) -> None:
         self._run_round = run_round
         self._online = online
+        self._on_error = on_error
         self._full = False
         self._conversations: set[int] = set()
         self._task: asyncio.Task[None] | None = None
@@ -50,6 +52,7 @@ class CatchUp:
                         log.info("catch-up stopped: %s", exc)
                         return
                     log.warning("catch-up failed, retrying: %s", exc)
+                    self._on_error(exc)
                     self._full = self._full or full
                     self._conversations |= conversations
                     await asyncio.sleep(1.0)

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import copy
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, cast
@@ -25,15 +26,17 @@ from aurora_client.errors import AuroraError
 from aurora_client.events import Emitter, Event
 from aurora_client.log import apply_change, as_message, is_change
 from aurora_client.outbox import Outbox
-from aurora_client.rest import Rest, emoji_path
+from aurora_client.rest import Rest, login, register
 from aurora_client.store import Batch, MemoryStore, Store
 from aurora_client.types import (
+    Auth,
     ConnectionState,
     Conversation,
     HistoryPage,
     Message,
     PendingSend,
     Presence,
+    Receipt,
     User,
 )
 
@@ -42,20 +45,24 @@ log = logging.getLogger(__name__)
 # `internal` may be a bug that never heals: give up after this many tries (outages, `unavailable`,
 # and lost connections are retried for as long as the client runs).
 INTERNAL_RETRIES = 10
-InboundFilter = Callable[[str, str, Any], bool]
+DropIncoming = Callable[[str, str, Any], bool]
 
 
 class AuroraClient:
     """`AuroraClient(url, token=..., store=MemoryStore())`; `await client.connect()`; `await client.close()`.
 
-    `inbound_filter(namespace, event, data) -> bool` is a test hook: returning False drops an
-    incoming event as if the network had lost it (used to prove gap detection)."""
+    - `store`: MemoryStore() (default) or SQLiteStore(path) to outlive the process.
+    - `initial_history`: how many log entries to fetch of a conversation this store has never seen
+      (None, the default: all of it; older messages are then in `history()`).
+    - `calls`: also connect /calls (default True).
+    - `drop_incoming(namespace, event, payload) -> bool` is a test hook: returning True drops an
+      incoming event as if the network had lost it (used to prove gap detection)."""
 
     def __init__(self, url: str, token: str, *, store: Store | None = None, calls: bool = True,
                  transports: Sequence[str] | None = ("websocket",), request_timeout_s: float = 10.0,
                  reconnection_delay_s: float = 0.5, reconnection_delay_max_s: float = 5.0,
-                 sync_limit: int = 500, auto_delivered: bool = True,
-                 inbound_filter: InboundFilter | None = None) -> None:
+                 sync_limit: int = 500, initial_history: int | None = None, auto_delivered: bool = True,
+                 drop_incoming: DropIncoming | None = None) -> None:
         self.url = url.rstrip("/")
         self.token = token
         self.store: Store = store if store is not None else MemoryStore()
@@ -64,7 +71,8 @@ class AuroraClient:
         self._emitter = Emitter()
         self._sync_limit = sync_limit
         self._auto_delivered = auto_delivered
-        self._inbound_filter = inbound_filter
+        self._drop_incoming = drop_incoming
+        self._initial_history = initial_history
         self._conn = Connection(
             self.url, token, namespaces=[CHAT, CALLS] if calls else [CHAT], on_event=self._on_socket_event,
             on_connected=self._on_namespace_connected, on_state=self._on_state, transports=transports,
@@ -81,8 +89,12 @@ class AuroraClient:
         self._lock = asyncio.Lock()  # state changes + their store write + their events, one at a time
         self._inbox: asyncio.Queue[tuple[str, str, Any]] = asyncio.Queue()
         self._inbox_task: asyncio.Task[None] | None = None
-        self._outbox = Outbox(self._write, self._send_pending)
-        self._catch_up = CatchUp(self._sync_round, lambda: self._conn.online.is_set())
+        self._outbox = Outbox(self._write, self._send_pending,
+                              on_change=lambda: self._emitter.emit("pending", self._outbox.pending()),
+                              on_failed=lambda item, error: self._emitter.emit("send_failed",
+                                                                               {"pending": item, "error": error}))
+        self._catch_up = CatchUp(self._sync_round, lambda: self._conn.online.is_set(),
+                                 on_error=lambda error: self._emitter.emit("error", error))
         self._generation = 0  # /chat connects so far
         self._caught_up = 0  # the generation of the last finished full catch-up
         self._caught_up_changed = asyncio.Event()
@@ -113,7 +125,7 @@ class AuroraClient:
             raise AuroraError("closed", "the client was closed")
         await self.open()
         if self._me is None:
-            self._me = await self.rest.me()
+            self._me = await self.me()
             if self._store_user is not None and self._store_user != self._me["id"]:
                 raise AuroraError("invalid", f"this store belongs to user {self._store_user}, not {self._me['id']}")
             if self._store_user is None:
@@ -167,8 +179,8 @@ class AuroraClient:
 
     # -- reading state ------------------------------------------------------------------------
     @property
-    def me(self) -> User | None:
-        """The logged-in user (known after connect())."""
+    def user(self) -> User | None:
+        """The signed-in user (known after connect())."""
         return self._me
 
     @property
@@ -197,9 +209,9 @@ class AuroraClient:
         stored = self._messages.get(int(conversation_id), {})
         return [copy.deepcopy(stored[seq]) for seq in sorted(stored)]
 
-    def pending(self) -> list[PendingSend]:
-        """The outbox: sends not yet stored by the server, in typed order."""
-        return self._outbox.pending()
+    def pending(self, conversation_id: int | None = None) -> list[PendingSend]:
+        """The outbox: sends not yet stored by the server, in typed order (of one conversation, if given)."""
+        return self._outbox.pending(None if conversation_id is None else int(conversation_id))
 
     def presence(self, user_id: int) -> Presence | None:
         """What this client last heard about a user's presence (members' `online`, `presence` events)."""
@@ -213,9 +225,16 @@ class AuroraClient:
     # -- events -------------------------------------------------------------------------------
     def on(self, name: str, callback: Callable[..., Any]) -> Callable[[], None]:
         """`message` (a new or changed Message, current state, once per change, seq order per
-        conversation), `conversation`, `conversation_removed`, `state`, `receipt`, `typing`,
-        `presence`. Returns a function that removes the callback."""
+        conversation), `conversation`, `conversation_removed`, `state` ({state, reason}), `pending`
+        (the outbox changed), `send_failed` ({pending, error}), `receipt`, `typing`, `presence`,
+        `error` (a background sync failed; it is retried). Returns a function that removes the callback."""
         return self._emitter.on(name, callback)
+
+    def off(self, name: str, callback: Callable[..., Any]) -> None:
+        self._emitter.off(name, callback)
+
+    def once(self, name: str, callback: Callable[..., Any]) -> Callable[[], None]:
+        return self._emitter.once(name, callback)
 
     def events(self, *names: str) -> AsyncIterator[Event]:
         """`async for event in client.events("message"): event.name, event.data, event.change`."""
@@ -223,14 +242,15 @@ class AuroraClient:
 
     # -- writing ------------------------------------------------------------------------------
     async def send(self, conversation_id: int, body: str, reply_to: int | None = None,
-                   attachments: list[Any] | None = None) -> Message:
+                   attachments: list[Any] | None = None, client_id: str | None = None) -> Message:
         """Queue a message and wait until the server has stored it; returns the stored message.
-        `reply_to` is the seq of the message this one answers; `attachments` are upload ids."""
+        `reply_to` is the seq of the message this one answers; `attachments` are upload ids;
+        `client_id` your own idempotency key (default: a fresh uuid4)."""
         if not self._opened:
             await self.open()
         item: PendingSend = {
-            "client_id": uuid.uuid4().hex, "conversation_id": int(conversation_id), "body": body,
-            "reply_to_seq": reply_to, "attachments": list(attachments or []), "order": 0,
+            "client_id": client_id or uuid.uuid4().hex, "conversation_id": int(conversation_id), "body": body,
+            "reply_to": reply_to, "attachments": list(attachments or []), "created_at": time.time(), "order": 0,
         }
         future = await self._outbox.add(item)
         return await future
@@ -238,11 +258,14 @@ class AuroraClient:
     async def _send_pending(self, item: PendingSend) -> Message:
         payload: dict[str, Any] = {"conversation_id": item["conversation_id"], "body": item["body"],
                                    "client_id": item["client_id"]}
-        if item.get("reply_to_seq") is not None:
-            payload["reply_to_seq"] = item["reply_to_seq"]
+        if item.get("reply_to") is not None:
+            payload["reply_to_seq"] = item["reply_to"]
         if item.get("attachments"):
             payload["attachments"] = item["attachments"]
-        ack = await self._request_retrying(CHAT, "send_message", payload)
+        client_id = item["client_id"]
+        ack = await self._request_retrying(CHAT, "send_message", payload,
+                                           on_attempt=lambda: self._outbox.attempt(client_id),
+                                           on_retry=lambda error: self._outbox.failed_attempt(client_id, error))
         message = cast(Message, ack["message"])
         await self._apply_entries([message])
         return message
@@ -276,20 +299,22 @@ class AuroraClient:
             return copy.deepcopy(local)
         return cast(Message, ack.get("message") or local)
 
-    async def mark_read(self, conversation_id: int, seq: int) -> None:
-        """Move your read pointer (only forward). Offline, it is sent after the next catch-up."""
+    async def mark_read(self, conversation_id: int, seq: int) -> Receipt | None:
+        """Move your read pointer (only forward); returns your pointers. Offline, it is remembered and
+        sent after the next catch-up (and None is returned)."""
         conversation_id, seq = int(conversation_id), int(seq)
         if not self.connected:
             self._pending_reads[conversation_id] = max(seq, self._pending_reads.get(conversation_id, 0))
-            return
+            return None
         try:
             ack = await self._conn.request(CHAT, "mark_read", {"conversation_id": conversation_id, "seq": seq})
         except AuroraError as exc:
             if exc.code not in ("disconnected", "timeout"):
                 raise
             self._pending_reads[conversation_id] = max(seq, self._pending_reads.get(conversation_id, 0))
-            return
+            return None
         await self._own_pointers(ack)
+        return {key: ack[key] for key in ("conversation_id", "user_id", "delivered_seq", "read_seq")}  # type: ignore[return-value]
 
     async def typing(self, conversation_id: int, typing: bool = True) -> None:
         """Tell the others you are typing (dropped while offline; repeats are throttled by the server)."""
@@ -297,8 +322,50 @@ class AuroraClient:
             await self._conn.request(CHAT, "typing", {"conversation_id": int(conversation_id), "typing": typing})
 
     # -- REST helpers -------------------------------------------------------------------------
+    @staticmethod
+    async def register(url: str, username: str, password: str, display_name: str | None = None) -> Auth:
+        return await register(url, username, password, display_name)
+
+    @staticmethod
+    async def login(url: str, username: str, password: str) -> Auth:
+        return await login(url, username, password)
+
+    async def me(self) -> User:
+        """The signed-in user, from the server (GET /api/me)."""
+        return await self.rest.me()
+
     async def search_users(self, query: str = "") -> list[User]:
         return await self.rest.search_users(query)
+
+    async def add_members(self, conversation_id: int, user_ids: list[int]) -> Conversation:
+        conversation = await self.rest.add_members(conversation_id, user_ids)
+        await self._upsert_conversation(dict(conversation))
+        return self.conversation(conversation["id"]) or conversation
+
+    async def leave_conversation(self, conversation_id: int) -> None:
+        """Leave a group (its messages leave this store)."""
+        await self.rest.leave_conversation(conversation_id)
+        await self._remove_conversations({int(conversation_id)})
+
+    async def search(self, query: str, *, conversation_id: int | None = None, limit: int | None = None,
+                     before: int | None = None) -> dict[str, Any]:
+        """Full-text search (GET /api/search): {results: [{message, conversation_id, highlight}], next}."""
+        return await self.rest.search(query, conversation_id=conversation_id, limit=limit, before=before)
+
+    async def call_history(self, conversation_id: int, limit: int | None = None) -> list[dict[str, Any]]:
+        return await self.rest.calls(conversation_id, limit)
+
+    async def ice_servers(self) -> list[dict[str, Any]]:
+        return await self.rest.ice_servers()
+
+    async def logout(self) -> None:
+        """End every token of this user (the server closes its sockets); then close the client."""
+        await self.rest.request("POST", "/api/auth/logout")
+        await self.close()
+
+    async def request(self, method: str, path: str, body: Any = None) -> Any:
+        """Any other REST route with this token: the parsed JSON, or AuroraError."""
+        return await self.rest.request(method, path, json=body)
 
     async def create_conversation(self, user_ids: list[int], title: str | None = None) -> Conversation:
         """Create a group, or get-or-create the direct conversation with one user (no title)."""
@@ -311,13 +378,10 @@ class AuroraClient:
         """One page of REST history (current state), straight from the server."""
         return await self.rest.history(conversation_id, before_seq=before_seq, after_seq=after_seq, limit=limit)
 
-    async def rest_react(self, conversation_id: int, seq: int, emoji: str, added: bool = True) -> Any:
-        """The REST twin of react/unreact (for scripts without a socket)."""
-        path = f"/api/conversations/{int(conversation_id)}/messages/{int(seq)}/reactions/{emoji_path(emoji)}"
-        return await self.rest.request("PUT" if added else "DELETE", path)
-
     # -- requests -----------------------------------------------------------------------------
-    async def _request_retrying(self, namespace: str, event: str, payload: dict[str, Any]) -> dict[str, Any]:
+    async def _request_retrying(self, namespace: str, event: str, payload: dict[str, Any], *,
+                                on_attempt: Callable[[], None] | None = None,
+                                on_retry: Callable[[AuroraError], None] | None = None) -> dict[str, Any]:
         """Until answered: waits while offline, resends after a lost connection or a timeout, waits
         `retry_after_ms` on rate_limited, backs off on unavailable/internal."""
         backoff = 0.25
@@ -330,9 +394,13 @@ class AuroraClient:
             if not self._conn.online.is_set():
                 await self._wait_online()
                 continue
+            if on_attempt is not None:
+                on_attempt()
             try:
                 return cast(dict[str, Any], await self._conn.request(namespace, event, payload))
             except AuroraError as exc:
+                if exc.retryable and on_retry is not None:
+                    on_retry(exc)
                 if exc.code in ("disconnected", "timeout"):
                     continue
                 if exc.code == "rate_limited":
@@ -363,6 +431,11 @@ class AuroraClient:
 
     # -- connection callbacks -----------------------------------------------------------------
     def _on_state(self, state: ConnectionState) -> None:
+        if state["state"] == "connected":
+            return  # announced once caught up (_sync_round), not when the socket opens
+        self._set_state(state)
+
+    def _set_state(self, state: ConnectionState) -> None:
         self._state = state
         self._emitter.emit("state", dict(state))
         if state["state"] == "offline":
@@ -376,7 +449,7 @@ class AuroraClient:
             self.calls._reconnected()
 
     def _on_socket_event(self, namespace: str, event: str, data: Any) -> None:
-        if self._inbound_filter is not None and not self._inbound_filter(namespace, event, data):
+        if self._drop_incoming is not None and self._drop_incoming(namespace, event, data):
             return
         self._inbox.put_nowait((namespace, event, data))
 
@@ -590,6 +663,7 @@ class AuroraClient:
                 for conversation_id in set(last_seqs) - set(self._conversations):
                     await self._upsert_conversation(dict(await self.rest.conversation(conversation_id)))
                 scope = set(last_seqs) if targets is None else targets & set(last_seqs)
+                self._start_cursors(last_seqs)
                 wanted = {cid: self.cursor(cid) for cid in scope if self.cursor(cid) < last_seqs[cid]}
             else:
                 wanted = {cid: self.cursor(cid) for cid in conversations if cid in self._conversations}
@@ -603,15 +677,27 @@ class AuroraClient:
                     self._catch_up.request(full=True)
                     return
                 raise
-            before = dict(self._cursors)
             await self._apply_entries(answer["messages"])
-            if answer["messages"] and before == self._cursors:
+            # Entries of known conversations are applied or were already (live events overlap);
+            # one still beyond its cursor would mean the loop cannot advance: stop rather than spin.
+            if any(self._cursors.get(int(e["conversation_id"]), 0) < int(e["seq"]) for e in answer["messages"]
+                   if int(e["conversation_id"]) in self._conversations):
                 log.warning("sync made no progress; stopping this round")
                 break
         if full:
             self._caught_up = max(self._caught_up, generation)
             self._caught_up_changed.set()
+            if generation == self._generation and self.connected and self._state["state"] != "connected":
+                self._set_state({"state": "connected", "reason": "caught_up"})
             await self._flush_pending_reads()
+
+    def _start_cursors(self, last_seqs: dict[int, int]) -> None:
+        """A conversation this store has never seen starts `initial_history` entries before its end."""
+        if self._initial_history is None:
+            return
+        for conversation_id, last_seq in last_seqs.items():
+            if conversation_id not in self._cursors and not self._messages.get(conversation_id):
+                self._cursors[conversation_id] = max(0, last_seq - self._initial_history)
 
     async def _flush_pending_reads(self) -> None:
         reads, self._pending_reads = self._pending_reads, {}

@@ -177,7 +177,7 @@ class Connection:
                 await self._shutdown_task
         for namespace in self.namespaces:
             self._fail_pending(namespace)
-        self._on_state({"state": "offline", "reason": "closed"})
+        self._on_state({"state": "offline", "reason": "close()"})
 
 
 def _error_of(data: Any) -> tuple[str, str]:

@@ -48,6 +48,18 @@ class Emitter:
                 self._callbacks[name].remove(callback)
         return off
 
+    def off(self, name: str, callback: Callable[..., Any]) -> None:
+        if callback in self._callbacks.get(name, []):
+            self._callbacks[name].remove(callback)
+
+    def once(self, name: str, callback: Callable[..., Any]) -> Callable[[], None]:
+        """Like `on`, for the next `name` event only."""
+        def wrapper(data: Any) -> Any:
+            off()
+            return callback(data)
+        off = self.on(name, wrapper)
+        return off
+
     def emit(self, name: str, data: Any, change: str | None = None) -> None:
         event = Event(name, data, change)
         for subscription in self._subscriptions:

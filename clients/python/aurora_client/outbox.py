@@ -14,7 +14,7 @@ import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from aurora_client.errors import AuroraError
 from aurora_client.store import Batch
@@ -26,9 +26,15 @@ SendFn = Callable[[PendingSend], Awaitable[Message]]
 
 
 class Outbox:
-    def __init__(self, write: Callable[[Batch], Awaitable[None]], send: SendFn) -> None:
+    def __init__(self, write: Callable[[Batch], Awaitable[None]], send: SendFn,
+                 on_change: Callable[[], None], on_failed: Callable[[PendingSend, AuroraError], None]) -> None:
         self._write = write
         self._send = send
+        self._on_change = on_change
+        self._on_failed = on_failed
+        self._sending: set[str] = set()
+        self._attempts: dict[str, int] = {}
+        self._last_error: dict[str, str] = {}
         self._items: dict[str, PendingSend] = {}  # client_id -> item, in typed order
         self._futures: dict[str, asyncio.Future[Message]] = {}
         self._lanes: dict[int, asyncio.Task[None]] = {}
@@ -42,8 +48,34 @@ class Outbox:
         for conversation_id in {item["conversation_id"] for item in self._items.values()}:
             self._start_lane(conversation_id)
 
-    def pending(self) -> list[PendingSend]:
-        return [dict(item) for item in self._items.values()]  # type: ignore[misc]
+    def pending(self, conversation_id: int | None = None) -> list[PendingSend]:
+        items = []
+        for client_id, item in self._items.items():
+            if conversation_id is not None and item["conversation_id"] != conversation_id:
+                continue
+            copy = cast(PendingSend, dict(item))
+            copy["status"] = "sending" if client_id in self._sending else "queued"
+            copy["attempts"] = self._attempts.get(client_id, 0)
+            copy["last_error"] = self._last_error.get(client_id)
+            items.append(copy)
+        return items
+
+    def attempt(self, client_id: str) -> None:
+        """An emit of this send is about to go out."""
+        self._sending.add(client_id)
+        self._attempts[client_id] = self._attempts.get(client_id, 0) + 1
+        self._on_change()
+
+    def failed_attempt(self, client_id: str, error: AuroraError) -> None:
+        """A retryable failure: the send stays queued and goes again."""
+        self._sending.discard(client_id)
+        self._last_error[client_id] = str(error)
+        self._on_change()
+
+    def _forget(self, client_id: str) -> None:
+        self._sending.discard(client_id)
+        self._attempts.pop(client_id, None)
+        self._last_error.pop(client_id, None)
 
     def __contains__(self, client_id: object) -> bool:
         return client_id in self._items
@@ -56,6 +88,7 @@ class Outbox:
         self._items[item["client_id"]] = item
         future = self._future(item["client_id"])
         self._start_lane(item["conversation_id"])
+        self._on_change()
         return future
 
     def _future(self, client_id: str) -> asyncio.Future[Message]:
@@ -68,9 +101,11 @@ class Outbox:
         True when it was still pending."""
         if self._items.pop(client_id, None) is None:
             return False
+        self._forget(client_id)
         future = self._futures.pop(client_id, None)
         if future is not None and not future.done():
             future.set_result(message)
+        self._on_change()
         return True
 
     def _start_lane(self, conversation_id: int) -> None:
@@ -90,21 +125,26 @@ class Outbox:
                 if exc.code == "closed":
                     return
                 log.info("send %s refused: %s", client_id, exc)
-                if self._items.pop(client_id, None) is not None:
-                    await self._write(Batch(outbox_removed=[client_id]))
-                future = self._futures.pop(client_id, None)
-                if future is not None and not future.done():
-                    future.set_exception(exc)
+                await self._fail(client_id, exc)
                 continue
             except Exception as exc:
                 log.exception("sending %s failed", client_id)
-                future = self._futures.pop(client_id, None)
-                self._items.pop(client_id, None)
-                if future is not None and not future.done():
-                    future.set_exception(exc)
+                await self._fail(client_id, AuroraError("internal", f"sending failed: {exc!r}"))
                 continue
             if self.resolved(client_id, message):
                 await self._write(Batch(outbox_removed=[client_id]))
+
+    async def _fail(self, client_id: str, error: AuroraError) -> None:
+        """Refused for good: out of the outbox, its send() raises, `send_failed` tells listeners."""
+        item = self._items.pop(client_id, None)
+        if item is not None:
+            await self._write(Batch(outbox_removed=[client_id]))
+            self._on_failed(cast(PendingSend, dict(item)), error)
+        self._forget(client_id)
+        future = self._futures.pop(client_id, None)
+        if future is not None and not future.done():
+            future.set_exception(error)
+        self._on_change()
 
     async def close(self) -> None:
         """Stop sending; pending sends stay in the store (a persistent store sends them next time)."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any, cast
-from urllib.parse import quote
 
 import aiohttp
 
@@ -118,6 +117,19 @@ class Rest:
                 return messages
             after = page["messages"][-1]["seq"]
 
+    async def add_members(self, conversation_id: int, user_ids: list[int]) -> Conversation:
+        answer = await self.request("POST", f"/api/conversations/{int(conversation_id)}/members",
+                                    json={"user_ids": list(user_ids)})
+        return cast(Conversation, answer["conversation"])
+
+    async def leave_conversation(self, conversation_id: int) -> None:
+        await self.request("DELETE", f"/api/conversations/{int(conversation_id)}/members/me")
+
+    async def search(self, query: str, *, conversation_id: int | None = None, limit: int | None = None,
+                     before: int | None = None) -> dict[str, Any]:
+        params = {"q": query, "conversation_id": conversation_id, "limit": limit, "before": before}
+        return cast(dict[str, Any], await self.request("GET", "/api/search", params=params))
+
     async def ice_servers(self) -> list[dict[str, Any]]:
         return cast(list[dict[str, Any]], (await self.request("GET", "/api/ice-servers"))["ice_servers"])
 
@@ -137,7 +149,3 @@ async def login(url: str, username: str, password: str) -> Auth:
     async with Rest(url) as rest:
         return await rest.login(username, password)
 
-
-def emoji_path(emoji: str) -> str:
-    """An emoji as a URL path segment (for the REST reaction routes)."""
-    return quote(emoji, safe="")

@@ -89,14 +89,25 @@ class PendingSend(TypedDict):
     client_id: str
     conversation_id: int
     body: str
-    reply_to_seq: int | None
-    attachments: list[Any]
-    order: int
+    reply_to: int | None  # the seq it replies to (sent as reply_to_seq)
+    attachments: list[Any]  # upload ids
+    created_at: float  # when it was typed (time.time())
+    order: int  # typed order across restarts
+    status: NotRequired[Literal["queued", "sending"]]
+    attempts: NotRequired[int]
+    last_error: NotRequired[str | None]  # the last retryable error, as "code: message"
 
 
 class ConnectionState(TypedDict):
     state: ConnectionStateName
     reason: str
+
+
+class Receipt(TypedDict):
+    conversation_id: int
+    user_id: int
+    delivered_seq: int
+    read_seq: int
 
 
 class Presence(TypedDict):
