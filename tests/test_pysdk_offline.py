@@ -112,3 +112,28 @@ async def test_offline_client_ends_with_exactly_the_rest_state(api: Api, sdk: Sd
                and e.data["seq"] == later["seq"]]
     assert changes[-2:] == [(later["seq"], "reaction"), (later["seq"], "delete")]
 
+
+
+async def test_a_token_refused_on_reconnect_keeps_the_outbox_for_the_next_login(api: Api, sdk: SdkFactory,
+                                                                                  tmp_path: Path) -> None:
+    alice, bob = await api.register(), await api.register()
+    cid = (await api.conversation(alice, [bob]))["id"]
+    path = tmp_path / "alice.db"
+    a = await sdk.connected(alice, store=SQLiteStore(path), reconnection_delay_s=0.1)
+    status, _ = await api.request("POST", "/api/auth/logout", token=alice.token)  # closes alice's sockets
+    assert status == 200
+    await eventually(lambda: a.state == {"state": "offline", "reason": "auth_invalid"}, what="refused on reconnect")
+    with pytest.raises(AuroraError) as refused:
+        await a.send(cid, "typed after the logout")
+    assert refused.value.code == "auth_invalid"
+    assert [p["body"] for p in a.pending()] == ["typed after the logout"]  # kept, not dropped
+    await a.close()
+
+    status, body = await api.request("POST", "/api/auth/login", json={"username": alice.username,
+                                                                      "password": alice.password})
+    assert status == 200, body
+    again = AuroraClient(a.url, body["token"], store=SQLiteStore(path))
+    sdk.clients.append(again)
+    await asyncio.wait_for(again.connect(), 30)
+    await eventually(lambda: again.pending() == [], what="the kept send went out")
+    assert [m["body"] for m in await rest_history(api, bob, cid)] == ["typed after the logout"]

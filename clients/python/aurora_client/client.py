@@ -99,6 +99,7 @@ class AuroraClient:
         self._caught_up = 0  # the generation of the last finished full catch-up
         self._caught_up_changed = asyncio.Event()
         self._opened = False
+        self._started = False
         self._closed = False
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -124,6 +125,9 @@ class AuroraClient:
         if self._closed:
             raise AuroraError("closed", "the client was closed")
         await self.open()
+        if self._started:  # connect() again: the connection is already kept up
+            await self._wait_caught_up()
+            return
         if self._me is None:
             self._me = await self.me()
             if self._store_user is not None and self._store_user != self._me["id"]:
@@ -131,7 +135,12 @@ class AuroraClient:
             if self._store_user is None:
                 await self._write(Batch(user_id=self._me["id"]))
                 self._store_user = self._me["id"]
-        await self._conn.start()
+        self._started = True
+        try:
+            await self._conn.start()
+        except BaseException:
+            self._started = False
+            raise
         await self._wait_caught_up()
 
     async def _wait_caught_up(self) -> None:

@@ -56,6 +56,7 @@ class Connection:
         self._connected_namespaces: set[str] = set()
         self._pending: dict[str, set[asyncio.Future[Any]]] = {ns: set() for ns in self.namespaces}
         self._shutdown_task: asyncio.Task[None] | None = None
+        self._server_reconnect: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         for namespace in self.namespaces:
             self._register(namespace)
@@ -77,6 +78,12 @@ class Connection:
             self._fail_pending(namespace)
             if was_online and not self.closing and self.fatal is None:
                 self._on_state({"state": "reconnecting", "reason": str(reason or "disconnected")})
+            if reason == self.sio.reason.SERVER_DISCONNECT and not self.closing and self.fatal is None:
+                # python-socketio (like socket.io-client) does not reconnect after the server closed
+                # the namespace, e.g. after a logout. Reconnect anyway: the server decides, and a
+                # refused token then stops the client with its code.
+                if self._server_reconnect is None or self._server_reconnect.done():
+                    self._server_reconnect = asyncio.ensure_future(self._reconnect_after_server_disconnect())
 
         def on_connect_error(data: Any = None) -> None:
             code, message = _error_of(data)
@@ -100,6 +107,23 @@ class Connection:
         await asyncio.sleep(0)  # leave the reconnect task's own connect attempt first
         with contextlib.suppress(Exception):
             await self.sio.shutdown()
+
+    async def _reconnect_after_server_disconnect(self) -> None:
+        delay = self._delay
+        while not self.closing and self.fatal is None:
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            if self.closing or self.fatal is not None or self.online.is_set():
+                return
+            with contextlib.suppress(Exception):
+                if self.sio.connected:  # another namespace is still up: reconnect them all together
+                    await self.sio.disconnect()
+            try:
+                await self.sio.connect(self.url, namespaces=self.namespaces, auth={"token": self.token},
+                                       transports=self._transports, wait_timeout=self.request_timeout_s)
+                return
+            except socketio.exceptions.ConnectionError as exc:
+                log.info("reconnecting to %s failed: %s", self.url, exc)
+            delay = min(delay * 2, self._delay_max)
 
     async def start(self) -> None:
         """Connect; after a failure, retry with backoff until connected (a refused token raises)."""
@@ -172,9 +196,12 @@ class Connection:
                 # python-engineio otherwise waits for the pending long-poll to return.
                 await self.sio.eio.disconnect(abort=True)
             await self.sio.shutdown()
-        if self._shutdown_task is not None:
-            with contextlib.suppress(Exception):
-                await self._shutdown_task
+        for task in (self._shutdown_task, self._server_reconnect):
+            if task is not None and not task.done():
+                task.cancel()
+            if task is not None:
+                with contextlib.suppress(BaseException):
+                    await task
         for namespace in self.namespaces:
             self._fail_pending(namespace)
         self._on_state({"state": "offline", "reason": "close()"})

@@ -81,21 +81,36 @@ class Emitter:
         if not task.cancelled() and task.exception() is not None:
             log.error("event callback failed", exc_info=task.exception())
 
-    async def events(self, *names: str) -> AsyncIterator[Event]:
-        """Every event from now on (only `names` if given), until the client is closed."""
+    def events(self, *names: str) -> AsyncIterator[Event]:
+        """Every event from this call on (only `names` if given), until the client is closed. Iterate it
+        to the end or call its `close()`: an abandoned iterator keeps queueing."""
         subscription = _Subscription(frozenset(names) if names else None)
         self._subscriptions.append(subscription)
-        try:
-            while True:
-                item = await subscription.queue.get()
-                if item is _END:
-                    return
-                yield item
-        finally:
-            if subscription in self._subscriptions:
-                self._subscriptions.remove(subscription)
+        return _Iterator(self, subscription)
 
     def end(self) -> None:
         """End every iterator (after the client closed)."""
         for subscription in self._subscriptions:
             subscription.queue.put_nowait(_END)
+
+
+class _Iterator:
+    """Subscribed when created (not at the first `__anext__`), so nothing emitted in between is lost."""
+
+    def __init__(self, emitter: Emitter, subscription: _Subscription) -> None:
+        self._emitter = emitter
+        self._subscription = subscription
+
+    def __aiter__(self) -> _Iterator:
+        return self
+
+    async def __anext__(self) -> Event:
+        item = await self._subscription.queue.get()
+        if item is _END:
+            self.close()
+            raise StopAsyncIteration
+        return item  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        if self._subscription in self._emitter._subscriptions:
+            self._emitter._subscriptions.remove(self._subscription)

@@ -124,6 +124,13 @@ class Outbox:
             except AuroraError as exc:
                 if exc.code == "closed":
                     return
+                if exc.code.startswith("auth_"):
+                    # The token was refused: the sends stay in the store for a client with a valid
+                    # token; the callers waiting here learn why.
+                    for future in self._futures.values():
+                        if not future.done():
+                            future.set_exception(exc)
+                    return
                 log.info("send %s refused: %s", client_id, exc)
                 await self._fail(client_id, exc)
                 continue
