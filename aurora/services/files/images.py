@@ -11,6 +11,7 @@ what they hold (GIF/WebP animations keep every frame and its duration).
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,9 @@ from typing import Any
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
 from aurora.errors import invalid
+
+# Pillow warns about images between its limit and twice it; ours refuses them itself with `invalid`.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 PIL_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/gif": "GIF", "image/webp": "WEBP"}
 # An animation's frames together may hold this many times the single-image pixel limit.
