@@ -6,7 +6,8 @@ import logging
 
 from aiohttp import web
 
-from aurora.api.helpers import aurora, current_user, json_body
+from aurora.api.helpers import aurora, current_credentials, current_user, device_of, json_body
+from aurora.errors import invalid
 from aurora.services.ice import ice_servers
 
 log = logging.getLogger(__name__)
@@ -39,22 +40,58 @@ async def health(request: web.Request) -> web.Response:
 async def register(request: web.Request) -> web.Response:
     data = await json_body(request)
     user, token = await aurora(request).accounts.register(
-        data.get("username"), data.get("password"), data.get("display_name")
+        data.get("username"), data.get("password"), data.get("display_name"), device_of(request)
     )
     return web.json_response({"token": token, "user": user}, status=201)
 
 
 async def login(request: web.Request) -> web.Response:
     data = await json_body(request)
-    user, token = await aurora(request).accounts.login(data.get("username"), data.get("password"), request.remote)
+    user, token = await aurora(request).accounts.login(data.get("username"), data.get("password"),
+                                                       device_of(request))
     return web.json_response({"token": token, "user": user})
 
 
 async def logout(request: web.Request) -> web.Response:
+    """Ends this token's device session; {"everywhere": true} ends every session and token of the user."""
+    credentials = await current_credentials(request)
+    everywhere = False
+    if request.can_read_body:
+        everywhere = (await json_body(request)).get("everywhere", False)
+        if not isinstance(everywhere, bool):
+            raise invalid("everywhere must be true or false")
+    app = aurora(request)
+    await app.accounts.logout(credentials, everywhere)
+    if everywhere or credentials.session_id is None:
+        # Every token of the user is dead; so are the sockets opened with them, on every process.
+        await app.notifier.disconnect_user(credentials.user_id)
+    else:  # this process's sockets of the session now; the other processes within auth_check_interval_s
+        await app.auth_watch.end_sessions_now({credentials.session_id})
+    return web.json_response({"ok": True})
+
+
+async def change_password(request: web.Request) -> web.Response:
     user = await current_user(request)
-    await aurora(request).accounts.logout(user["id"])
-    # Tokens issued before now are dead; so are the sockets opened with them.
-    await aurora(request).notifier.disconnect_user(user["id"])
+    credentials = await current_credentials(request)
+    data = await json_body(request)
+    app = aurora(request)
+    token, ended = await app.accounts.change_password(
+        user, credentials, data.get("current_password"), data.get("new_password"), device_of(request))
+    # Sockets of the ended sessions (and of old tokens without a session) close through the auth watch.
+    await app.auth_watch.check()
+    return web.json_response({"token": token, "ended_sessions": ended})
+
+
+async def list_sessions(request: web.Request) -> web.Response:
+    credentials = await current_credentials(request)
+    return web.json_response({"sessions": await aurora(request).accounts.sessions(credentials)})
+
+
+async def end_session(request: web.Request) -> web.Response:
+    credentials = await current_credentials(request)
+    app = aurora(request)
+    await app.accounts.end_session(credentials.user_id, request.match_info["session_id"])
+    await app.auth_watch.end_sessions_now({int(request.match_info["session_id"])})
     return web.json_response({"ok": True})
 
 

@@ -31,8 +31,10 @@ class Presence:
     async def annotate(self, conversation: dict[str, Any]) -> dict[str, Any]:
         return {**conversation, "members": await self.annotate_users(conversation["members"])}
 
-    async def socket_connected(self, user: dict[str, Any], sid: str) -> None:
-        if await self._registry.add(CHAT_NAMESPACE, user["id"], sid):
+    async def socket_connected(self, user: dict[str, Any], first: bool) -> None:
+        """After the socket was counted in the registry (realtime/base.py admit): tell the contacts
+        when it is the user's first."""
+        if first:
             contacts = await self._storage.read(conversation_store.contact_ids, user["id"])
             await self._notifier.presence(user["id"], True, user.get("last_seen_at"), contacts)
 
