@@ -58,4 +58,5 @@ class TokenSigner:
         session_id = payload.get("s")
         if session_id is not None and (not isinstance(session_id, int) or isinstance(session_id, bool)):
             raise AuroraError("auth_invalid", "the token is not valid")
-        return Credentials(payload["uid"], payload["v"], session_id, signed_at.timestamp() + self._max_age_s)
+        # itsdangerous refuses once whole seconds since signing exceed max_age: from signed + max_age + 1 on.
+        return Credentials(payload["uid"], payload["v"], session_id, signed_at.timestamp() + self._max_age_s + 1)
