@@ -25,6 +25,7 @@ from aurora.realtime.notifier import Notifier
 from aurora.realtime.server import AuroraServer
 from aurora.realtime.transport import DirectEmitManager, disable_websocket_compression
 from aurora.services.accounts import Accounts
+from aurora.services.blocks import Blocks
 from aurora.services.call_locks import CallLocks
 from aurora.services.calls import Calls
 from aurora.services.conversations import Conversations
@@ -101,16 +102,20 @@ def build_aurora(settings: Settings, sio: socketio.AsyncServer) -> Aurora:
     signer = TokenSigner(settings.secret_keys, settings.token_max_age_s)
     presence = Presence(storage, notifier, registry)
     limiter = Limiter(settings)
+    blocks = Blocks(storage, settings.redis_url, settings.redis_prefix)
     auth_watch = AuthWatch(sio, storage, settings.auth_check_interval_s, settings.token_max_age_s)
     messages = Messages(settings, storage, notifier)
+    presence.blocks = messages.blocks = blocks
+    calls = Calls(settings, storage, CallNotifier(sio, registry), messages,
+                  CallLocks(settings.redis_url, settings.redis_prefix))
+    calls.blocks = blocks
     return Aurora(
         settings=settings, storage=storage, sio=sio, notifier=notifier, signer=signer, registry=registry,
         accounts=Accounts(settings, storage, signer, limiter), presence=presence,
-        conversations=Conversations(storage, notifier, presence),
+        conversations=Conversations(storage, notifier, presence, blocks, settings.max_group_members),
         messages=messages,
-        calls=Calls(settings, storage, CallNotifier(sio, registry), messages,
-                    CallLocks(settings.redis_url, settings.redis_prefix)),
-        limiter=limiter, auth_watch=auth_watch,
+        calls=calls,
+        limiter=limiter, auth_watch=auth_watch, blocks=blocks,
     )
 
 
@@ -159,12 +164,14 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     # One process alone: calls a previous run left live are over. In a cluster, other processes may
     # own live calls; dead processes' devices are reaped and their grace deadlines end them.
     await aurora.auth_watch.start()
+    await aurora.blocks.start()
     ended = await aurora.calls.start(end_live_calls=not aurora.settings.redis_url)
     if ended:
         log.info("Ended %d call(s) left ringing or active by a previous process", ended)
     yield
     await aurora.calls.stop()
     await aurora.auth_watch.stop()
+    await aurora.blocks.stop()
     await aurora.registry.stop()
     await aurora.messages.writer.stop()
     await aurora.limiter.close()

@@ -11,6 +11,7 @@ from aiohttp import web
 from aurora.realtime.auth_watch import AuthWatch
 from aurora.realtime.notifier import Notifier
 from aurora.services.accounts import Accounts
+from aurora.services.blocks import Blocks
 from aurora.services.calls import Calls
 from aurora.services.conversations import Conversations
 from aurora.services.limits import Limiter, parse_networks
@@ -38,6 +39,7 @@ class Aurora:
     calls: Calls
     limiter: Limiter
     auth_watch: AuthWatch
+    blocks: Blocks
 
     @cached_property
     def trusted_networks(self) -> tuple[Network, ...]:

@@ -107,6 +107,24 @@ async def search_users(request: web.Request) -> web.Response:
     return web.json_response({"users": await app.presence.annotate_users(users)})
 
 
+# -- blocks -----------------------------------------------------------------
+async def block_user(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    created = await aurora(request).blocks.block(user, request.match_info["user_id"])
+    return web.json_response({"ok": True, "created": created}, status=201 if created else 200)
+
+
+async def unblock_user(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    removed = await aurora(request).blocks.unblock(user, request.match_info["user_id"])
+    return web.json_response({"ok": True, "removed": removed})
+
+
+async def list_blocks(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    return web.json_response({"blocks": await aurora(request).blocks.listed(user)})
+
+
 # -- conversations ----------------------------------------------------------
 async def create_conversation(request: web.Request) -> web.Response:
     user = await current_user(request)

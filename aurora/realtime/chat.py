@@ -115,7 +115,8 @@ class ChatNamespace(AuroraNamespace):
         if last_state == typing and now - last_at < interval:
             return {"throttled": True}
         session["typing"][conversation_id] = (typing, now)
-        await self.app.notifier.typing(conversation_id, user["id"], typing)
+        # Users who blocked the typist do not see it.
+        await self.app.notifier.typing(conversation_id, user["id"], typing, self.app.blocks.blockers_of(user["id"]))
         return {"throttled": False}
 
     async def on_delivered(self, sid: str, data: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from aurora.errors import AuroraError, invalid
 from aurora.realtime.notifier import Notifier
+from aurora.services.blocks import Blocks
 from aurora.services.message_writer import MessageWriter
 from aurora.services.validation import conversation_id_of, optional_int, seq_of, storable_text
 from aurora.settings import Settings
@@ -37,6 +38,7 @@ class Messages:
         self._storage = storage
         self._notifier = notifier
         self.writer = MessageWriter(storage, self._broadcast)
+        self.blocks: Blocks | None = None  # set by create_app: a blocked user cannot write into the blocker's DM
         # (conversation id, user id) -> [lock, how many advance() calls hold or await it]
         self._receipt_locks: dict[tuple[int, int], list[Any]] = {}
 
@@ -68,8 +70,11 @@ class Messages:
 
         Everything before submit() is synchronous on purpose: messages keep the order they came in.
         """
+        cid = conversation_id_of(conversation_id)
+        if self.blocks is not None:
+            self.blocks.check_send(user["id"], cid)  # a set look-up: the order of sends is kept
         item = NewMessage(
-            conversation_id=conversation_id_of(conversation_id),
+            conversation_id=cid,
             sender_id=user["id"],
             body=self._check_body(body),
             client_id=self._check_client_id(client_id),

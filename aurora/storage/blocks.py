@@ -33,3 +33,16 @@ def blocked_users(blocker_id: int) -> list[dict[str, Any]]:
 def all_blocks() -> list[tuple[int, int]]:
     """Every (blocker, blocked) pair: the in-memory mirror each process keeps (services/blocks.py)."""
     return [(b.blocker_id, b.blocked_id) for b in UserBlock.select(UserBlock.blocker, UserBlock.blocked)]
+
+
+def direct_conversations(pairs: list[tuple[int, int]]) -> dict[str, int]:
+    """direct_key -> conversation id, for the DMs of these pairs that exist."""
+    from aurora.storage.models import Conversation
+
+    keys = list({"{}:{}".format(*sorted(pair)) for pair in pairs})
+    found: dict[str, int] = {}
+    for start in range(0, len(keys), 500):
+        rows = Conversation.select(Conversation.id, Conversation.direct_key).where(
+            Conversation.direct_key.in_(keys[start:start + 500]))
+        found.update({c.direct_key: c.id for c in rows})
+    return found

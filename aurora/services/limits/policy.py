@@ -31,6 +31,8 @@ LIMIT_OF: Mapping[str, str] = {
     "sync": "sync",
     "create_conversation": "conversation",
     "add_members": "conversation",
+    "block": "conversation",
+    "unblock": "conversation",
     "call_invite": "call_invite",
     "call_signal": "call_signal",
     "upload": "upload",
