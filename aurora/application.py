@@ -15,6 +15,7 @@ from aurora.api.cors import cors_middleware
 from aurora.api.limits import limits_middleware
 from aurora.api.middlewares import error_middleware
 from aurora.api.routes import setup_routes
+from aurora.api.security_headers import security_headers
 from aurora.context import AURORA, Aurora
 from aurora.realtime import json_codec
 from aurora.realtime.auth_watch import AuthWatch
@@ -131,6 +132,7 @@ def create_app(settings: Settings) -> web.Application:
     sio.register_namespace(ChatNamespace(aurora))
     sio.register_namespace(CallsNamespace(aurora))
     setup_routes(app)
+    app.on_response_prepare.append(security_headers(settings))
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_disconnect_clients)
     return app

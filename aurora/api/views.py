@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import logging
 
 from aiohttp import web
@@ -32,8 +34,26 @@ async def health(request: web.Request) -> web.Response:
         body["message_queue"] = queue
         if queue != "ok" and status == 200:
             body["status"] = "degraded"  # still 200: this process serves its own clients
-    body["connections"] = app.presence.connection_count()
+    if _may_see_metrics(request):
+        body["connections"] = app.presence.connection_count()
     return web.json_response(body, status=status)
+
+
+def _may_see_metrics(request: web.Request) -> bool:
+    """Connection counts are for operators: a local probe (a loopback peer and no X-Forwarded-For:
+    behind a reverse proxy on the same host every request comes from loopback, with that header),
+    or a request with Authorization: Bearer <metrics_token> when that setting is set."""
+    token = aurora(request).settings.metrics_token
+    if token:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+            return True
+    if "X-Forwarded-For" in request.headers:
+        return False
+    try:
+        return ipaddress.ip_address(request.remote or "").is_loopback
+    except ValueError:
+        return False
 
 
 # -- accounts ---------------------------------------------------------------
