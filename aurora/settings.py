@@ -84,6 +84,7 @@ class Settings:
     rate_register_burst: int = 10
     rate_login_per_s: float = 1.0
     rate_login_burst: int = 30
+    flood_disconnect_refusals: int = 200
     trusted_proxies: tuple[str, ...] = ()
     hash_threads: int = 1
     hash_queue_max: int = 32
@@ -253,8 +254,8 @@ def _validate_limits(s: Settings) -> None:
     for f in dataclasses.fields(s):
         if f.name.startswith("rate_") and f.name != "rate_limits_enabled" and getattr(s, f.name) < 0:
             raise SettingsError(f"{f.name}: must not be negative (0 turns that limit off), got {getattr(s, f.name)}")
-    for name in ("hash_threads", "hash_queue_max", "max_sockets_per_user", "connect_timeout_s",
-                 "max_group_members", "auth_check_interval_s"):
+    for name in ("flood_disconnect_refusals", "hash_threads", "hash_queue_max", "max_sockets_per_user",
+                 "connect_timeout_s", "max_group_members", "auth_check_interval_s"):
         if getattr(s, name) <= 0:
             raise SettingsError(f"{name}: must be greater than 0, got {getattr(s, name)}")
     if s.hsts_max_age_s < 0:

@@ -64,7 +64,7 @@ async def test_a_session_ended_on_one_process_closes_its_sockets_on_the_other(cl
     phone_session = next(s["id"] for s in sessions["sessions"] if not s["current"])
     status, body = await one.api.request("DELETE", f"/api/sessions/{phone_session}", token=alice.token)
     assert status == 200, body
-    error = await phone_socket.wait_for("auth_error", timeout=10)  # within auth_check_interval_s
+    error = await phone_socket.wait_for("closing", timeout=10)  # within auth_check_interval_s
     assert error["code"] == "auth_invalid", error
     for _ in range(100):
         if not phone_socket.client.connected:

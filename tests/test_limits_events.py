@@ -3,6 +3,7 @@ retry_after_ms (REST: 429 + Retry-After), the server stays up, another user is n
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -125,3 +126,27 @@ async def test_registration_is_limited_per_address(api: Api) -> None:
     status, body = await api.request("POST", "/api/auth/login",
                                      json={"username": "one_too_many", "password": "correct horse battery"})
     assert status == 401, body  # the refused registration created nothing
+
+
+@pytest.mark.limits(flood_disconnect_refusals=20)
+async def test_a_socket_that_ignores_refusals_is_closed(api: Api, sockets: SocketFactory) -> None:
+    alice, bob = await api.register(), await api.register()
+    conversation = await api.conversation(alice, [bob])
+    attacker = await sockets.connect(alice.token)
+    other_device = await sockets.connect(alice.token)
+    payload = {"conversation_id": conversation["id"], "body": "spam"}
+    for _ in range(3):
+        await acked(attacker, "send_message", payload)
+    for _ in range(19):
+        check_refusal(await attacker.call("send_message", payload))
+    await attacker.emit("send_message", payload)  # the 20th refusal in a row
+    closing = await attacker.wait_for("closing")
+    assert closing["code"] == "rate_limited" and closing["message"], closing
+    for _ in range(100):
+        if not attacker.client.connected:
+            break
+        await asyncio.sleep(0.05)
+    assert not attacker.client.connected
+    assert other_device.client.connected  # only the flooding socket
+    bob_socket = await sockets.connect(bob.token)
+    await acked(bob_socket, "send_message", {"conversation_id": conversation["id"], "body": "unaffected"})

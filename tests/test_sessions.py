@@ -1,5 +1,5 @@
 """Device sessions: every login is one; list, end one, change the password (ends the others);
-sockets of an ended session or an expired token are closed with auth_error within seconds."""
+sockets of an ended session or an expired token are closed with closing within seconds."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ async def sessions_of(api: Api, token: str) -> list[dict[str, Any]]:
 
 
 async def closed_with(sock: TestSocket, code: str) -> None:
-    error = await sock.wait_for("auth_error", timeout=10)
+    error = await sock.wait_for("closing", timeout=10)
     assert error["code"] == code and error["message"], error
     for _ in range(100):
         if not sock.client.connected:

@@ -1,7 +1,7 @@
 """Sockets outlive the check of their token at connect; this closes the ones whose right to stay has ended.
 
 Each process watches its own sockets. Every `auth_check_interval_s` it closes, with an
-`auth_error` event ({code, message}) right before the disconnect:
+`closing` event ({code, message}) right before the disconnect:
 - sockets whose token has expired (`auth_expired`), without asking anyone;
 - sockets of device sessions that ended since the last look, anywhere in the cluster (`auth_invalid`):
   one indexed query for sessions revoked since then, so the cost does not grow with the sockets;
@@ -106,7 +106,7 @@ class AuthWatch:
             if watched is None:
                 continue
             try:
-                await self._sio.emit("auth_error", {"code": code, "message": message}, to=sid,
+                await self._sio.emit("closing", {"code": code, "message": message}, to=sid,
                                      namespace=watched.namespace)
                 await self._sio.disconnect(sid, namespace=watched.namespace, ignore_queue=True)
             except Exception:

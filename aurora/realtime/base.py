@@ -13,7 +13,7 @@ from urllib.parse import parse_qs
 import socketio
 
 from aurora.context import Aurora
-from aurora.errors import INTERNAL_MESSAGE, AuroraError
+from aurora.errors import INTERNAL_MESSAGE, AuroraError, RateLimited
 from aurora.services.limits import LIMIT_OF
 from aurora.services.tokens import Credentials
 
@@ -73,6 +73,25 @@ class AuroraNamespace(socketio.AsyncNamespace):
         self.app.auth_watch.track(self.namespace, sid, credentials)
         return first
 
+    async def _spend(self, sid: str, limit: str) -> None:
+        """Take the event's token before the handler runs (and before any await in it): a burst of
+        parallel events cannot all pass a check that is only counted later. A socket that goes on
+        sending after flood_disconnect_refusals refusals in a row ignores retry_after_ms: it is
+        closed, so the rest of its flood is never even read."""
+        session = await self.get_session(sid)
+        try:
+            await self.app.limiter.take(limit, session["user"]["id"])
+        except RateLimited:
+            session["refused"] = session.get("refused", 0) + 1
+            if session["refused"] == self.app.settings.flood_disconnect_refusals:
+                log.warning("closing socket %s of user %s: %d refused events in a row", sid, session["user"]["id"],
+                            session["refused"])
+                await self.emit("closing", {"code": "rate_limited", "message": "too many refused events; slow down"},
+                                to=sid)
+                await self.disconnect(sid)
+            raise
+        session["refused"] = 0
+
     async def user_of(self, sid: str) -> dict[str, Any]:
         session = await self.get_session(sid)
         return session["user"]
@@ -97,9 +116,7 @@ class AuroraNamespace(socketio.AsyncNamespace):
         try:
             limit = LIMIT_OF.get(event)
             if limit is not None:
-                # Spent before the handler runs (and before any await in it): a burst of parallel
-                # events cannot all pass a check that is only counted later.
-                await self.app.limiter.take(limit, (await self.user_of(sid))["id"])
+                await self._spend(sid, limit)
             return ok(await handler(sid, payload))
         except AuroraError as exc:
             return failure(exc)
