@@ -160,7 +160,7 @@ async def test_a_socket_is_closed_when_its_token_expires(tmp_path: Path, db_url:
 
 async def test_a_token_from_before_sessions_keeps_working_until_logout(api: Api, sockets: SocketFactory,
                                                                       watched: RunningServer) -> None:
-    """Tokens issued before migration 4 carry no session id: valid as before; logout ends them all."""
+    """Tokens issued before migration 5 carry no session id: valid as before; logout ends them all."""
     alice = await api.register()
     legacy = watched.app[AURORA].signer.issue(alice.id, 1)  # what login issued before sessions: no "s"
     assert (await api.request("GET", "/api/me", token=legacy))[0] == 200
