@@ -88,7 +88,7 @@ async def test_typing_flips_are_limited(api: Api, sockets: SocketFactory) -> Non
 
 
 async def test_every_declared_event_spends_its_own_bucket(api: Api, sockets: SocketFactory) -> None:
-    """sync, create_conversation, call_invite and call_signal each refuse the 4th call; one bucket
+    """sync, create_conversation, edit_message, react, call_invite and call_signal each refuse the 4th call; one bucket
     running dry leaves the others (and other users) untouched."""
     alice, bob = await api.register(), await api.register()
     chat = await sockets.connect(alice.token)
@@ -97,6 +97,8 @@ async def test_every_declared_event_spends_its_own_bucket(api: Api, sockets: Soc
     cases = [
         (chat, "sync", {}),
         (chat, "create_conversation", {"user_ids": [bob.id]}),
+        (chat, "edit_message", {"conversation_id": conversation["id"], "seq": 1, "body": "edited"}),
+        (chat, "react", {"conversation_id": conversation["id"], "seq": 1, "emoji": "👍"}),
         (calls, "call_signal", {"call_id": 999999, "to_user_id": bob.id, "type": "offer", "data": {}}),
         (calls, "call_invite", {"conversation_id": 999999, "media": "audio"}),
     ]
