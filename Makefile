@@ -11,7 +11,7 @@ BENCH_STAMP := bench/node_modules/.installed-stamp
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: run test lint bench bench-quick bench-upload venv js clean
+.PHONY: run test lint audit bench bench-quick bench-upload venv js clean
 
 venv: $(STAMP)
 
@@ -38,7 +38,12 @@ test: $(STAMP) $(JS_STAMP) $(BENCH_STAMP)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q -rs $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check app.py aurora tests bench clients/python
+	$(VENV)/bin/ruff check app.py aurora tests bench tools clients/python
+
+# Known advisories against the pinned runtime packages (pip-audit in its own .venv-audit); skipped with
+# the reason, exit 0, when the advisory service cannot be reached.
+audit:
+	$(PYTHON) tools/audit_dependencies.py
 
 # The benchmark suite of issue 5 (bench/run.py --help): every scenario on Aurora (SQLite and
 # PostgreSQL) and both relays, 3 runs each, table on stdout, JSON in bench/results/.
@@ -56,4 +61,4 @@ bench-upload: $(STAMP)
 	$(PY) bench/upload_memory.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) tests/js/node_modules bench/node_modules .pytest_cache
+	rm -rf $(VENV) .venv-audit tests/js/node_modules bench/node_modules .pytest_cache

@@ -10,6 +10,7 @@ from typing import Any
 
 from aurora.errors import AuroraError, invalid
 from aurora.realtime.notifier import Notifier
+from aurora.services.blocks import Blocks
 from aurora.services.files import Files
 from aurora.services.message_changes import change_item, check_emoji
 from aurora.services.message_writer import MessageWriter
@@ -48,6 +49,7 @@ class Messages:
         self.files = files or Files(settings, storage)
         self.writer = MessageWriter(storage, self._broadcast, rules=LogRules(edit_window_s=settings.edit_window_s),
                                     queue_max=settings.message_queue_max)
+        self.blocks: Blocks | None = None  # set by create_app: a blocked user cannot write into the blocker's DM
         # (conversation id, user id) -> [lock, how many advance() calls hold or await it]
         self._receipt_locks: dict[tuple[int, int], list[Any]] = {}
 
@@ -101,13 +103,16 @@ class Messages:
         With attachments (upload ids: stored and checked before, the writer only links them), the body
         may be empty or absent.
         """
+        cid = conversation_id_of(conversation_id)
+        if self.blocks is not None:
+            self.blocks.check_send(user["id"], cid)  # a set look-up: the order of sends is kept
         upload_ids = self._check_attachments(attachments)
         if upload_ids and (body is None or (isinstance(body, str) and not body.strip())):
             text = ""
         else:
             text = self._check_body(body)
         item = NewMessage(
-            conversation_id=conversation_id_of(conversation_id),
+            conversation_id=cid,
             sender_id=user["id"],
             body=text,
             client_id=self._check_client_id(client_id),
