@@ -7,11 +7,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 JS_STAMP := tests/js/node_modules/.installed-stamp
 BENCH_STAMP := bench/node_modules/.installed-stamp
+BROWSER_STAMP := tests/browser/node_modules/.installed-stamp
 # Parallel test workers (2 cores here); `make test PYTEST_WORKERS=0` runs serially.
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: run test lint bench bench-quick venv js clean
+.PHONY: run test lint bench bench-quick venv js clean vendor
 
 venv: $(STAMP)
 
@@ -31,10 +32,21 @@ $(BENCH_STAMP): bench/package.json bench/package-lock.json
 	cd bench && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The browser tests' driver (playwright-core, no browser download: they use Debian's chromium).
+$(BROWSER_STAMP): tests/browser/package.json tests/browser/package-lock.json
+	cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Refresh web/vendor/ from the socket.io-client pinned in tests/browser (see web/vendor/README.md).
+vendor: $(BROWSER_STAMP)
+	cp tests/browser/node_modules/socket.io-client/dist/socket.io.esm.min.js \
+	   tests/browser/node_modules/socket.io-client/dist/socket.io.esm.min.js.map web/vendor/
+	cp tests/browser/node_modules/socket.io-client/LICENSE web/vendor/socket.io-client.LICENSE
+
 run: $(STAMP)
 	$(PY) app.py
 
-test: $(STAMP) $(JS_STAMP) $(BENCH_STAMP)
+test: $(STAMP) $(JS_STAMP) $(BENCH_STAMP) $(BROWSER_STAMP)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q -rs $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -52,4 +64,4 @@ bench-quick: $(STAMP) $(BENCH_STAMP)
 	$(PY) bench/run.py --quick $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) tests/js/node_modules bench/node_modules .pytest_cache
+	rm -rf $(VENV) tests/js/node_modules bench/node_modules tests/browser/node_modules .pytest_cache

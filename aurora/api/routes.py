@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from aurora.api import views
+from aurora.api import views, webapp
 
 
 def setup_routes(app: web.Application) -> None:
-    app.router.add_get("/", views.index)
+    app.router.add_get("/", webapp.index)
     app.router.add_get("/health", views.health)
     app.router.add_post("/api/auth/register", views.register)
     app.router.add_post("/api/auth/login", views.login)
@@ -24,3 +24,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post(r"/api/conversations/{conversation_id}/messages", views.send_message)
     app.router.add_get("/api/calls", views.list_calls)
     app.router.add_get("/api/ice-servers", views.get_ice_servers)
+    webapp.WebApp().add_routes(app)  # /app/: the web app and the SDK it imports

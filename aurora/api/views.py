@@ -12,10 +12,6 @@ from aurora.services.ice import ice_servers
 log = logging.getLogger(__name__)
 
 
-async def index(request: web.Request) -> web.Response:
-    return web.Response(text="Aurora WebSocket Server Running")
-
-
 async def health(request: web.Request) -> web.Response:
     app = aurora(request)
     body = {"status": "ok", "database": "ok"}
