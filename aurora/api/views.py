@@ -6,6 +6,7 @@ import logging
 
 from aiohttp import web
 
+from aurora import __version__
 from aurora.api.helpers import aurora, current_user, json_body
 from aurora.services.ice import ice_servers
 
@@ -28,6 +29,7 @@ async def health(request: web.Request) -> web.Response:
         if queue != "ok" and status == 200:
             body["status"] = "degraded"  # still 200: this process serves its own clients
     body["connections"] = app.presence.connection_count()
+    body["version"] = __version__  # the web app's diagnostics panel shows it
     return web.json_response(body, status=status)
 
 
