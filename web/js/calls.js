@@ -92,6 +92,7 @@ export class CallPanel {
     this.incoming = null;
     this.acceptButton.hidden = this.rejectButton.hidden = true;
     this.hangupButton.hidden = false;
+    this.title.textContent = `Call with ${info.fromUser?.display_name || info.fromUser?.username || "someone"}`;
     try {
       const localStream = await this.media(info.call.media);
       const session = await this.client.calls.accept(info.call.id, { localStream });

@@ -42,7 +42,7 @@ export function startChat(root, { serverUrl, session, onSignedOut }) {
     h("section", {}, h("label", { for: "user-search", className: "visually-hidden" }, "Find people"), search),
     h("div", { className: "lists" },
       h("section", {}, h("h2", {}, "Contacts"), contactList),
-      h("section", {}, h("div", { style: undefined }, h("h2", {}, "Conversations")), groupToggle, groupForm, sidebarError,
+      h("section", {}, h("h2", {}, "Conversations"), groupToggle, groupForm, sidebarError,
         conversationList)));
 
   const view = new ConversationView({

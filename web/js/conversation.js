@@ -4,7 +4,7 @@ import { h, clear, displayName, timeOf } from "./dom.js";
 
 const QUICK_REACTIONS = ["👍", "❤️", "😂"];
 const TICKS = {
-  pending: ["🕓", "Not sent yet: waiting for the server"],
+  pending: ["◷", "Not sent yet: waiting for the server"],
   stored: ["✓", "Sent (stored by the server)"],
   delivered: ["✓✓", "Delivered"],
   read: ["✓✓", "Read"],
@@ -29,13 +29,13 @@ export class ConversationView {
     this.title = h("h2", { id: "conversation-title" });
     this.dot = h("span", { className: "dot", "aria-hidden": "true" });
     this.searchToggle = h("button", { type: "button", className: "icon", "aria-label": "Search messages",
-      "aria-expanded": "false", onclick: () => this.toggleSearch() }, "🔍");
-    const callButton = (media, label, icon) => h("button", { type: "button", className: "icon",
-      testid: `call-${media}`, "aria-label": label, onclick: () => onCall(this.conversationId, media) }, icon);
+      "aria-expanded": "false", onclick: () => this.toggleSearch() }, "Search");
+    const callButton = (media, label, text) => h("button", { type: "button", className: "icon",
+      testid: `call-${media}`, "aria-label": label, onclick: () => onCall(this.conversationId, media) }, text);
     this.head = h("header", { className: "conv-head" },
-      h("button", { type: "button", className: "back icon", "aria-label": "Back to conversations", onclick: onBack }, "←"),
+      h("button", { type: "button", className: "back icon", "aria-label": "Back to conversations", onclick: onBack }, "‹ Back"),
       this.dot, this.title, this.searchToggle,
-      callButton("audio", "Voice call", "📞"), callButton("video", "Video call", "🎥"));
+      callButton("audio", "Voice call", "Call"), callButton("video", "Video call", "Video"));
 
     this.searchInput = h("input", { type: "search", id: "message-search", placeholder: "Search this conversation",
       "aria-label": "Search messages", maxLength: 200,
@@ -50,7 +50,7 @@ export class ConversationView {
     this.typing = h("div", { className: "typing", testid: "typing", "aria-live": "polite" });
     this.replyLabel = h("span");
     this.replying = h("div", { className: "replying", hidden: true }, this.replyLabel,
-      h("button", { type: "button", className: "icon", "aria-label": "Cancel reply", onclick: () => this.setReply(null) }, "✕"));
+      h("button", { type: "button", className: "icon", "aria-label": "Cancel reply", onclick: () => this.setReply(null) }, "Cancel"));
     this.composer = h("textarea", { id: "composer", testid: "composer", rows: 1, maxLength: 4000,
       placeholder: "Write a message", "aria-describedby": "composer-hint",
       onkeydown: (e) => this.onComposerKey(e), oninput: () => this.onComposerInput() });
@@ -196,11 +196,11 @@ export class ConversationView {
   actions(m, mine) {
     const button = (label, text, onclick) => h("button", { type: "button", "aria-label": label, onclick }, text);
     return h("div", { className: "actions" },
-      button("Reply", "↩", () => this.setReply(m)),
+      button("Reply", "Reply", () => this.setReply(m)),
       QUICK_REACTIONS.map((emoji) => button(`React ${emoji}`, emoji, () => this.toggleReaction(m, emoji,
         m.reactions?.some((r) => r.emoji === emoji && r.me)))),
-      mine ? button("Edit", "✎", () => { this.editingSeq = m.seq; this.render(); }) : null,
-      mine ? button("Delete", "🗑", () => this.remove(m)) : null);
+      mine ? button("Edit", "Edit", () => { this.editingSeq = m.seq; this.render(); }) : null,
+      mine ? button("Delete", "Delete", () => this.remove(m)) : null);
   }
 
   editBox(m) {

@@ -58,5 +58,6 @@ export class Diagnostics {
 }
 
 function transportOf(client) {
-  return client.transport ?? "unknown";
+  // The SDK has no public accessor yet (web-needs-from-sdk.md); its socket.io Manager knows.
+  return client.transport ?? client._manager?.engine?.transport?.name ?? "unknown";
 }
