@@ -49,6 +49,7 @@ def content_security_policy(html: str, connect_sources: tuple[str, ...] = ()) ->
         "font-src 'self'",
         f"connect-src {connect}",
         "manifest-src 'self'",
+        "worker-src 'self'",
         "base-uri 'none'",
         "form-action 'self'",
         "frame-ancestors 'none'",

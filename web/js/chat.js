@@ -10,6 +10,9 @@ import { Diagnostics } from "./diagnostics.js";
 const SEARCH_DEBOUNCE_MS = 200;
 const TYPING_SHOWN_MS = 6000;
 const AUTH_ERRORS = new Set(["auth_required", "auth_invalid", "auth_expired"]);
+const OPEN_KEY = "aurora.openConversation";
+// While not connected the SDK fills its state from the store without an event for every piece.
+const OFFLINE_RENDER_MS = 1000;
 
 export function startChat(root, { serverUrl, session, onSignedOut }) {
   const me = session.user;
@@ -47,7 +50,12 @@ export function startChat(root, { serverUrl, session, onSignedOut }) {
 
   const view = new ConversationView({
     client, me, titleOf,
-    onBack: () => { currentId = null; shell.classList.remove("conversation-open"); render(); },
+    onBack: () => {
+      currentId = null;
+      sessionStorage.removeItem(OPEN_KEY);
+      shell.classList.remove("conversation-open");
+      render();
+    },
     onCall: (cid, media) => calls.start(cid, media),
   });
   const calls = new CallPanel({ client, nameOf: (cid) => { const c = client.conversation(cid); return c ? titleOf(c) : ""; } });
@@ -118,6 +126,7 @@ export function startChat(root, { serverUrl, session, onSignedOut }) {
   // ---------------------------------------------------------------- actions
   async function open(cid) {
     currentId = cid;
+    sessionStorage.setItem(OPEN_KEY, String(cid));  // a reload reopens it
     shell.classList.add("conversation-open");
     view.show(cid);
     render();
@@ -193,6 +202,8 @@ export function startChat(root, { serverUrl, session, onSignedOut }) {
 
   async function shutdown() {
     closed = true;
+    clearInterval(offlineTimer);
+    sessionStorage.removeItem(OPEN_KEY);
     try { await client.close(); } catch { /* closing anyway */ }
   }
 
@@ -225,7 +236,10 @@ export function startChat(root, { serverUrl, session, onSignedOut }) {
   document.addEventListener("visibilitychange", () => render());
 
   setBanner("connecting");
-  view.show(null);
+  const reopen = Number(sessionStorage.getItem(OPEN_KEY));
+  if (reopen > 0) open(reopen);
+  else view.show(null);
+  const offlineTimer = setInterval(() => { if (client.state !== "connected") render(); }, OFFLINE_RENDER_MS);
   client.connect().then(() => {
     render();
   }).catch(async (err) => {

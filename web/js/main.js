@@ -4,6 +4,7 @@ import { showLogin } from "./login.js";
 import { startChat } from "./chat.js";
 import { clearSession, loadSession, saveSession } from "./session.js";
 import { setBanner } from "./banner.js";
+import { enableOfflineShell } from "./offline.js";
 
 const serverUrl = (SERVER_URL || location.origin).replace(/\/+$/, "");
 const root = document.getElementById("root");
@@ -34,3 +35,4 @@ function chat(session) {
 const session = loadSession();
 if (session) chat(session);
 else login();
+enableOfflineShell();
