@@ -347,8 +347,10 @@ function attachments(list) {
     : h("a", { href: a.url, target: "_blank", rel: "noopener", download: a.name }, `📎 ${a.name}`)));
 }
 
-/** The server marks matched terms with <mark>…</mark>; build them as elements, the rest as text. */
+/** The server's highlight is HTML-escaped text with <mark>…</mark> around matches. Rebuild it as
+ * text nodes and <mark> elements (never innerHTML), unescaping the three entities it uses. */
 function highlighted(text) {
-  const parts = String(text).split(/<mark>(.*?)<\/mark>/s);
+  const unescape = (s) => s.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&amp;/g, "&");
+  const parts = String(text).split(/<mark>(.*?)<\/mark>/s).map(unescape);
   return parts.map((part, i) => (i % 2 ? h("mark", {}, part) : part));
 }
