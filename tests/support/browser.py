@@ -106,7 +106,8 @@ async def run_scenario(script: str, args: dict[str, Any], on_ask: AskHandler | N
         process.kill()
         await process.wait()
         stderr = (await stderr_task).decode()
-        raise AssertionError(f"{script} did not finish within {timeout}s; stdout: {output[-5:]}; stderr:\n{stderr}") from None
+        raise AssertionError(
+            f"{script} did not finish within {timeout}s; stdout: {output[-5:]}; stderr:\n{stderr}") from None
     stderr = (await stderr_task).decode()
     assert process.returncode == 0 and result is not None, (
         f"{script} failed (exit {process.returncode}); stdout: {output[-5:]}; stderr:\n{stderr}")
