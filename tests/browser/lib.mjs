@@ -6,7 +6,7 @@ import { chromium } from "playwright-core";
 import readline from "node:readline";
 
 export const args = JSON.parse(process.argv[2] || "{}");
-export const TIMEOUT_MS = args.timeoutMs ?? 15000;
+export const TIMEOUT_MS = args.timeoutMs ?? 20000;
 const lines = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 
 export async function ask(what, data = {}) {
