@@ -7,6 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 JS_STAMP := tests/js/node_modules/.installed-stamp
 BENCH_STAMP := bench/node_modules/.installed-stamp
+SDK_STAMP := clients/js/node_modules/.installed-stamp
 # Parallel test workers (2 cores here); `make test PYTEST_WORKERS=0` runs serially.
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
@@ -27,6 +28,10 @@ $(JS_STAMP): tests/js/package.json tests/js/package-lock.json
 	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+$(SDK_STAMP): clients/js/package.json clients/js/package-lock.json
+	cd clients/js && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 $(BENCH_STAMP): bench/package.json bench/package-lock.json
 	cd bench && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
@@ -34,7 +39,7 @@ $(BENCH_STAMP): bench/package.json bench/package-lock.json
 run: $(STAMP)
 	$(PY) app.py
 
-test: $(STAMP) $(JS_STAMP) $(BENCH_STAMP)
+test: $(STAMP) $(JS_STAMP) $(SDK_STAMP) $(BENCH_STAMP)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q -rs $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -52,4 +57,4 @@ bench-quick: $(STAMP) $(BENCH_STAMP)
 	$(PY) bench/run.py --quick $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) tests/js/node_modules bench/node_modules .pytest_cache
+	rm -rf $(VENV) tests/js/node_modules clients/js/node_modules bench/node_modules .pytest_cache
