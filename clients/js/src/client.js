@@ -783,7 +783,8 @@ export class AuroraClient extends Emitter {
     try {
       ack = await socket.timeout(this._timeoutMs).emitWithAck(event, payload);
     } catch (err) {
-      throw new AuroraError("timeout", `${event}: no answer within ${this._timeoutMs} ms`, { cause: err });
+      if (this._closed) throw new AuroraError("closed", "the client was closed", { cause: err });
+      throw new AuroraError("timeout", `${event}: ${err?.message ?? "no answer"} (timeout ${this._timeoutMs} ms)`, { cause: err });
     }
     if (!ack || ack.ok !== true) throw AuroraError.fromWire(ack && ack.error);
     return ack;
