@@ -7,6 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 JS_STAMP := tests/js/node_modules/.installed-stamp
 BENCH_STAMP := bench/node_modules/.installed-stamp
+SDK_STAMP := clients/js/node_modules/.installed-stamp
 BROWSER_STAMP := tests/browser/node_modules/.installed-stamp
 # Parallel test workers (2 cores here); `make test PYTEST_WORKERS=0` runs serially.
 PYTEST_WORKERS ?= 2
@@ -28,6 +29,10 @@ $(JS_STAMP): tests/js/package.json tests/js/package-lock.json
 	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+$(SDK_STAMP): clients/js/package.json clients/js/package-lock.json
+	cd clients/js && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 $(BENCH_STAMP): bench/package.json bench/package-lock.json
 	cd bench && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
@@ -46,7 +51,7 @@ vendor: $(BROWSER_STAMP)
 run: $(STAMP)
 	$(PY) app.py
 
-test: $(STAMP) $(JS_STAMP) $(BENCH_STAMP) $(BROWSER_STAMP)
+test: $(STAMP) $(JS_STAMP) $(SDK_STAMP) $(BENCH_STAMP) $(BROWSER_STAMP)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q -rs $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -64,4 +69,4 @@ bench-quick: $(STAMP) $(BENCH_STAMP)
 	$(PY) bench/run.py --quick $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) tests/js/node_modules bench/node_modules tests/browser/node_modules .pytest_cache
+	rm -rf $(VENV) tests/js/node_modules clients/js/node_modules bench/node_modules tests/browser/node_modules .pytest_cache

@@ -7,7 +7,7 @@ import { Manager } from "socket.io-client";
 
 import { CallsClient } from "./calls.js";
 import { Emitter } from "./emitter.js";
-import { isChange, applyChange, normalizeMessage } from "./entries.js";
+import { applyChange, excerpt, isChange, normalizeMessage, reflects } from "./entries.js";
 import { AuroraError, retryDelay } from "./errors.js";
 import { query, restRequest } from "./rest.js";
 import { MemoryStore } from "./stores/memory.js";
@@ -457,15 +457,18 @@ export class AuroraClient extends Emitter {
     k.cursor = entry.seq;
     if (isChange(entry)) {
       const target = map.get(entry.target_seq);
-      if (target) {
+      // A target we do not hold (older than what we loaded) comes in its current state when fetched.
+      if (target && !reflects(target, entry)) {
         const updated = applyChange(target, entry, me);
         this._storeMessage(cid, updated);
         if (conv.last_message && conv.last_message.seq === updated.seq) {
           conv.last_message = updated;
           this._convChanged.add(cid);
         }
-        if (entry.kind !== "reaction") this._refreshReplies(cid, updated);
         this.emit("message", updated);
+      }
+      if (entry.kind === "edit" || entry.kind === "delete") {
+        this._refreshReplies(cid, entry.target_seq, entry.kind === "delete" ? null : excerpt(entry.body));
       }
     } else {
       const message = normalizeMessage(entry, me);
@@ -504,12 +507,13 @@ export class AuroraClient extends Emitter {
     this._put(`m:${cid}:${message.seq}`, message);
   }
 
-  /** Replies quote their target: an edit or delete changes the excerpt (the server's rule: see _excerpt). */
-  _refreshReplies(cid, target) {
+  /** Replies quote their target: an edit or a delete changes their excerpt (even when the target is not stored). */
+  _refreshReplies(cid, targetSeq, newExcerpt) {
     for (const m of this._msgs.get(cid)?.values() ?? []) {
-      if (!m.reply_to || m.reply_to.seq !== target.seq) continue;
-      const excerpt = target.deleted ? null : excerptOf(target.body, m.reply_to.excerpt);
-      if (excerpt !== m.reply_to.excerpt) this._storeMessage(cid, { ...m, reply_to: { ...m.reply_to, excerpt } });
+      if (!m.reply_to || m.reply_to.seq !== targetSeq || m.reply_to.excerpt === newExcerpt) continue;
+      const updated = { ...m, reply_to: { ...m.reply_to, excerpt: newExcerpt } };
+      this._storeMessage(cid, updated);
+      this.emit("message", updated); // its current state changed too
     }
   }
 
@@ -779,7 +783,8 @@ export class AuroraClient extends Emitter {
     try {
       ack = await socket.timeout(this._timeoutMs).emitWithAck(event, payload);
     } catch (err) {
-      throw new AuroraError("timeout", `${event}: no answer within ${this._timeoutMs} ms`, { cause: err });
+      if (this._closed) throw new AuroraError("closed", "the client was closed", { cause: err });
+      throw new AuroraError("timeout", `${event}: ${err?.message ?? "no answer"} (timeout ${this._timeoutMs} ms)`, { cause: err });
     }
     if (!ack || ack.ok !== true) throw AuroraError.fromWire(ack && ack.error);
     return ack;
@@ -993,11 +998,4 @@ export class AuroraClient extends Emitter {
     await this.request("POST", "/api/auth/logout");
     await this.close();
   }
-}
-
-/** The excerpt of a reply's target after an edit: the same length the server chose for the old one. */
-function excerptOf(body, oldExcerpt) {
-  if (body == null) return null;
-  const EXCERPT_CHARS = 100;
-  return body.length > EXCERPT_CHARS ? body.slice(0, EXCERPT_CHARS) : body;
 }
