@@ -34,8 +34,10 @@ async def test_four_people_two_pairs_live_with_badges_ticks_and_typing(
             status, body = await api.request("GET", "/api/conversations", token=token)
             assert status == 200
             conversations = body["conversations"]
-            assert len(conversations) == 1, "A and B (C and D) share exactly one conversation"
-            conversation = conversations[0]
+            [conversation] = [c for c in conversations if c["kind"] == "direct"]
+            groups = [(c["title"], sorted(m["username"] for m in c["members"]))
+                      for c in conversations if c["kind"] == "group"]
+            assert groups == ([("Team", sorted([users["A"], users["B"]]))] if first == "A" else []), groups
             assert {m["username"] for m in conversation["members"]} == {users[first], users[second]}
             status, body = await api.request("GET", f"/api/conversations/{conversation['id']}/messages",
                                              token=token)

@@ -114,6 +114,26 @@ run(async () => {
   for (const p of [cd.a, cd.b]) assert(await message(p, "from A").count() + await message(p, "from B").count() === 0,
     `${p.name} saw A/B's messages`);
 
+  // A group: A creates "Team" with B from the contact list; it appears on B's side live.
+  await ab.a.by("user-search").fill(users.B.username);
+  await ab.a.page.locator(`[data-testid="contact"][data-username="${users.B.username}"]`).waitFor();
+  await ab.a.page.getByRole("button", { name: "New group" }).click();
+  await ab.a.page.getByLabel("Group name").fill("Team");
+  await ab.a.page.getByRole("checkbox", { name: users.B.username }).check();
+  await ab.a.page.getByRole("button", { name: "Create group" }).click();
+  await ab.a.page.locator("#conversation-title", { hasText: "Team" }).waitFor();
+  await ab.a.by("composer").fill("welcome to the team");
+  await ab.a.by("send").click();
+  await ab.b.page.locator('[data-testid="conversation"]', { hasText: "Team" })
+    .locator('[data-testid="unread"]', { hasText: /^1$/ }).waitFor();
+  await ab.b.page.locator('[data-testid="conversation"]', { hasText: users.A.username }).click();
+
+  // Presence: D closes the app; C sees D's dot go grey.
+  const dOnC = cd.a.page.locator('[data-testid="conversation"]', { hasText: users.D.username }).locator(".dot");
+  await cd.a.page.waitForFunction((el) => el.dataset.online === "true", await dOnC.elementHandle());
+  await cd.b.context.close();
+  await cd.a.page.locator('[data-testid="conversation"] .dot[data-online="false"]').waitFor();
+
   const features = args.messageFeatures ? await messageFeatures(ab.a, ab.b, "Hello from A", "Hi from B") : "skipped";
 
   // Diagnostics: the notes' checklist, live.
