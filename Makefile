@@ -25,7 +25,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 js: $(JS_STAMP)
 
-$(JS_STAMP): tests/js/package.json tests/js/package-lock.json
+$(JS_STAMP): tests/js/package.json tests/js/package-lock.json $(SDK_STAMP)
 	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 

@@ -55,6 +55,8 @@ export interface Message {
   reactions: Reaction[];
   reply_to: ReplyTo | null;
   attachments: Attachment[];
+  /** seq of the last log entry this state reflects (the message's own seq if never changed) */
+  state_seq?: number;
   call?: { id: number; media: "audio" | "video"; end_reason: string | null; duration_s: number };
   [extra: string]: unknown;
 }
