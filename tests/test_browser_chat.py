@@ -15,11 +15,8 @@ async def test_four_people_two_pairs_live_with_badges_ticks_and_typing(
     server: RunningServer = await start_server(make_settings(tmp_path, sqlite_url))
     api = Api(server.url)
     try:
-        status, _ = await api.request("GET", "/api/search?q=x")
-        features = status == 401  # the route exists (it wants a token)
         result = await run_scenario("chat_four_users.mjs", {
             "wsEndpoint": browser_endpoint, "url": server.url + "/", "screenshots": str(screenshots_dir()),
-            "messageFeatures": features,
         }, timeout=150)
         users = result["users"]
         assert result["problems"] == [], result["problems"]
@@ -42,7 +39,7 @@ async def test_four_people_two_pairs_live_with_badges_ticks_and_typing(
             status, body = await api.request("GET", f"/api/conversations/{conversation['id']}/messages",
                                              token=token)
             texts = [m["body"] for m in body["messages"] if m["kind"] == "text" and not m.get("deleted")]
-            assert texts[:3] == [hello if first == "C" or not features else f"{hello} (edited)", reply,
+            assert texts[:3] == [hello if first == "C" else f"{hello} (edited)", reply,
                                  "line one\nline two"], texts
             assert conversation["unread_count"] == 0
         diagnostics = " | ".join(result["diagnostics"])

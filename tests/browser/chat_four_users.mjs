@@ -127,6 +127,8 @@ run(async () => {
   await ab.b.page.locator('[data-testid="conversation"]', { hasText: "Team" })
     .locator('[data-testid="unread"]', { hasText: /^1$/ }).waitFor();
   await ab.b.page.locator('[data-testid="conversation"]', { hasText: users.A.username }).click();
+  await ab.a.page.locator('[data-testid="conversation"]', { hasText: users.B.username }).click();
+  await message(ab.a, "Hello from A").waitFor();
 
   // Presence: D closes the app; C sees D's dot go grey.
   const dOnC = cd.a.page.locator('[data-testid="conversation"]', { hasText: users.D.username }).locator(".dot");
@@ -134,7 +136,7 @@ run(async () => {
   await cd.b.context.close();
   await cd.a.page.locator('[data-testid="conversation"] .dot[data-online="false"]').waitFor();
 
-  const features = args.messageFeatures ? await messageFeatures(ab.a, ab.b, "Hello from A", "Hi from B") : "skipped";
+  await messageFeatures(ab.a, ab.b, "Hello from A", "Hi from B");
 
   // Diagnostics: the notes' checklist, live.
   await ab.a.page.getByRole("button", { name: "Diagnostics" }).click();
@@ -159,7 +161,7 @@ run(async () => {
   const problems = [ab, cd].flatMap(({ a, b }) => [...a.problems, ...b.problems]);
   const result = {
     users: Object.fromEntries(Object.entries(users).map(([k, v]) => [k, v.username])),
-    seqs: { ab: ab.seqs, cd: cd.seqs }, diagnostics: diag, features, problems, timeoutMs: TIMEOUT_MS,
+    seqs: { ab: ab.seqs, cd: cd.seqs }, diagnostics: diag, problems, timeoutMs: TIMEOUT_MS,
   };
   await browser.close();
   return result;
