@@ -36,7 +36,7 @@ function byActivity(a, b) {
 }
 
 function publicPending(entry) {
-  const { n, ...rest } = entry;
+  const { n, local, ...rest } = entry;
   return { ...rest };
 }
 

@@ -48,14 +48,17 @@ for (const [name, makeFactory] of Object.entries(stores)) {
     const second = new AuroraClient({ ...options, store: newStore() });
     const seen = [];
     second.on("message", (m) => seen.push(m.body));
-    const outboxes = [];
-    second.on("pending", (list) => outboxes.push(list.map((p) => p.body)));
-    const connected = second.connect();
-    await eventually(() => outboxes.length > 0, "the reloaded outbox");
-    assert.deepEqual(outboxes[0], typed, "loaded from the store, in typed order");
-    // Before the server answers, the store already shows what was there.
-    assert.deepEqual(second.messages(conversation.id).map((m) => m.body), ["before"]);
-    await connected;
+    let loaded = null; // what the client shows the moment the store is loaded, before any answer
+    second.once("pending", (list) => {
+      loaded = { outbox: list.map((p) => p.body), messages: second.messages(conversation.id).map((m) => m.body) };
+    });
+    try {
+      await second.connect();
+    } catch (err) {
+      await second.close();
+      throw err;
+    }
+    assert.deepEqual(loaded, { outbox: typed, messages: ["before"] }, "loaded from the store, in typed order");
     await eventually(() => second.pending().length === 0, "the outbox drains");
     await eventually(() => second.messages(conversation.id).length === 4, "the reloaded client stores them");
 
