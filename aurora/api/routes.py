@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from aurora.api import files, views
+from aurora.api import files, views, webapp
 
 
 def setup_routes(app: web.Application) -> None:
-    app.router.add_get("/", views.index)
+    app.router.add_get("/", webapp.index)
     app.router.add_get("/health", views.health)
     app.router.add_post("/api/auth/register", views.register, name="register")
     app.router.add_post("/api/auth/login", views.login, name="login")
@@ -41,3 +41,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/uploads", files.upload, name="upload")
     app.router.add_get(r"/api/files/{upload_id}", files.download)
     app.router.add_get(r"/api/files/{upload_id}/thumbnail", files.download_thumbnail)
+    webapp.WebApp().add_routes(app)  # /app/: the web app and the SDK it imports

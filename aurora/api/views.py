@@ -8,15 +8,12 @@ import logging
 
 from aiohttp import web
 
+from aurora import __version__
 from aurora.api.helpers import aurora, current_credentials, current_user, device_of, json_body
 from aurora.errors import invalid
 from aurora.services.ice import ice_servers
 
 log = logging.getLogger(__name__)
-
-
-async def index(request: web.Request) -> web.Response:
-    return web.Response(text="Aurora WebSocket Server Running")
 
 
 async def health(request: web.Request) -> web.Response:
@@ -36,6 +33,7 @@ async def health(request: web.Request) -> web.Response:
             body["status"] = "degraded"  # still 200: this process serves its own clients
     if _may_see_metrics(request):
         body["connections"] = app.presence.connection_count()
+    body["version"] = __version__  # the web app's diagnostics panel shows it
     return web.json_response(body, status=status)
 
 
