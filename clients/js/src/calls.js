@@ -130,7 +130,12 @@ export class CallsClient extends Emitter {
 
   _signal(callId, toUserId, type, data) {
     this._request("call_signal", { call_id: callId, to_user_id: toUserId, type, data }).catch((err) => {
-      if (err.code !== "closed") this._client.emit("error", err);
+      // A signal lost with a dropped socket is not an error: call_rejoin on reconnect makes the
+      // other side restart ICE, which renegotiates from scratch.
+      if (err.code === "closed" || (err.code === "timeout" && !this._socket.connected)) return;
+      // A late candidate of a call that has just ended (conflict/not_found) does not matter either.
+      if (!this._sessions.has(callId) || this._sessions.get(callId).state === "ended") return;
+      this._client.emit("error", err);
     });
   }
 }

@@ -10,7 +10,7 @@ import { AuroraServer, eventually, register, rest, restHistory } from "./support
 
 let server;
 before(async () => { server = await new AuroraServer().start(); });
-after(async () => { await server?.stop(); });
+after(async () => { await server?.kill(); }); // its own database in a tmp dir: no need to wait for a graceful stop
 
 function client(user, options = {}) {
   return new AuroraClient({ url: server.url, token: user.token, socketOptions: { transports: ["websocket"] }, ...options });

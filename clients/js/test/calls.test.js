@@ -11,7 +11,7 @@ import { AuroraServer, eventually, register, rest } from "./support/server.js";
 
 let server;
 before(async () => { server = await new AuroraServer().start(); });
-after(async () => { await server?.stop(); });
+after(async () => { await server?.kill(); }); // its own database in a tmp dir: no need to wait for a graceful stop
 
 function client(user) {
   return new AuroraClient({ url: server.url, token: user.token, RTCPeerConnection: FakeRTCPeerConnection, reconnectDelayMs: 100, reconnectDelayMaxMs: 500 });

@@ -30,7 +30,7 @@ before(async () => {
     await probe.close();
   }
 });
-after(async () => { await server?.stop(); });
+after(async () => { await server?.kill(); }); // its own database in a tmp dir: no need to wait for a graceful stop
 
 const sameAsRest = async (client, user, cid) => {
   const history = (await restHistory(server.url, user.token, cid)).map((m) => normalizeMessage(m, user.id));

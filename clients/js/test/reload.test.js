@@ -13,7 +13,7 @@ import { MemoryWebStorage } from "./support/web-storage.js";
 
 let server;
 before(async () => { server = await new AuroraServer().start(); });
-after(async () => { await server?.stop(); });
+after(async () => { await server?.kill(); }); // its own database in a tmp dir: no need to wait for a graceful stop
 
 const stores = {
   LocalStorageStore: () => {
