@@ -116,16 +116,17 @@ class Messages:
         return {"entry": result.message, "message": for_viewer(result.state, user["id"]),
                 "duplicate": result.duplicate}
 
-    async def _broadcast(self, result: AppendResult, context: SendContext) -> None:
+    async def _broadcast(self, result: AppendResult, context: SendContext | None) -> None:
         entry = result.message
         assert entry is not None
+        skip_sid = context.skip_sid if context is not None else None
         if entry["kind"] not in MESSAGE_KINDS:
             assert result.state is not None
-            await self._notifier.message_changed(entry, result.state, skip_sid=context.skip_sid)
+            await self._notifier.message_changed(entry, result.state, skip_sid=skip_sid)
             log.debug("Change %s in conversation %s by %s.", entry["kind"], entry["conversation_id"],
                       entry["sender_username"])
             return
-        count = await self._notifier.new_message(entry, skip_sid=context.skip_sid)
+        count = await self._notifier.new_message(entry, skip_sid=skip_sid)
         what = "DM" if result.conversation_kind == "direct" else "message in group"
         log.info("New %s in conversation %s from %s. Broadcast to %d connections.",
                  what, entry["conversation_id"], entry["sender_username"], count)

@@ -94,6 +94,9 @@ def append_entries_txn(items: list[NewMessage], rules: LogRules = DEFAULT_RULES)
     now = utcnow()
     # Decide each item in order: error, duplicate (stored or earlier in this batch), no-op change, or new.
     plan: list[tuple[str, Any]] = []
+    # What each item's answer shows of the message it changes or replies to, as of that item.
+    states: dict[int, tuple[Target, dict[str, Any]]] = {}
+    replies: dict[int, dict[str, Any]] = {}
     first_in_batch: dict[tuple[int, int, str], int] = {}
     new_per_conversation: dict[int, int] = {}
     with_messages: set[int] = set()
@@ -102,27 +105,38 @@ def append_entries_txn(items: list[NewMessage], rules: LogRules = DEFAULT_RULES)
         try:
             if (item.conversation_id, item.sender_id) not in members and not item.system:
                 raise not_found()
+            target = targets.get((item.conversation_id, item.target_seq)) if item.kind not in MESSAGE_KINDS else None
             if key is not None and key in stored:
+                # A retry: answered with the state as of now (this batch may have changed it already).
+                found = target or targets.get((item.conversation_id, stored[key].seq))
+                if found is not None:
+                    states[index] = (found, found.snapshot())
                 plan.append(("stored", stored[key]))
                 continue
             if key is not None and key in first_in_batch:
+                if target is not None:
+                    states[index] = (target, target.snapshot())
                 plan.append(("same", first_in_batch[key]))
                 continue
             if item.kind in MESSAGE_KINDS:
-                if item.reply_to_seq is not None and not _is_message(targets, item.conversation_id,
-                                                                     item.reply_to_seq):
-                    raise not_found("message")
+                if item.reply_to_seq is not None:
+                    replied = targets.get((item.conversation_id, item.reply_to_seq))
+                    if replied is None or not replied.is_message:
+                        raise not_found("message")
+                    replies[index] = reply_record(replied.row, replied.sender_username)
                 with_messages.add(item.conversation_id)
             else:
-                target = targets.get((item.conversation_id, item.target_seq))
                 if target is None or not target.is_message:
                     raise not_found("message")
-                if apply_change(target, item.kind, item.sender_id, rules, now, body=item.body,
-                                emoji=item.emoji, added=item.added) == NOOP:
+                outcome = apply_change(target, item.kind, item.sender_id, rules, now, body=item.body,
+                                       emoji=item.emoji, added=item.added)
+                if outcome == NOOP:
+                    states[index] = (target, target.snapshot())
                     plan.append(("noop", target))
                     continue
                 target.changed = True
                 target.last_change = index
+                states[index] = (target, target.snapshot())
         except AuroraError as exc:
             plan.append(("error", exc))
             continue
@@ -192,27 +206,40 @@ def append_entries_txn(items: list[NewMessage], rules: LogRules = DEFAULT_RULES)
             continue
         if decision == "same":
             earlier = results[value]
-            results.append(AppendResult(earlier.message, duplicate=True, conversation_kind=kind,
-                                        state=earlier.state))
+            state = earlier.state
+            if index in states:
+                target, snapshot = states[index]
+                state = _record(_as_of(target.row, snapshot, entries), names, targets, username=target.sender_username)
+            results.append(AppendResult(earlier.message, duplicate=True, conversation_kind=kind, state=state))
             continue
         if decision == "stored":
             entry: Message | None = value
+            if item.kind in MESSAGE_KINDS and index in states:
+                entry = _as_of(states[index][0].row, states[index][1], entries)
         elif decision == "noop":
             entry = _existing_change(item, entries, items)
         else:
             entry = entries[index]
-        record = _record(entry, names, targets) if entry is not None else None
+        record = _record(entry, names, targets, reply=replies.get(index)) if entry is not None else None
         state = None
-        if item.kind not in MESSAGE_KINDS:
-            target = targets.get((item.conversation_id, item.target_seq))
-            state = _record(target.row, names, targets, username=target.sender_username) if target else None
+        if index in states and item.kind not in MESSAGE_KINDS:
+            target, snapshot = states[index]
+            state = _record(_as_of(target.row, snapshot, entries), names, targets, username=target.sender_username)
         results.append(AppendResult(record, duplicate=decision != "new", conversation_kind=kind, state=state))
     return results
 
 
-def _is_message(targets: dict[tuple[int, int], Target], conversation_id: int, seq: int) -> bool:
-    target = targets.get((conversation_id, seq))
-    return target is not None and target.is_message
+def _as_of(row: Message, snapshot: dict[str, Any], entries: dict[int, Message]) -> Message:
+    """A copy of a target row holding the state of a snapshot (state_seq: the seq of its last change)."""
+    copy = Message(**row.__data__)
+    last_change = snapshot["last_change"]
+    for name, value in snapshot.items():
+        if name == "last_change":
+            continue
+        setattr(copy, name, value)
+    if last_change is not None:
+        copy.state_seq = entries[last_change].seq
+    return copy
 
 
 def _load_targets(items: list[NewMessage], conversation_ids: list[int]) -> dict[tuple[int, int], Target]:
@@ -267,9 +294,6 @@ def _write_targets(db: pw.Database, targets: dict[tuple[int, int], Target], entr
                 "AND kind = 'edit'",
                 (row.conversation_id, row.seq),
             )
-            for entry in entries.values():
-                if entry.kind == "edit" and (entry.conversation_id, entry.target_seq) == (row.conversation_id, row.seq):
-                    entry.body = ""
 
 
 def _existing_change(item: NewMessage, entries: dict[int, Message], items: list[NewMessage]) -> Message | None:
@@ -295,13 +319,12 @@ def _existing_change(item: NewMessage, entries: dict[int, Message], items: list[
 
 
 def _record(entry: Message, names: dict[int, str], targets: dict[tuple[int, int], Target],
-            username: str | None = None) -> dict[str, Any]:
+            username: str | None = None, reply: dict[str, Any] | None = None) -> dict[str, Any]:
     if username is None:
         if entry.sender_id not in names:
             names[entry.sender_id] = User.select(User.username).where(User.id == entry.sender_id).scalar()
         username = names[entry.sender_id]
-    reply = None
-    if entry.kind in MESSAGE_KINDS and entry.reply_to_seq is not None:
+    if reply is None and entry.kind in MESSAGE_KINDS and entry.reply_to_seq is not None:
         target = targets.get((entry.conversation_id, entry.reply_to_seq))
         reply = reply_record(target.row, target.sender_username) if target else _reply_map(
             {(entry.conversation_id, entry.reply_to_seq)}).get((entry.conversation_id, entry.reply_to_seq))
