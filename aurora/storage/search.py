@@ -109,7 +109,8 @@ def create_sqlite_search(db: pw.Database) -> None:
         "INSERT INTO message_fts(message_fts, rowid, body) SELECT 'delete', old.id, old.body WHERE old.body != ''; "
         "INSERT INTO message_fts(rowid, body) SELECT new.id, new.body WHERE new.body != ''; END"
     )
-    db.execute_sql("DELETE FROM message_fts")  # idempotent backfill of what is already stored
+    # Backfill what is already stored (idempotent: 'delete-all' empties the index, never the messages).
+    db.execute_sql("INSERT INTO message_fts(message_fts) VALUES ('delete-all')")
     db.execute_sql(
         "INSERT INTO message_fts(rowid, body) SELECT id, body FROM message WHERE kind = 'text' AND body != ''"
     )
