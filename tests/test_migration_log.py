@@ -49,8 +49,8 @@ def _make_v3_database(db_url: str, tmp_path: Path) -> None:
             db.execute_sql(statement)
         for version in (1, 2, 3):
             SchemaVersion.create(version=version)
-        alice = User.create(username="alice_v3", username_key="alice_v3", display_name="Alice", password_hash=password_hash)
-        bob = User.create(username="bob_v3", username_key="bob_v3", display_name="Bob", password_hash=password_hash)
+        alice, bob = (User.create(username=name, username_key=name, display_name=name.title(),
+                                  password_hash=password_hash) for name in ("alice_v3", "bob_v3"))
         conversation = Conversation.create(kind="direct", direct_key=f"{alice.id}:{bob.id}", last_seq=3)
         Membership.create(user=alice, conversation=conversation, last_read_seq=2, last_delivered_seq=2)
         Membership.create(user=bob, conversation=conversation, last_read_seq=0, last_delivered_seq=0)
@@ -112,7 +112,8 @@ async def test_version_3_database_with_data_is_upgraded(tmp_path: Path, db_url: 
                 assert ack["entry"]["seq"] == 4
                 ack = await acked(alice, "delete_message", {"conversation_id": cid, "seq": 2})
                 assert ack["entry"]["seq"] == 5 and ack["message"]["deleted"] is True
-                ack = await acked(alice, "send_message", {"conversation_id": cid, "body": "after", "client_id": "old-1"})
+                ack = await acked(alice, "send_message",
+                                  {"conversation_id": cid, "body": "after", "client_id": "old-1"})
                 assert ack["duplicate"] is True and ack["message"]["seq"] == 1  # old client ids still dedupe
             finally:
                 await factory.close_all()
