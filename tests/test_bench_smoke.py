@@ -96,7 +96,7 @@ def _message_db(path: Path, rows: list[tuple[int, int, int, str | None, str]], l
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE conversation (id INTEGER PRIMARY KEY, last_seq INTEGER)")
     conn.execute("CREATE TABLE message (id INTEGER PRIMARY KEY, conversation_id INTEGER, seq INTEGER, "
-                 "sender_id INTEGER, client_id TEXT, body TEXT)")
+                 "sender_id INTEGER, client_id TEXT, body TEXT, kind TEXT DEFAULT 'text')")
     conn.execute("INSERT INTO conversation VALUES (1, ?)", (last_seq,))
     conn.executemany("INSERT INTO message (conversation_id, seq, sender_id, client_id, body) VALUES (?, ?, ?, ?, ?)",
                      rows)
