@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt clients/python/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Aurora needs Python 3.11 or newer")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
@@ -38,7 +38,7 @@ test: $(STAMP) $(JS_STAMP) $(BENCH_STAMP)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q -rs $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check app.py aurora tests bench
+	$(VENV)/bin/ruff check app.py aurora tests bench clients/python
 
 # The benchmark suite of issue 5 (bench/run.py --help): every scenario on Aurora (SQLite and
 # PostgreSQL) and both relays, 3 runs each, table on stdout, JSON in bench/results/.
