@@ -152,7 +152,7 @@ class Messages:
         return {"entry": result.message, "message": self._present(result.state, user["id"]),
                 "duplicate": result.duplicate}
 
-    async def _broadcast(self, result: AppendResult, context: SendContext) -> None:
+    async def _broadcast(self, result: AppendResult, context: SendContext | None) -> None:
         entry = result.message
         assert entry is not None
         self.files.release_later(result.released)  # a delete detached files: their bytes may go now
@@ -161,31 +161,33 @@ class Messages:
             # Attachment URLs are signed per viewer: one payload per member instead of one per room.
             await self._broadcast_per_member(result, context)
             return
+        skip_sid = context.skip_sid if context is not None else None
         if entry["kind"] not in MESSAGE_KINDS:
             assert result.state is not None
-            await self._notifier.message_changed(entry, result.state, skip_sid=context.skip_sid)
+            await self._notifier.message_changed(entry, result.state, skip_sid=skip_sid)
             log.debug("Change %s in conversation %s by %s.", entry["kind"], entry["conversation_id"],
                       entry["sender_username"])
             return
-        count = await self._notifier.new_message(entry, skip_sid=context.skip_sid)
+        count = await self._notifier.new_message(entry, skip_sid=skip_sid)
         what = "DM" if result.conversation_kind == "direct" else "message in group"
         log.info("New %s in conversation %s from %s. Broadcast to %d connections.",
                  what, entry["conversation_id"], entry["sender_username"], count)
 
-    async def _broadcast_per_member(self, result: AppendResult, context: SendContext) -> None:
+    async def _broadcast_per_member(self, result: AppendResult, context: SendContext | None) -> None:
         entry = result.message
         assert entry is not None
         cid = entry["conversation_id"]
         members = await self._storage.read(conversation_store.member_ids, cid)
+        skip_sid = context.skip_sid if context is not None else None
         if entry["kind"] in MESSAGE_KINDS:
             payloads = {uid: self.files.urls.present(entry, uid) for uid in members}
-            count = await self._notifier.emit_per_member("new_message", cid, payloads, skip_sid=context.skip_sid)
+            count = await self._notifier.emit_per_member("new_message", cid, payloads, skip_sid=skip_sid)
             log.info("New message with %d attachment(s) in conversation %s from %s. Sent to %d connections.",
                      len(entry["attachments"]), cid, entry["sender_username"], count)
             return
         payloads = {uid: {"conversation_id": cid, "entry": entry, "message": self.files.urls.present(result.state, uid)}
                     for uid in members}
-        await self._notifier.emit_per_member("message_changed", cid, payloads, skip_sid=context.skip_sid)
+        await self._notifier.emit_per_member("message_changed", cid, payloads, skip_sid=skip_sid)
 
     async def search(self, user: dict[str, Any], q: Any, conversation_id: Any = None, limit: Any = None,
                      before: Any = None) -> dict[str, Any]:
