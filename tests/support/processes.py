@@ -128,3 +128,9 @@ class RedisProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(10)
+
+    def kill(self) -> None:
+        """SIGKILL: the abrupt outage (no goodbye to subscribers), as a crash or a lost host looks."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)

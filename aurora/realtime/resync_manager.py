@@ -1,0 +1,179 @@
+"""Redis client manager that tells sockets to `resync` when the message queue may have lost emits.
+
+python-socketio's AsyncRedisManager is fire-and-forget pub/sub: an emit published while a process's
+listener is disconnected never reaches that process, and an emit whose publish fails is dropped after
+one retry. The database still has every acknowledged message, but a receiver that got nothing live
+has no reason to look. This subclass knows when that may have happened and says so:
+
+* **Listener gap.** When the subscription drops and is re-established, every local socket of the
+  resync namespaces (``/chat``) gets ``resync {reason: "queue_reconnected"}``. It is emitted after
+  the new SUBSCRIBE succeeded, so whatever was published before is in the database (emits follow
+  commits) and the client's sync finds it, and whatever is published after arrives live.
+* **Failed publish.** When a publish gives up, the rooms it was meant for are remembered (a whole
+  namespace once too many are owed), room changes for remote sockets are kept to replay, and a
+  background task publishes them, then ``resync {reason: "publish_failed"}`` to those rooms on the
+  other processes, as soon as Redis takes a publish again. (This process's own sockets got the emit
+  locally: it is handled here before it is published.)
+
+The listener uses its own Redis client: upstream shares ``self.pubsub`` with ``_publish``, whose
+reconnect replaces it under a running subscription. Back-off between subscription attempts is capped
+low (``max_retry_s``) so a blip costs seconds of live delivery, not a minute.
+
+Upstream note: a ``on_reconnect``/``on_publish_failed`` hook in AsyncPubSubManager (and a listener
+client separate from the publisher's) would make this a few lines; see docs/scaling.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+from urllib.parse import urlparse
+
+import socketio
+from socketio.redis_manager import parse_redis_sentinel_url
+
+log = logging.getLogger(__name__)
+
+RESYNC_EVENT = "resync"
+REASON_RECONNECTED = "queue_reconnected"
+REASON_PUBLISH_FAILED = "publish_failed"
+# Past this many owed rooms in a namespace, the whole namespace is told to resync (bounded memory).
+MAX_OWED_ROOMS = 10_000
+MAX_OWED_ROOM_CHANGES = 10_000
+ROOM_CHANGES = frozenset({"enter_room", "leave_room", "disconnect", "close_room"})
+ALL = None  # marks "every socket of the namespace" in the owed map
+
+
+class ResyncingRedisManager(socketio.AsyncRedisManager):
+    def __init__(self, *args: Any, resync_namespaces: Iterable[str] = ("/chat",), max_retry_s: float = 4.0,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.resync_namespaces = tuple(resync_namespaces)
+        self.max_retry_s = max_retry_s
+        self._owed_rooms: dict[str, set[str] | None] = {}
+        self._owed_changes: list[dict[str, Any]] = []
+        self._settler: asyncio.Task[None] | None = None
+
+    # -- publishing ------------------------------------------------------------
+    async def _try_publish(self, data: dict[str, Any]) -> Exception | None:
+        """None once published; the last error after two attempts (the second on a new connection)."""
+        error: Exception | None = None
+        for _ in (1, 2):
+            try:
+                if not self.connected:
+                    self._redis_connect()
+                await self.redis.publish(self.channel, self.json.dumps(data))
+                return None
+            except Exception as exc:  # any failure of the queue: reconnect once, then owe it
+                self.connected = False
+                error = exc
+        return error
+
+    async def _publish(self, data: dict[str, Any]) -> None:
+        error = await self._try_publish(data)
+        if error is None:
+            return
+        if not (self._owed_rooms or self._owed_changes):  # once per outage, not once per emit
+            log.warning("cannot publish to the message queue (%s); the receivers will be told to resync", error)
+        self._owe(data)
+        if self._settler is None or self._settler.done():
+            self._settler = asyncio.ensure_future(self._settle())
+
+    def _owe(self, data: dict[str, Any]) -> None:
+        method = data.get("method")
+        if method == "emit":
+            namespace = data.get("namespace") or "/"
+            if namespace not in self.resync_namespaces:
+                return
+            room = data.get("room")
+            owed = self._owed_rooms.setdefault(namespace, set())
+            if owed is ALL:
+                return
+            if room is None:
+                self._owed_rooms[namespace] = ALL
+                return
+            owed.update([room] if isinstance(room, str) else room)
+            if len(owed) > MAX_OWED_ROOMS:
+                self._owed_rooms[namespace] = ALL
+        elif method in ROOM_CHANGES and len(self._owed_changes) < MAX_OWED_ROOM_CHANGES:
+            self._owed_changes.append(data)
+        # callbacks to other hosts are not owed: Aurora emits none across processes.
+
+    async def _settle(self) -> None:
+        """Replay owed room changes, then publish the owed resyncs, once Redis takes publishes again."""
+        delay = 0.25
+        while self._owed_rooms or self._owed_changes:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.max_retry_s)
+            changes, self._owed_changes = self._owed_changes, []
+            rooms, self._owed_rooms = self._owed_rooms, {}
+            pending = [*changes, *(self._resync_message(ns, owed) for ns, owed in rooms.items())]
+            for index, message in enumerate(pending):
+                if await self._try_publish(message) is not None:
+                    for unsent in pending[index:]:
+                        self._owe(unsent)  # a resync to rooms is owed like the emit it stands for
+                    break
+            else:
+                if rooms:
+                    log.info("message queue back: resync published for %s", {
+                        ns: ("all" if owed is ALL else len(owed)) for ns, owed in rooms.items()})
+
+    def _resync_message(self, namespace: str, owed: set[str] | None) -> dict[str, Any]:
+        return {"method": "emit", "event": RESYNC_EVENT, "data": [{"reason": REASON_PUBLISH_FAILED}],
+                "binary": False, "namespace": namespace, "room": None if owed is ALL else sorted(owed),
+                "skip_sid": None, "callback": None, "host_id": self.host_id}
+
+    # -- listening -------------------------------------------------------------
+    def _listener_client(self) -> Any:
+        module = self._get_redis_module()
+        if "sentinel" in urlparse(self.redis_url).scheme:
+            sentinels, service_name, connection_kwargs = parse_redis_sentinel_url(self.redis_url)
+            sentinel = module.sentinel.Sentinel(sentinels, **{**self.redis_options, **connection_kwargs})
+            return sentinel.master_for(service_name or self.channel)
+        return module.Redis.from_url(self.redis_url, **self.redis_options)
+
+    async def _redis_listen_with_retries(self) -> AsyncIterator[dict[str, Any]]:
+        retry_s = 0.25
+        gap = False
+        while True:
+            client = self._listener_client()
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                retry_s = 0.25
+                if gap:
+                    await self._resync_local(REASON_RECONNECTED)
+                    gap = False
+                async for message in pubsub.listen():
+                    yield message
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                (log.debug if gap else log.warning)("message queue subscription lost (%s); retrying in %.2f s",
+                                                    exc, retry_s)
+            gap = True  # from here until the next SUBSCRIBE, emits of other processes are lost to us
+            await _close_quietly(pubsub, client)
+            await asyncio.sleep(retry_s)
+            retry_s = min(retry_s * 2, self.max_retry_s)
+
+    async def _listen(self) -> AsyncIterator[bytes]:
+        channel = self.channel.encode("utf-8")
+        async for message in self._redis_listen_with_retries():
+            if message["channel"] == channel and message["type"] == "message" and "data" in message:
+                yield message["data"]
+
+    async def _resync_local(self, reason: str) -> None:
+        for namespace in self.resync_namespaces:
+            if namespace in self.rooms:
+                log.info("message queue subscription back: resync to this process's %s sockets", namespace)
+                await socketio.AsyncManager.emit(self, RESYNC_EVENT, {"reason": reason}, namespace=namespace)
+
+
+async def _close_quietly(pubsub: Any, client: Any) -> None:
+    for closing in (pubsub.aclose, client.aclose):
+        try:
+            await closing()
+        except Exception:  # already broken: nothing to release cleanly
+            pass
