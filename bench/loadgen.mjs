@@ -82,10 +82,54 @@ function readProc() {
       }
     }
     // The process line counts all threads.
-    return { rssKiB: rss, cpuS: cpuSeconds(`/proc/${pid}/stat`), threads, kernel };
+    const sysS = cpuSeconds(`/proc/${pid}/stat`, true);
+    const cpuS = cpuSeconds(`/proc/${pid}/stat`);
+    return { rssKiB: rss, cpuS, sysS, userS: cpuS - sysS, threads, kernel };
   } catch {
-    return { rssKiB: NaN, cpuS: NaN, threads: {}, kernel: {} };
+    return { rssKiB: NaN, cpuS: NaN, sysS: NaN, userS: NaN, threads: {}, kernel: {} };
   }
+}
+
+// The server's PostgreSQL backends (setup.db: found by application_name), their CPU user and system.
+let dbClient = null;
+async function readDb() {
+  if (!setup.db) return null;
+  if (!dbClient) {
+    const pg = (await import("pg")).default;
+    dbClient = new pg.Client({ connectionString: setup.db.url, application_name: "aurora-bench-loadgen" });
+    await dbClient.connect();
+  }
+  const { rows } = await dbClient.query("SELECT pid FROM pg_stat_activity WHERE application_name = $1",
+    [setup.db.application_name]);
+  const out = {};
+  for (const { pid } of rows) {
+    try {
+      const total = cpuSeconds(`/proc/${pid}/stat`);
+      const sys = cpuSeconds(`/proc/${pid}/stat`, true);
+      out[pid] = { user: total - sys, sys };
+    } catch {
+      // the backend ended
+    }
+  }
+  return out;
+}
+
+// CPU of the backends between two readings; one that appeared in between counts from its start.
+function dbCpu(db0, db1, seconds, acks) {
+  if (!db0 || !db1) return {};
+  let user = 0;
+  let sys = 0;
+  for (const [pid, cpu] of Object.entries(db1)) {
+    user += cpu.user - (db0[pid]?.user ?? 0);
+    sys += cpu.sys - (db0[pid]?.sys ?? 0);
+  }
+  return {
+    db_backends: Object.keys(db1).length,
+    db_user_util: user / seconds,
+    db_sys_util: sys / seconds,
+    db_cpu_util: (user + sys) / seconds,
+    db_cpu_us_per_ack: acks ? ((user + sys) * 1e6) / acks : null,
+  };
 }
 
 // CPU seconds each server thread spent between two readings (threads that used any).
@@ -485,8 +529,9 @@ function latencyStats(prefix, values) {
   };
 }
 
-function windowStats(proc0, proc1, cpu0, cpu1, seconds) {
+function windowStats(proc0, proc1, cpu0, cpu1, seconds, db0 = null, db1 = null) {
   const serverCpu = proc1.cpuS - proc0.cpuS;
+  const db = dbCpu(db0, db1, seconds, acksInWindow);
   const loadgenCpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / 1e6;
   return {
     duration_s: seconds,
@@ -497,6 +542,13 @@ function windowStats(proc0, proc1, cpu0, cpu1, seconds) {
     ...latencyStats("ack", ackLatencies),
     ...latencyStats("delivery", deliveryLatencies),
     server_cpu_util: serverCpu / seconds,
+    server_user_util: (proc1.userS - proc0.userS) / seconds,
+    server_sys_util: (proc1.sysS - proc0.sysS) / seconds,
+    ...db,
+    ...(db.db_cpu_util !== undefined ? {
+      server_db_cpu_util: serverCpu / seconds + db.db_cpu_util,
+      server_db_cpu_us_per_ack: acksInWindow ? ((serverCpu + db.db_cpu_util * seconds) * 1e6) / acksInWindow : null,
+    } : {}),
     server_cpu_us_per_ack: acksInWindow ? (serverCpu * 1e6) / acksInWindow : null,
     server_cpu_us_per_delivery: deliveriesInWindow ? (serverCpu * 1e6) / deliveriesInWindow : null,
     server_rss_kib: proc1.rssKiB,
@@ -530,13 +582,15 @@ async function closedLoop() {
   await sleepUntil(win.start);
   const proc0 = readProc();
   const cpu0 = process.cpuUsage();
+  const db0 = await readDb();
   await sleepUntil(win.end);
   const proc1 = readProc();
   const cpu1 = process.cpuUsage();
+  const db1 = await readDb();
   running = false;
   await drain();
   checkConversations({ liveOnly: true });
-  return windowStats(proc0, proc1, cpu0, cpu1, P.duration_s);
+  return windowStats(proc0, proc1, cpu0, cpu1, P.duration_s, db0, db1);
 }
 
 // S4: an open loop at params.rate messages/s over all conversations; latency from the scheduled time.
@@ -558,6 +612,7 @@ async function openLoop() {
   let overloaded = false;
   let proc0;
   let cpu0;
+  const db0Reading = sleepUntil(win.start).then(readDb);
   await new Promise((resolve) => {
     const tick = () => {
       const t = now();
@@ -585,6 +640,8 @@ async function openLoop() {
   await sleepUntil(win.end);
   const proc1 = readProc();
   const cpu1 = process.cpuUsage();
+  const db1 = await readDb();
+  const db0 = await db0Reading;
   proc0 = proc0 || proc1;
   cpu0 = cpu0 || cpu1;
   const seconds = Math.max(1e-3, (win.end - win.start) / 1000);
@@ -597,7 +654,7 @@ async function openLoop() {
     sustained: !overloaded && keptPace ? 1 : 0,
     sent_of_schedule: k / total,
     max_send_lag_ms: maxLag,
-    ...windowStats(proc0, proc1, cpu0, cpu1, seconds),
+    ...windowStats(proc0, proc1, cpu0, cpu1, seconds, db0, db1),
   };
 }
 
@@ -778,6 +835,7 @@ async function main() {
   if (!run) throw new Error(`unknown scenario ${setup.scenario}`);
   const metrics = await run();
   metrics.connect_failures = connectFailures;
+  if (dbClient) await dbClient.end().catch(() => {});
   finish(metrics, { acked: ackedList() });
 }
 

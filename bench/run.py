@@ -32,8 +32,8 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.harness import node_pg, physics, report
 from bench.harness import profile as profiling
-from bench.harness import report
 from bench.harness.populate import aurora_population, relay_population
 from bench.harness.scenarios import (
     AURORA_ONLY,
@@ -48,9 +48,12 @@ from bench.harness.servers import (
     AURORA_TARGETS,
     BENCH,
     LABELS,
+    NODE_PG_SCENARIOS,
+    POSTGRES_TARGETS,
     ROOT,
     TARGETS,
     Pinning,
+    application_name,
     aurora_env,
     aurora_settings_in_effect,
     make_server,
@@ -89,8 +92,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="run only this scenario (repeatable; default: all)")
     p.add_argument("--db", choices=("sqlite", "postgresql", "both", "none"), default="both",
                    help="Aurora on which database (default both; none: baselines only)")
-    p.add_argument("--baselines", default="python,node",
-                   help="comma-separated relays to run alongside: python, node, or none (default python,node)")
+    p.add_argument("--baselines", default="python,node,node-pg",
+                   help="comma-separated baselines to run alongside: python (relay), node (relay), node-pg "
+                        "(socket.io + node-postgres, one INSERT per message; S1, S2, S4), or none "
+                        "(default python,node,node-pg)")
     p.add_argument("--runs", type=int, help="runs of each scenario per server (targets are medians of >= 3)")
     p.add_argument("--duration", type=float, help="measured seconds of S1, S2 and S4")
     p.add_argument("--warmup", type=float, help="unmeasured seconds before the measured window (S1, S2, S4)")
@@ -158,12 +163,14 @@ def _apply_overrides(sizes: dict[str, Any], args: argparse.Namespace) -> None:
 
 def _targets(args: argparse.Namespace) -> list[str]:
     wanted = {x.strip() for x in args.baselines.split(",") if x.strip()} - {"none"}
-    unknown = wanted - {"python", "node"}
+    unknown = wanted - {"python", "node", "node-pg"}
     if unknown:
         raise SystemExit(f"bench/run.py: unknown baseline(s): {', '.join(sorted(unknown))}")
     chosen = []
     if "node" in wanted:
         chosen.append("node-relay")
+    if "node-pg" in wanted:
+        chosen.append("node-pg")
     if "python" in wanted:
         chosen.append("py-relay")
     if args.db in ("sqlite", "both"):
@@ -276,7 +283,7 @@ def run_one(scenario: str, variant: int | None, target: str, run: int, params: d
         try:
             if target == "aurora-sqlite":
                 database_url = f"sqlite:///{workdir}/aurora.db"
-            elif target == "aurora-postgresql":
+            elif target in POSTGRES_TARGETS:
                 database_url = stack.enter_context(postgres_schema(postgres_admin_url()))
             workers = args.workers if target == "aurora-postgresql" else 1
             server = make_server(target, workdir, pin, database_url, python_prefix, args.aurora_root, workers)
@@ -286,15 +293,21 @@ def run_one(scenario: str, variant: int | None, target: str, run: int, params: d
             result["server_start_s"] = time.monotonic() - t0
             t0 = time.monotonic()
             people = aurora_population(server.url, plan) if aurora else relay_population(plan)
+            if target == "node-pg":
+                node_pg.prepare(database_url or "", people["conversations"])
             result["setup_s"] = people["setup_s"]
             setup = {
                 "scenario": scenario, "target": target, "url": server.url, "namespace": "/chat",
                 "server_pid": server.pid, "clk_tck": os.sysconf("SC_CLK_TCK"),
-                "health_url": server.url + "/health" if aurora else None, "report_acked": aurora,
+                "health_url": server.url + "/health" if aurora else None,
+                "report_acked": aurora or target == "node-pg",
                 "params": lg_params, "clients": people["clients"], "conversations": people["conversations"],
             }
             if len(server.urls) > 1:
                 setup["urls"] = server.urls
+            if target in POSTGRES_TARGETS:
+                # The loadgen finds this server's PostgreSQL backends by name and counts their CPU too.
+                setup["db"] = {"url": postgres_admin_url(), "application_name": application_name(database_url or "")}
             setup_path, result_path = workdir / "setup.json", workdir / "result.json"
             setup_path.write_text(json.dumps(setup))
             if aurora and args.profile == "py-spy":
@@ -307,7 +320,7 @@ def run_one(scenario: str, variant: int | None, target: str, run: int, params: d
                 result["metrics"] = {k: v for k, v in result["metrics"].items() if not k.startswith("server_")}
             result["errors"] = list(outcome.get("errors") or [])
             result["error_count"] = int(outcome.get("error_count") or 0)
-            if aurora and outcome.get("acked") is not None:
+            if (aurora or target == "node-pg") and outcome.get("acked") is not None:
                 db_errors, checked = verify_stored(database_url or "", people["conversations"], outcome["acked"],
                                                    int(lg_params["body_bytes"]))
                 result["stored_checked"] = checked
@@ -362,6 +375,7 @@ def reprint(path: Path, markdown: Path | None) -> int:
           f"{machine.get('nproc')} x {machine.get('cpu_model')}, load {machine.get('loadavg_start')} -> "
           f"{machine.get('loadavg_end')}; {document.get('pinning')}")
     print(table)
+    print(machine.get("wal_flush_text", ""))
     if targets_text:
         print("\nTargets of issue 5 (medians; ratios from the same runs):")
         print(targets_text)
@@ -394,7 +408,7 @@ def main(argv: list[str]) -> int:
         print(f"bench/run.py: {exc}", file=sys.stderr)
         return 2
     pg_facts: dict[str, str] = {}
-    if "aurora-postgresql" in targets:
+    if "aurora-postgresql" in targets or "node-pg" in targets:
         reason = postgres_reachable(postgres_admin_url())
         if reason is not None:
             message = f"PostgreSQL at {postgres_admin_url()} unreachable: {reason}"
@@ -404,6 +418,8 @@ def main(argv: list[str]) -> int:
             notes.append(message + "; Aurora PostgreSQL skipped")
             print(f"note: {notes[-1]}", file=sys.stderr)
             targets.remove("aurora-postgresql")
+            if "node-pg" in targets:
+                targets.remove("node-pg")
         else:
             pg_facts = postgres_facts(postgres_admin_url())
             if pg_facts.get("synchronous_commit") != "on" or pg_facts.get("fsync") != "on":
@@ -424,6 +440,11 @@ def main(argv: list[str]) -> int:
     (args.work_root or RESULTS).mkdir(parents=True, exist_ok=True)
     workroot = Path(tempfile.mkdtemp(prefix=f"work-{stamp}-", dir=args.work_root or RESULTS))
     machine = machine_info(workroot)
+    try:
+        machine["wal_flush"] = physics.flush_timing(physics.flush_dir(pg_facts.get("data_directory"), workroot))
+        machine["wal_flush_text"] = physics.describe(machine["wal_flush"])
+    except OSError as exc:
+        machine["wal_flush_text"] = f"WAL flush time not measured: {exc}"
     args.aurora_root = args.aurora_root.resolve()
     aurora_commit = _git_commit(args.aurora_root)
     shown = [t for t in targets if t in AURORA_TARGETS or any(s not in AURORA_ONLY for s in scenarios)]
@@ -431,6 +452,7 @@ def main(argv: list[str]) -> int:
           f"{', '.join(LABELS[t] for t in shown)}; {sizes['runs']} run(s) each; {pin.note}; "
           f"{machine['nproc']} x {machine['cpu_model']}, load {' '.join(machine['loadavg_start'])}; "
           f"Aurora {aurora_commit} in {args.aurora_root}", flush=True)
+    print(machine["wal_flush_text"], flush=True)
     if args.profile:
         notes.append(f"profiled with {args.profile}: the Aurora figures of this run are not comparable")
 
@@ -439,7 +461,8 @@ def main(argv: list[str]) -> int:
             for variant in variants(scenario, sizes[scenario])
             for run in range(1, sizes["runs"] + 1)
             for target in targets
-            if scenario not in AURORA_ONLY or target in AURORA_TARGETS]
+            if (scenario not in AURORA_ONLY or target in AURORA_TARGETS)
+            and (target != "node-pg" or scenario in NODE_PG_SCENARIOS)]
     results: list[dict[str, Any]] = []
     started = time.monotonic()
     interrupted = False
@@ -483,6 +506,8 @@ def main(argv: list[str]) -> int:
     failures = report.failures_text(results)
     print()
     print(table)
+    print(f"{machine['wal_flush_text']}; load average {' '.join(machine['loadavg_start'])} at the start, "
+          f"{' '.join(machine['loadavg_end'])} at the end ({machine['nproc']} cores)")
     if targets_text:
         print("\nTargets of issue 5 (medians; ratios from the same runs):")
         print(targets_text)

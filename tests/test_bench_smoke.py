@@ -28,7 +28,7 @@ pytestmark = pytest.mark.node
 def _require_node() -> None:
     if shutil.which("node") is None:
         require_or_skip("Node.js", "node is not on PATH (the benchmark's load generator needs it)")
-    for package in ("socket.io", "socket.io-client"):
+    for package in ("socket.io", "socket.io-client", "pg"):
         if not (NODE_MODULES / package / "package.json").exists():
             require_or_skip("bench/node_modules", f"{package} missing: run `make test` or `cd bench && npm ci`")
 
@@ -60,6 +60,12 @@ def test_smoke_run_of_the_whole_suite_passes(tmp_path: Path) -> None:
     if "aurora-postgresql" not in document["targets"]:
         # The run skipped PostgreSQL (and said why); with AURORA_REQUIRE_SERVICES=1 it would have failed.
         assert any("PostgreSQL" in note for note in document["notes"])
+    else:
+        # The Node + PostgreSQL baseline stores every message and is checked against its database too.
+        peer = [r for r in document["results"] if r["target"] == "node-pg"]
+        assert {r["scenario"] for r in peer} == {"s1", "s2", "s4"}
+        assert all(r["stored_checked"] > 0 for r in peer)
+        assert "WAL flush" in proc.stdout
     # Aurora's runs were checked against the database too.
     stored = [r for r in document["results"] if r["target"] == "aurora-sqlite" and r["scenario"] != "s3"]
     assert stored and all(r["stored_checked"] > 0 for r in stored)

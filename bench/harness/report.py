@@ -19,7 +19,11 @@ ROWS: dict[str, list[tuple[str, str, str, str | None]]] = {
         ("delivery_p50_ms", "delivery p50 ms", "{:.1f}", "lower"),
         ("delivery_p99_ms", "delivery p99 ms", "{:.1f}", "lower"),
         ("server_cpu_us_per_ack", "server CPU µs/msg", "{:.0f}", "lower"),
+        ("server_db_cpu_us_per_ack", "server + PostgreSQL CPU µs/msg", "{:.0f}", "lower"),
         ("server_cpu_util", "server CPU, cores", "{:.2f}", None),
+        ("server_user_util", "  of which user", "{:.2f}", None),
+        ("server_sys_util", "  of which system", "{:.2f}", None),
+        ("db_cpu_util", "PostgreSQL CPU, cores", "{:.2f}", None),
         ("loadgen_cpu_util", "load generator CPU, cores", "{:.2f}", None),
     ],
     "s6": [
@@ -52,7 +56,12 @@ ROWS: dict[str, list[tuple[str, str, str, str | None]]] = {
         ("delivery_max_ms", "delivery max ms", "{:.1f}", "lower"),
         ("ack_p99_ms", "ack p99 ms", "{:.1f}", "lower"),
         ("acked_per_s", "acked msg/s", "{:,.0f}", None),
-        ("server_cpu_util", "server CPU, cores", "{:.2f}", None),
+        ("server_cpu_util", "server CPU, cores", "{:.2f}", "lower"),
+        ("server_user_util", "  of which user", "{:.2f}", None),
+        ("server_sys_util", "  of which system", "{:.2f}", None),
+        ("db_cpu_util", "PostgreSQL CPU, cores", "{:.2f}", None),
+        ("server_db_cpu_util", "server + PostgreSQL CPU, cores", "{:.2f}", "lower"),
+        ("server_cpu_us_per_ack", "server CPU µs/msg", "{:.0f}", "lower"),
         ("max_send_lag_ms", "load generator lag max ms", "{:.1f}", None),
     ],
     "s5": [
@@ -66,6 +75,7 @@ ROWS: dict[str, list[tuple[str, str, str, str | None]]] = {
 }
 
 
+SHORT = {"py-relay": "py", "node-relay": "node", "node-pg": "node+pg"}
 LOADGEN_BOUND = 0.9  # load generator CPU (cores) from which a throughput is marked *
 THROUGHPUT = ("acked_per_s", "delivered_per_s")
 
@@ -136,16 +146,17 @@ def evaluate_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
 
     def ratio_target(name: str, scenario: str, key: str, bound: float, at_least: bool,
-                     cpu_key: str | None = None) -> None:
+                     cpu_key: str | None = None, baseline: str = "py-relay",
+                     servers: tuple[str, ...] = AURORA_TARGETS) -> None:
         for row in _find(rows, scenario):
-            for target in AURORA_TARGETS:
+            for target in servers:
                 cell = row["targets"].get(target)
                 if cell is None:
                     continue
-                ratio = cell["ratios"].get("py-relay", {}).get(key)
+                ratio = cell["ratios"].get(baseline, {}).get(key)
                 if ratio is None:
                     out.append({"target": name, "server": target, "holds": None,
-                                "detail": "needs the python-socketio relay in the same run"})
+                                "detail": f"needs the {LABELS[baseline]} in the same run"})
                     continue
                 holds = ratio >= bound if at_least else ratio <= bound
                 if cell["median"].get("sustained", 1) < 0.5:
@@ -154,13 +165,14 @@ def evaluate_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     detail = f"did not sustain the rate: acked {rate:,.0f} msg/s, p99 x{ratio:.0f} the relay's"
                     out.append({"target": name, "server": target, "holds": False, "ratio": ratio, "detail": detail})
                     continue
+                peer = "the relay" if baseline == "py-relay" else f"the {LABELS[baseline]}"
                 if holds:
-                    detail = f"x{ratio:.2f} of the relay"
+                    detail = f"x{ratio:.2f} of {peer}"
                 elif at_least:
-                    detail = f"x{ratio:.2f} of the relay; needs x{bound / ratio:.2f} more to reach x{bound}"
+                    detail = f"x{ratio:.2f} of {peer}; needs x{bound / ratio:.2f} more to reach x{bound}"
                 else:
-                    detail = f"x{ratio:.2f} of the relay; x{ratio / bound:.2f} over the x{bound} allowed"
-                relay = row["targets"].get("py-relay", {})
+                    detail = f"x{ratio:.2f} of {peer}; x{ratio / bound:.2f} over the x{bound} allowed"
+                relay = row["targets"].get(baseline, {})
                 if relay.get("loadgen_bound"):
                     detail += " (the relay's figure is load-generator-bound, see *)"
                 if cpu_key:
@@ -191,6 +203,13 @@ def evaluate_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             detail = f"{kib:.1f} KiB{where}" + ("" if kib <= 40 else f": {kib - 40:.1f} KiB (x{kib / 40:.2f}) over")
             out.append({"target": name, "server": target, "holds": holds, "value": kib, "detail": detail})
     ratio_target("S4 delivery p99 ≤ 1.5x python-socketio relay at the same rate", "s4", "delivery_p99_ms", 1.5, False)
+    # Issue 16, target 1: everyday load against the peer a user weighs Aurora against.
+    ratio_target("S4 SQLite: server CPU ≤ 1.5x python-socketio relay", "s4", "server_cpu_util", 1.5, False,
+                 servers=("aurora-sqlite",))
+    ratio_target("S4 PostgreSQL: delivery p99 ≤ 1.5x Node + PostgreSQL", "s4", "delivery_p99_ms", 1.5, False,
+                 baseline="node-pg", servers=("aurora-postgresql",))
+    ratio_target("S4 PostgreSQL: server + PostgreSQL CPU ≤ 1.5x Node + PostgreSQL", "s4", "server_db_cpu_util",
+                 1.5, False, baseline="node-pg", servers=("aurora-postgresql",))
     for row in _find(rows, "s5"):
         for target in AURORA_TARGETS:
             cell = row["targets"].get(target)
@@ -223,7 +242,7 @@ def table(summary: dict[str, Any]) -> str:
     for target in present:
         header.append(LABELS[target])
         if target in AURORA_TARGETS:
-            header += [f"x{'py' if b == 'py-relay' else 'node'}" for b in reversed(baselines)]
+            header += [f"x{SHORT[b]}" for b in reversed(baselines)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         scenario = row["scenario"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -27,12 +28,18 @@ ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench"
 PYTHON_RELAY = BENCH / "baseline_python_relay.py"
 NODE_RELAY = BENCH / "baseline_node_relay.mjs"
+NODE_PG = BENCH / "baseline_node_pg.mjs"
 
 AURORA_TARGETS = ("aurora-sqlite", "aurora-postgresql")
-BASELINES = ("node-relay", "py-relay")
-TARGETS = ("node-relay", "py-relay", "aurora-sqlite", "aurora-postgresql")
+BASELINES = ("node-relay", "node-pg", "py-relay")
+TARGETS = ("node-relay", "node-pg", "py-relay", "aurora-sqlite", "aurora-postgresql")
+# Servers that store messages in PostgreSQL (a fresh schema each; their database CPU is measured too).
+POSTGRES_TARGETS = ("node-pg", "aurora-postgresql")
+# The Node + PostgreSQL baseline runs where storage is what is compared (not S3 idle, nor Aurora-only ones).
+NODE_PG_SCENARIOS = {"s1", "s2", "s4"}
 LABELS = {
     "node-relay": "Node socket.io relay",
+    "node-pg": "Node socket.io + PostgreSQL",
     "py-relay": "python-socketio relay",
     "aurora-sqlite": "Aurora SQLite",
     "aurora-postgresql": "Aurora PostgreSQL",
@@ -220,6 +227,12 @@ def make_server(target: str, workdir: Path, pin: Pinning, database_url: str | No
     if target == "node-relay":
         argv = [*pin.server, node_binary(), str(NODE_RELAY), "--port", str(port)]
         return ServerProcess(target, argv, dict(os.environ), log_path, port)
+    if target == "node-pg":
+        assert database_url is not None
+        schema = schema_of(database_url)
+        argv = [*pin.server, node_binary(), str(NODE_PG), "--port", str(port), "--database-url",
+                postgres_admin_url(), "--schema", schema, "--application-name", application_name(database_url)]
+        return ServerProcess(target, argv, dict(os.environ), log_path, port)
     raise ValueError(f"unknown target {target}")
 
 
@@ -258,12 +271,24 @@ def postgres_facts(admin_url: str) -> dict[str, str]:
     try:
         with conn.cursor() as cur:
             facts = {}
-            for name in ("server_version", "synchronous_commit", "fsync", "wal_sync_method", "shared_buffers"):
+            for name in ("server_version", "synchronous_commit", "fsync", "wal_sync_method", "shared_buffers",
+                         "data_directory"):
                 cur.execute(f"SHOW {name}")
                 facts[name] = cur.fetchone()[0]
             return facts
     finally:
         conn.close()
+
+
+def schema_of(database_url: str) -> str:
+    match = re.search(r"search_path%3D(bench_[0-9a-f]+)|search_path=(bench_[0-9a-f]+)", database_url)
+    assert match, database_url
+    return match.group(1) or match.group(2)
+
+
+def application_name(database_url: str) -> str:
+    """The name the run's server connects to PostgreSQL with: its backends are found by it (their CPU)."""
+    return f"{schema_of(database_url)}_app"
 
 
 @contextlib.contextmanager
@@ -278,7 +303,8 @@ def postgres_schema(admin_url: str) -> Iterator[str]:
         with conn.cursor() as cur:
             cur.execute(f"CREATE SCHEMA {schema}")
         sep = "&" if "?" in admin_url else "?"
-        yield f"{admin_url}{sep}options={quote('-csearch_path=' + schema, safe='-')}"
+        yield (f"{admin_url}{sep}options={quote('-csearch_path=' + schema, safe='-')}"
+               f"&application_name={schema}_app")
     finally:
         try:
             with conn.cursor() as cur:
