@@ -25,6 +25,7 @@ from typing import Any
 from aurora.errors import AuroraError
 from aurora.storage.database import Storage
 from aurora.storage.log_rules import LogRules
+from aurora.storage.lone_message import append_lone_message, is_lone_candidate
 from aurora.storage.messages import AppendResult, NewMessage, append_each_txn, append_entries_txn
 
 log = logging.getLogger(__name__)
@@ -52,12 +53,18 @@ class _Pending:
 class MessageWriter:
     def __init__(self, storage: Storage, on_stored: OnStored, *, rules: LogRules | None = None,
                  queue_max: int = DEFAULT_QUEUE_MAX, append_batch: AppendFn = append_entries_txn,
-                 append_each: AppendFn = append_each_txn) -> None:
+                 append_each: AppendFn = append_each_txn, lone_statement: bool | None = None) -> None:
         self._storage = storage
         self._on_stored = on_stored
         self._rules = rules or LogRules()
         self._append_batch = append_batch
         self._append_each = append_each
+        # A batch of one plain message in one statement (PostgreSQL): see storage/lone_message.py.
+        # (Off when a test hands in its own batch function: that function is what it exercises.)
+        if lone_statement is None:
+            lone_statement = not storage.is_sqlite and append_batch is append_entries_txn
+        self._lone_statement = lone_statement
+        self.lone_statements = 0  # how many messages took that path (tests check it is taken)
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=queue_max)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -132,10 +139,24 @@ class MessageWriter:
             if not pending.future.done():
                 pending.future.set_exception(error)
 
+    async def _lone(self, item: NewMessage) -> AppendResult | None:
+        try:
+            result = await self._storage.autocommit(append_lone_message, item)
+        except Exception as exc:  # e.g. another process stored the same client_id first: the general path answers
+            log.debug("the one-statement path failed (%s); taking the general one", exc.__class__.__name__)
+            return None
+        if result is not None:
+            self.lone_statements += 1
+        return result
+
     async def _store(self, batch: list[_Pending]) -> None:
         items = [p.item for p in batch]
+        lone = None
+        if self._lone_statement and len(items) == 1 and is_lone_candidate(items[0]):
+            lone = await self._lone(items[0])
         try:
-            results = await self._storage.write(self._append_batch, items, self._rules)
+            results = [lone] if lone is not None else await self._storage.write(self._append_batch, items,
+                                                                                self._rules)
         except Exception as exc:
             # Rolled back whole; one item may be at fault (a value the database refuses, a client_id
             # another process stored first): store each on its own so the others still commit.

@@ -96,6 +96,12 @@ class Storage:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._writers, self._call, fn, args, True)
 
+    async def autocommit(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run fn(*args) on a writer thread outside a transaction block: each statement commits on its
+        own (one round trip for a one-statement write; see storage/lone_message.py)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writers, self._call, fn, args, False)
+
     def run_sync(self, fn: Callable[..., T], *args: Any, write: bool = False) -> T:
         """For start-up and command-line tools, which have no loop yet."""
         return self._call(fn, args, write)
