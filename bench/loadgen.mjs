@@ -16,7 +16,7 @@
 //   - nobody receives a message that was not sent, and the sender never receives its own.
 // The orchestrator then checks the database holds each acked message exactly once.
 
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { io } from "socket.io-client";
 
@@ -174,7 +174,8 @@ function openSocket(i) {
       socket.on("new_message", (message) => onNewMessage(i, message));
     }
     socket.on("disconnect", (reason) => {
-      if (!closing.has(i)) fail(`client ${i}: disconnected by ${reason}`);
+      if (storming) reconnectSoon(i, socket);
+      else if (!closing.has(i)) fail(`client ${i}: disconnected by ${reason}`);
     });
     let settled = false;
     socket.once("connect", () => {
@@ -399,12 +400,12 @@ function ackedList() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// S6 mixed log: S1's closed loop, but every params.change_every-th operation of a sender is a change
+// S7 mixed log: S1's closed loop, but every params.change_every-th operation of a sender is a change
 // entry (edit to the same text, or a reaction toggle) of its latest acked message. Checks: every operation
 // acked ok; the conversation's acked seqs (messages and changes) are 1..N without gaps; every receiver
 // gets every entry (new_message or message_changed) exactly once, in seq order.
 
-const MIXED = setup.scenario === "s6";
+const MIXED = setup.scenario === "s7";
 let changesInWindow = 0;
 
 function onMixedEntry(i, e) {
@@ -509,6 +510,134 @@ async function mixedLoop() {
   const stats = windowStats(proc0, proc1, cpu0, cpu1, P.duration_s);
   stats.changes_per_s = changesInWindow / P.duration_s;
   return stats;
+}
+
+// ---------------------------------------------------------------------------------------------
+// S6 reconnect storm (issue 16): every client connected, the server restarted by the orchestrator,
+// everyone reconnects at once and syncs from its cursor. Reconnects back off from
+// params.reconnect_delay_ms, doubling to params.reconnect_max_ms, each delay jittered by ±50% (as
+// socket.io-client does, with shorter delays so the server, not the back-off, sets the pace).
+
+let storming = false;
+const stormAttempts = new Map();
+
+function reconnectSoon(i, socket) {
+  const n = stormAttempts.get(i) ?? 0;
+  stormAttempts.set(i, n + 1);
+  const delay = Math.min(P.reconnect_max_ms, P.reconnect_delay_ms * 2 ** Math.min(n, 10)) * (0.5 + Math.random());
+  setTimeout(() => { if (!finished && !socket.connected) socket.connect(); }, delay);
+}
+
+async function requestRestart() {
+  const request = `${resultPath}.restart`;
+  const done = `${resultPath}.restarted`;
+  writeFileSync(request, String(Date.now()));
+  const deadline = now() + 120000;
+  while (!existsSync(done)) {
+    if (now() > deadline) throw new Error("the orchestrator never restarted the server");
+    await sleep(5);
+  }
+  return JSON.parse(readFileSync(done, "utf8"));
+}
+
+async function reconnectStorm() {
+  phase = "connect";
+  await connectAll(allClients());
+  phase = "prime"; // every client has seen the conversation's messages live: its cursor
+  for (const c of conversations) for (let n = 0; n < P.messages; n++) send(c);
+  await drain();
+  checkConversations({ liveOnly: true });
+  const memberOf = new Map();
+  for (const c of conversations) for (const m of [c.sender, ...c.receivers]) memberOf.set(m, c);
+
+  phase = "restart";
+  storming = true;
+  const connectedAt = new Array(setup.clients.length).fill(0);
+  const caughtUpAt = new Array(setup.clients.length).fill(0);
+  let syncCalls = 0;
+  let synced = 0;
+  let tReady = Infinity;
+  const catchUp = async (i) => {
+    const c = memberOf.get(i);
+    const socket = sockets[i];
+    if (!c) {
+      caughtUpAt[i] = now();
+      return;
+    }
+    const cursor = () => (i === c.sender ? c.start + c.acked : c.recv.get(i).last);
+    const top = c.start + c.acked;
+    if (!setup.report_acked) { // a relay keeps no history: connected is caught up
+      caughtUpAt[i] = now();
+      return;
+    }
+    for (let call = 0; call < 20; call++) {
+      let ack;
+      try {
+        ack = await socket.timeout(P.ack_timeout_s * 1000).emitWithAck("sync", { cursors: { [c.id]: cursor() } });
+      } catch {
+        if (!socket.connected) return; // dropped again: the next connect syncs
+        fail(`client ${i}: no answer to sync within ${P.ack_timeout_s}s`);
+        return;
+      }
+      syncCalls += 1;
+      if (!ack || ack.ok !== true) {
+        fail(`client ${i}: sync refused: ${JSON.stringify(ack)}`);
+        return;
+      }
+      for (const m of ack.messages) {
+        synced += 1;
+        if (m.seq !== cursor() + 1) fail(`client ${i}, conversation ${c.id}: synced seq ${m.seq} after ${cursor()} (missing or twice)`);
+        if (i !== c.sender) c.recv.get(i).last = m.seq;
+      }
+      if (!ack.has_more) break;
+    }
+    if (cursor() !== top) fail(`client ${i}, conversation ${c.id}: caught up to ${cursor()}, last seq is ${top}`);
+    else caughtUpAt[i] = now();
+  };
+  sockets.forEach((socket, i) => {
+    socket.on("connect_error", () => { if (storming) reconnectSoon(i, socket); });
+    socket.on("connect", () => {
+      if (!storming) return;
+      connectedAt[i] = now();
+      catchUp(i);
+    });
+  });
+  const tRequest = now();
+  const restarted = await requestRestart();
+  tReady = now();
+  setup.server_pid = restarted.pid;
+  const proc0 = readProc();
+  const deadline = now() + P.storm_timeout_s * 1000;
+  const everyone = () => caughtUpAt.every((t) => t > 0);
+  while (!everyone() && now() < deadline) await sleep(20);
+  const proc1 = readProc();
+  storming = false;
+  const missing = caughtUpAt.filter((t) => t === 0).length;
+  if (missing) fail(`${missing} of ${caughtUpAt.length} clients never connected and caught up within ${P.storm_timeout_s}s`);
+  const early = connectedAt.filter((t) => t > 0 && t < tReady).length;
+  const lastConnect = Math.max(...connectedAt) - tReady;
+  const lastCaughtUp = Math.max(...caughtUpAt) - tReady;
+  for (const c of conversations) for (const [r, state] of c.recv) {
+    if (state.last !== c.start + c.acked) fail(`client ${r}, conversation ${c.id}: at seq ${state.last}, last is ${c.start + c.acked}`);
+  }
+  const seconds = Math.max(1e-3, lastCaughtUp / 1000);
+  return {
+    clients: setup.clients.length,
+    conversations: conversations.length,
+    down_s: (tReady - tRequest) / 1000,
+    server_restart_s: restarted.restart_s,
+    all_connected_s: lastConnect / 1000,
+    all_caught_up_s: lastCaughtUp / 1000,
+    connects_per_s: setup.clients.length / Math.max(1e-3, lastConnect / 1000),
+    connected_before_ready: early,
+    reconnect_attempts: [...stormAttempts.values()].reduce((a, b) => a + b, 0),
+    sync_calls: syncCalls,
+    synced_messages: synced,
+    server_cpu_s: proc1.cpuS - proc0.cpuS,
+    server_cpu_util: (proc1.cpuS - proc0.cpuS) / seconds,
+    server_cpu_us_per_connect: ((proc1.cpuS - proc0.cpuS) * 1e6) / setup.clients.length,
+    server_rss_kib: proc1.rssKiB,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -828,7 +957,7 @@ async function waitForConnections(count) {
 
 // ---------------------------------------------------------------------------------------------
 
-const scenarios = { s1: closedLoop, s2: closedLoop, s3: idle, s4: openLoop, s5: catchUp, s6: mixedLoop };
+const scenarios = { s1: closedLoop, s2: closedLoop, s3: idle, s4: openLoop, s5: catchUp, s6: reconnectStorm, s7: mixedLoop };
 
 async function main() {
   const run = scenarios[setup.scenario];

@@ -76,7 +76,8 @@ HEADLINE = {
     "s3": ("kib_per_connection", "{:.1f} KiB/connection"),
     "s4": ("delivery_p99_ms", "delivery p99 {:.1f} ms"),
     "s5": ("catchup_s", "caught up in {:.2f} s"),
-    "s6": ("acked_per_s", "acked {:,.0f} entries/s"),
+    "s6": ("connects_per_s", "{:,.0f} connects/s after the restart"),
+    "s7": ("acked_per_s", "acked {:,.0f} entries/s"),
 }
 
 
@@ -108,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--catchup-messages", type=int, help="messages each S5 client missed")
     p.add_argument("--catchup-group", type=int, help="readers per S5 conversation")
     p.add_argument("--page", type=int, help="sync limit in S5")
+    p.add_argument("--storm-clients", type=int, help="clients of S6 (groups of 10)")
     p.add_argument("--body-bytes", type=int, help="message body size")
     p.add_argument("--no-pin", action="store_true", help="do not pin server and load generator to cores")
     p.add_argument("--workers", type=int, default=1,
@@ -133,15 +135,15 @@ def _parser() -> argparse.ArgumentParser:
 def _apply_overrides(sizes: dict[str, Any], args: argparse.Namespace) -> None:
     if args.runs is not None:
         sizes["runs"] = max(1, args.runs)
-    for name in ("s1", "s2", "s4", "s6"):
+    for name in ("s1", "s2", "s4", "s7"):
         if args.duration is not None:
             sizes[name]["duration_s"] = args.duration
         if args.warmup is not None:
             sizes[name]["warmup_s"] = args.warmup
     if args.pairs is not None:
-        sizes["s1"]["pairs"] = sizes["s4"]["pairs"] = sizes["s6"]["pairs"] = args.pairs
+        sizes["s1"]["pairs"] = sizes["s4"]["pairs"] = sizes["s7"]["pairs"] = args.pairs
     if args.inflight is not None:
-        sizes["s1"]["inflight"] = sizes["s2"]["inflight"] = sizes["s6"]["inflight"] = args.inflight
+        sizes["s1"]["inflight"] = sizes["s2"]["inflight"] = sizes["s7"]["inflight"] = args.inflight
     if args.members is not None:
         sizes["s2"]["members"] = args.members
     if args.connections:
@@ -156,6 +158,8 @@ def _apply_overrides(sizes: dict[str, Any], args: argparse.Namespace) -> None:
         sizes["s5"]["group_size"] = args.catchup_group
     if args.page is not None:
         sizes["s5"]["page"] = args.page
+    if args.storm_clients is not None:
+        sizes["s6"]["clients"] = args.storm_clients
     if args.body_bytes is not None:
         for name in SCENARIOS:
             sizes[name]["body_bytes"] = args.body_bytes
@@ -245,15 +249,24 @@ def machine_info(workroot: Path) -> dict[str, Any]:
 
 # -- one server, one scenario, one run -----------------------------------------------------------
 def run_loadgen(setup_path: Path, result_path: Path, pin: Pinning, hard_timeout_s: float,
-                log_path: Path) -> dict[str, Any]:
+                log_path: Path, restart: Any = None) -> dict[str, Any]:
+    """Run the load generator; `restart` (S6) is called when it asks for the server to be restarted."""
     argv = [*pin.loadgen, node_binary(), "--max-old-space-size=4096", str(LOADGEN), str(setup_path),
             str(result_path)]
+    request = result_path.with_name(result_path.name + ".restart")
     with log_path.open("wb") as log:
         proc = subprocess.Popen(argv, cwd=BENCH, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + hard_timeout_s + 30
         try:
-            proc.wait(hard_timeout_s + 30)
-        except subprocess.TimeoutExpired:
-            pass
+            while proc.poll() is None and time.monotonic() < deadline:
+                if restart is not None and request.exists():
+                    request.unlink()
+                    answer = restart()
+                    result_path.with_name(result_path.name + ".restarted").write_text(json.dumps(answer))
+                try:
+                    proc.wait(0.02)
+                except subprocess.TimeoutExpired:
+                    pass
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -314,7 +327,14 @@ def run_one(scenario: str, variant: int | None, target: str, run: int, params: d
                 profile_out = workdir / "py-spy.raw"
                 seconds = float(lg_params.get("warmup_s", 0)) + float(lg_params.get("duration_s", 5)) + 1
                 profiler = profiling.start_py_spy(server.pid, seconds, profile_out)
-            outcome = run_loadgen(setup_path, result_path, pin, lg_params["hard_timeout_s"], workdir / "loadgen.log")
+            def restart() -> dict[str, Any]:  # S6: the same server, stopped (SIGTERM) and started again
+                t_restart = time.monotonic()
+                server.stop(within=5)  # a deploy: SIGTERM, then SIGKILL if draining takes longer
+                server.start()
+                return {"pid": server.pid, "restart_s": time.monotonic() - t_restart}
+
+            outcome = run_loadgen(setup_path, result_path, pin, lg_params["hard_timeout_s"], workdir / "loadgen.log",
+                                  restart if scenario == "s6" else None)
             result["metrics"] = outcome.get("metrics") or {}
             if len(server.urls) > 1:  # the pid measured is the supervisor's, not the workers'
                 result["metrics"] = {k: v for k, v in result["metrics"].items() if not k.startswith("server_")}

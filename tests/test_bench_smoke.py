@@ -52,9 +52,9 @@ def test_smoke_run_of_the_whole_suite_passes(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert document["correct"] is True
     ran = {(r["scenario"], r["target"]) for r in document["results"]}
-    for scenario in ("s1", "s2", "s3", "s4", "s5", "s6"):
+    for scenario in ("s1", "s2", "s3", "s4", "s5", "s6", "s7"):
         assert (scenario, "aurora-sqlite") in ran
-    for scenario in ("s1", "s2", "s3", "s4"):
+    for scenario in ("s1", "s2", "s3", "s4", "s6"):
         assert (scenario, "py-relay") in ran
         assert (scenario, "node-relay") in ran
     if "aurora-postgresql" not in document["targets"]:

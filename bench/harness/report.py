@@ -26,7 +26,7 @@ ROWS: dict[str, list[tuple[str, str, str, str | None]]] = {
         ("db_cpu_util", "PostgreSQL CPU, cores", "{:.2f}", None),
         ("loadgen_cpu_util", "load generator CPU, cores", "{:.2f}", None),
     ],
-    "s6": [
+    "s7": [
         ("acked_per_s", "acked entries/s", "{:,.0f}", "higher"),
         ("changes_per_s", "of which changes/s", "{:,.0f}", "higher"),
         ("delivered_per_s", "delivered entries/s", "{:,.0f}", "higher"),
@@ -63,6 +63,16 @@ ROWS: dict[str, list[tuple[str, str, str, str | None]]] = {
         ("server_db_cpu_util", "server + PostgreSQL CPU, cores", "{:.2f}", "lower"),
         ("server_cpu_us_per_ack", "server CPU µs/msg", "{:.0f}", "lower"),
         ("max_send_lag_ms", "load generator lag max ms", "{:.1f}", None),
+    ],
+    "s6": [
+        ("connects_per_s", "connects/s after the restart", "{:,.0f}", "higher"),
+        ("all_connected_s", "all connected after s", "{:.2f}", "lower"),
+        ("all_caught_up_s", "all caught up after s", "{:.2f}", "lower"),
+        ("server_cpu_us_per_connect", "server CPU µs/connect", "{:,.0f}", "lower"),
+        ("server_restart_s", "restart (stop + start) s", "{:.2f}", None),
+        ("clients", "clients", "{:,.0f}", None),
+        ("synced_messages", "messages synced", "{:,.0f}", None),
+        ("reconnect_attempts", "failed attempts while down", "{:,.0f}", None),
     ],
     "s5": [
         ("catchup_s", "all caught up after s", "{:.2f}", "lower"),
@@ -178,7 +188,7 @@ def evaluate_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 if cpu_key:
                     ours, theirs = cell["median"].get(cpu_key), relay.get("median", {}).get(cpu_key)
                     if ours and theirs:
-                        unit = "message" if "ack" in cpu_key else "delivery"
+                        unit = "message" if "ack" in cpu_key else "connect" if "connect" in cpu_key else "delivery"
                         detail += f"; by server CPU per {unit}: x{theirs / ours:.2f}"
                 if not cell["ok"]:
                     holds = False
@@ -210,6 +220,8 @@ def evaluate_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                  baseline="node-pg", servers=("aurora-postgresql",))
     ratio_target("S4 PostgreSQL: server + PostgreSQL CPU ≤ 1.5x Node + PostgreSQL", "s4", "server_db_cpu_util",
                  1.5, False, baseline="node-pg", servers=("aurora-postgresql",))
+    ratio_target("S6 connects/s after a restart ≥ python-socketio relay's", "s6", "connects_per_s", 1.0, True,
+                 "server_cpu_us_per_connect")
     for row in _find(rows, "s5"):
         for target in AURORA_TARGETS:
             cell = row["targets"].get(target)

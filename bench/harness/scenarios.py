@@ -1,4 +1,4 @@
-"""The scenarios (S1-S5 of issue 5, S6 of issue 9): their sizes in each mode, and who talks to whom.
+"""The scenarios (S1-S5 of issue 5, S6 of issue 16, S7 of issue 9): their sizes in each mode, and who talks to whom.
 
 A scenario's population is a number of clients (each an account on Aurora, a made-up user on
 the relays) and its conversations, each with one sender and its other members, by client index.
@@ -10,18 +10,19 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-SCENARIOS = ("s1", "s2", "s3", "s4", "s5", "s6")
+SCENARIOS = ("s1", "s2", "s3", "s4", "s5", "s6", "s7")
 TITLES = {
     "s1": "S1 pairs",
     "s2": "S2 fan-out",
     "s3": "S3 idle",
     "s4": "S4 fixed rate",
     "s5": "S5 catch-up",
-    "s6": "S6 mixed log",
+    "s6": "S6 reconnect storm",
+    "s7": "S7 mixed log",
 }
 # S5 needs storage: the relays keep no history to catch up from.
-# S6 edits and reacts: the relays have no such thing.
-AURORA_ONLY = {"s5", "s6"}
+# S7 edits and reacts: the relays have no such thing.
+AURORA_ONLY = {"s5", "s7"}
 
 # Settings every scenario shares (seconds unless named otherwise).
 COMMON: dict[str, Any] = {
@@ -41,7 +42,10 @@ FULL: dict[str, Any] = {
     "s4": {"pairs": 50, "rate": 1000.0, "duration_s": 10.0, "warmup_s": 2.0, "max_backlog_s": 2.0},
     "s5": {"clients": 1000, "messages": 100, "group_size": 10, "page": 50, "inflight": 10},
     # S1's load with every 5th operation a change entry (edit, react, unreact) of the sender's last message.
-    "s6": {"pairs": 50, "inflight": 10, "duration_s": 10.0, "warmup_s": 2.0, "change_every": 5},
+    "s7": {"pairs": 50, "inflight": 10, "duration_s": 10.0, "warmup_s": 2.0, "change_every": 5},
+    # Issue 16: every client connected (groups of group_size), the server restarted, all reconnect and sync.
+    "s6": {"clients": 10000, "group_size": 10, "messages": 2, "reconnect_delay_ms": 100, "reconnect_max_ms": 1000,
+           "storm_timeout_s": 120, "connect_concurrency": 200},
 }
 
 # Everything once, small and short: well under a minute on 2 cores.
@@ -52,7 +56,9 @@ QUICK: dict[str, Any] = {
     "s3": {"connections": [500], "settle_s": 0.5, "connect_concurrency": 200},
     "s4": {"pairs": 50, "rate": 1000.0, "duration_s": 1.0, "warmup_s": 0.5, "max_backlog_s": 2.0},
     "s5": {"clients": 100, "messages": 20, "group_size": 10, "page": 10, "inflight": 10},
-    "s6": {"pairs": 50, "inflight": 10, "duration_s": 1.0, "warmup_s": 0.5, "change_every": 5},
+    "s7": {"pairs": 50, "inflight": 10, "duration_s": 1.0, "warmup_s": 0.5, "change_every": 5},
+    "s6": {"clients": 1000, "group_size": 10, "messages": 2, "reconnect_delay_ms": 100, "reconnect_max_ms": 1000,
+           "storm_timeout_s": 60, "connect_concurrency": 200},
 }
 QUICK_COMMON = {"settle_ms": 200}
 
@@ -64,7 +70,9 @@ SMOKE: dict[str, Any] = {
     "s3": {"connections": [10], "settle_s": 0.2},
     "s4": {"pairs": 2, "rate": 40.0, "duration_s": 0.3, "warmup_s": 0.1, "max_backlog_s": 5.0},
     "s5": {"clients": 6, "messages": 5, "group_size": 3, "page": 2, "inflight": 2},
-    "s6": {"pairs": 2, "inflight": 3, "duration_s": 0.3, "warmup_s": 0.1, "change_every": 5},
+    "s7": {"pairs": 2, "inflight": 3, "duration_s": 0.3, "warmup_s": 0.1, "change_every": 5},
+    "s6": {"clients": 20, "group_size": 5, "messages": 2, "reconnect_delay_ms": 50, "reconnect_max_ms": 500,
+           "storm_timeout_s": 30},
 }
 SMOKE_COMMON = {"settle_ms": 100, "drain_timeout_s": 5}
 
@@ -93,7 +101,7 @@ class Population:
 
 
 def population(scenario: str, params: dict[str, Any], variant: int | None = None) -> Population:
-    if scenario in ("s1", "s4", "s6"):
+    if scenario in ("s1", "s4", "s7"):
         pairs = int(params["pairs"])
         return Population(2 * pairs, [ConversationPlan(2 * i, [2 * i, 2 * i + 1]) for i in range(pairs)])
     if scenario == "s2":
@@ -102,6 +110,12 @@ def population(scenario: str, params: dict[str, Any], variant: int | None = None
     if scenario == "s3":
         assert variant is not None
         return Population(int(variant))
+    if scenario == "s6":
+        clients, size = int(params["clients"]), int(params["group_size"])
+        # Each client in exactly one conversation; its first member sends.
+        return Population(clients, [ConversationPlan(start, list(range(start, min(start + size, clients))),
+                                                     f"bench storm {start // size}")
+                                    for start in range(0, clients, size)])
     if scenario == "s5":
         clients, size = int(params["clients"]), int(params["group_size"])
         groups = []
@@ -132,5 +146,7 @@ def loadgen_params(scenario: str, params: dict[str, Any], variant: int | None) -
     budget += clients / 50  # connecting, slowly
     if scenario == "s5":
         budget += int(params["clients"]) * int(params["messages"]) / 200
+    if scenario == "s6":
+        budget += 2 * float(params["storm_timeout_s"])
     out["hard_timeout_s"] = round(budget)
     return out

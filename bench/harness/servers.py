@@ -133,7 +133,7 @@ class ServerProcess:
         return self.proc.pid
 
     def start(self, ready_within: float = 60) -> None:
-        self._log = self.log_path.open("wb")
+        self._log = self.log_path.open("ab")  # appended: S6 starts the same server again
         # A session of its own: Ctrl-C in the terminal reaches the orchestrator, which stops it by PID.
         self.proc = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
                                      stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)

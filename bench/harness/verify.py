@@ -78,7 +78,7 @@ def verify_stored(database_url: str, conversations: list[dict[str, Any]], acked:
             if client_id is not None and client_id in seen_clients:
                 fail(f"conversation {cid}: client_id {client_id} stored twice")
             seen_clients.add(client_id)
-            if kind not in ("text", "call"):  # a change entry (S6): acked, by the sender; no body to check
+            if kind not in ("text", "call"):  # a change entry (S7): acked, by the sender; no body to check
                 client_id = None
             if seq not in expected:
                 fail(f"conversation {cid}: seq {seq} ({client_id}) stored but never acked")
