@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aurora.errors import AuroraError, RateLimited, invalid
+from aurora.services.batched_reads import BatchedRead
 from aurora.services.limits import Limiter
 from aurora.services.limits.policy import LOGIN_FAILURES_ADDRESS, LOGIN_FAILURES_USER
 from aurora.services.password_hashing import PasswordHashing
@@ -57,6 +58,8 @@ class Accounts:
         self._storage = storage
         self._signer = signer
         self._limiter = limiter
+        self._auth_reads: BatchedRead[tuple[int, int | None], Any] = BatchedRead(
+            storage, session_store.auth_lookups, lambda: None)
         self.hashing = PasswordHashing(settings)
         # Hash of a random password: login of an unknown user costs as much as a wrong password.
         self._dummy_hash = self.hashing.hasher.hash("aurora-timing-equaliser")
@@ -142,10 +145,11 @@ class Accounts:
 
     async def authenticate_credentials(self, token: str | None) -> tuple[dict[str, Any], Credentials]:
         credentials = self._signer.credentials(token)
-        found = await self._storage.read(session_store.auth_lookup, credentials.user_id, credentials.session_id)
+        # Batched with concurrent look-ups (a reconnect storm): services/batched_reads.py.
+        found = await self._auth_reads.get((credentials.user_id, credentials.session_id))
         if found is None or found[1] != credentials.version or not found[2]:
             raise AuroraError("auth_invalid", "the token is no longer valid; log in again")
-        return found[0], credentials
+        return dict(found[0]), credentials  # a copy: several connects of one user may share the answer
 
     async def sessions(self, credentials: Credentials) -> list[dict[str, Any]]:
         listed = await self._storage.read(session_store.list_sessions, credentials.user_id)

@@ -6,6 +6,7 @@ from typing import Any
 
 from aurora.errors import AuroraError, invalid, not_found
 from aurora.realtime.notifier import Notifier
+from aurora.services.batched_reads import BatchedRead
 from aurora.services.blocks import Blocks
 from aurora.services.files.urls import AttachmentUrls
 from aurora.services.presence import Presence
@@ -35,6 +36,7 @@ class Conversations:
         self._blocks = blocks
         self._max_group_members = max_group_members
         self._urls = urls
+        self._ids_reads: BatchedRead[int, list[int]] = BatchedRead(storage, store.conversation_ids_for_users, list)
 
     def _too_many(self) -> AuroraError:
         return AuroraError("too_large", f"a group can have at most {self._max_group_members} members")
@@ -104,7 +106,8 @@ class Conversations:
         await self._notifier.member_removed(cid, await self._presence.annotate_user(leaver))
 
     async def ids_for(self, user_id: int) -> list[int]:
-        return await self._storage.read(store.conversation_ids_for_user, user_id)
+        # Batched with concurrent callers (every connect asks): services/batched_reads.py.
+        return list(await self._ids_reads.get(user_id))
 
     async def last_seqs(self, user_id: int) -> list[dict[str, int]]:
         return await self._storage.read(store.last_seqs_for_user, user_id)

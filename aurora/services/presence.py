@@ -7,6 +7,7 @@ from typing import Any
 
 from aurora.realtime.notifier import Notifier
 from aurora.realtime.rooms import CHAT_NAMESPACE
+from aurora.services.batched_reads import BatchedRead
 from aurora.services.blocks import Blocks
 from aurora.services.socket_registry import LocalSocketRegistry
 from aurora.storage import conversations as conversation_store
@@ -21,6 +22,9 @@ class Presence:
         self._storage = storage
         self._notifier = notifier
         self._registry = registry
+        # A user's first socket tells their contacts: batched with concurrent connects (services/batched_reads.py).
+        self._contact_reads: BatchedRead[int, list[int]] = BatchedRead(
+            storage, conversation_store.contact_ids_for_users, list)
         self.blocks: Blocks | None = None  # set by create_app: who blocked a user does not hear their presence
 
     async def annotate_users(self, users: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -60,7 +64,7 @@ class Presence:
         await self._notifier.presence(user_id, False, last_seen, contacts)
 
     async def _contacts(self, user_id: int) -> list[int]:
-        contacts = await self._storage.read(conversation_store.contact_ids, user_id)
+        contacts = await self._contact_reads.get(user_id)
         blockers = self.blocks.blockers_of(user_id) if self.blocks is not None else set()
         return [c for c in contacts if c not in blockers]
 

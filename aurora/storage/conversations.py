@@ -127,6 +127,27 @@ def conversation_ids_for_user(user_id: int) -> list[int]:
     return [m.conversation_id for m in Membership.select(Membership.conversation).where(Membership.user == user_id)]
 
 
+def conversation_ids_for_users(user_ids: list[int]) -> dict[int, list[int]]:
+    """conversation_ids_for_user for many users in one query (the connect path, batched)."""
+    out: dict[int, list[int]] = {}
+    rows = Membership.select(Membership.user, Membership.conversation).where(Membership.user.in_(user_ids))
+    for m in rows.tuples():
+        out.setdefault(m[0], []).append(m[1])
+    return out
+
+
+def contact_ids_for_users(user_ids: list[int]) -> dict[int, list[int]]:
+    """contact_ids for many users in one query."""
+    theirs = Membership.alias()
+    rows = (Membership.select(Membership.user, theirs.user).distinct()
+            .join(theirs, on=(theirs.conversation == Membership.conversation))
+            .where(Membership.user.in_(user_ids) & (theirs.user != Membership.user)))
+    out: dict[int, list[int]] = {}
+    for user_id, contact_id in rows.tuples():
+        out.setdefault(user_id, []).append(contact_id)
+    return out
+
+
 def member_ids(conversation_id: int) -> list[int]:
     return [m.user_id for m in Membership.select(Membership.user).where(Membership.conversation == conversation_id)]
 

@@ -38,6 +38,23 @@ def auth_lookup(user_id: int, session_id: int | None) -> tuple[dict[str, Any], i
     return user_record(user), user.token_version, live
 
 
+def auth_lookups(keys: list[tuple[int, int | None]]) -> dict[tuple[int, int | None], tuple[dict[str, Any], int, bool]]:
+    """auth_lookup for many (user id, session id) pairs in two queries; a pair whose user is gone is absent."""
+    users = {u.id: u for u in User.select().where(User.id.in_(sorted({k[0] for k in keys})))}
+    session_ids = sorted({k[1] for k in keys if k[1] is not None})
+    open_sessions = set(
+        DeviceSession.select(DeviceSession.id, DeviceSession.user)
+        .where(DeviceSession.id.in_(session_ids) & DeviceSession.revoked_at.is_null()).tuples()
+    ) if session_ids else set()
+    out = {}
+    for user_id, session_id in keys:
+        user = users.get(user_id)
+        if user is not None:
+            live = session_id is None or (session_id, user_id) in open_sessions
+            out[(user_id, session_id)] = (user_record(user), user.token_version, live)
+    return out
+
+
 def list_sessions(user_id: int) -> list[dict[str, Any]]:
     rows = (DeviceSession.select()
             .where((DeviceSession.user == user_id) & DeviceSession.revoked_at.is_null())

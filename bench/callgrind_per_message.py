@@ -1,0 +1,196 @@
+"""Instructions (valgrind callgrind Ir) the Aurora process spends per lone message, and the CPU time of
+its PostgreSQL backends: figures that a loaded, shared machine does not bend the way wall-clock times
+and CPU shares do.
+
+    .venv/bin/python bench/callgrind_per_message.py --db postgresql --messages 200
+    .venv/bin/python bench/callgrind_per_message.py --db sqlite --aurora-root /path/to/other/checkout
+
+Aurora runs under `valgrind --tool=callgrind --instr-atstart=no`; after start-up and a warm-up of
+unmeasured messages, instrumentation is switched on (callgrind_control -i on), `--messages` messages are
+sent one at a time (each acked and delivered to the other member before the next: the lone-message
+path of everyday load), and the counters are dumped. Prints Ir per message (and, on PostgreSQL, the
+backends' user+system CPU per message from /proc); --out writes them as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import aiohttp
+import socketio
+
+from bench.harness.servers import (
+    ROOT,
+    application_name,
+    aurora_env,
+    free_port,
+    postgres_admin_url,
+    postgres_schema,
+)
+
+
+def _backend_cpu(app_name: str) -> float:
+    import psycopg2
+
+    conn = psycopg2.connect(postgres_admin_url(), connect_timeout=5)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", (app_name,))
+            pids = [r[0] for r in cur.fetchall()]
+    finally:
+        conn.close()
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            pass
+    return total
+
+
+async def _wait_up(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            try:
+                async with session.get(url + "/health") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(1)
+    raise RuntimeError(f"Aurora under valgrind did not answer within {timeout}s")
+
+
+async def _drive(url: str, pid: int, warmup: int, messages: int, app_name: str | None) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as session:
+        tokens = []
+        for name in ("cg_alice", "cg_bob"):
+            async with session.post(url + "/api/auth/register",
+                                    json={"username": name, "password": "bench password 0123"}) as r:
+                tokens.append((await r.json())["token"])
+        async with session.post(url + "/api/conversations", json={"user_ids": [2]},
+                                headers={"Authorization": f"Bearer {tokens[0]}"}) as r:
+            cid = (await r.json())["conversation"]["id"]
+    alice, bob = socketio.AsyncClient(), socketio.AsyncClient()
+    got: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    bob.on("new_message", got.put_nowait, namespace="/chat")
+    for client, token in ((alice, tokens[0]), (bob, tokens[1])):
+        await client.connect(url, namespaces=["/chat"], transports=["websocket"], auth={"token": token},
+                             wait_timeout=120)
+
+    async def one(n: int) -> None:
+        ack = await alice.call("send_message", {"conversation_id": cid, "body": f"m{n}", "client_id": f"c{n}"},
+                               namespace="/chat", timeout=120)
+        assert ack["ok"], ack
+        delivered = await asyncio.wait_for(got.get(), 120)
+        assert delivered["id"] == ack["message"]["id"], (delivered, ack)
+
+    for n in range(warmup):
+        await one(n)
+    cpu0 = _backend_cpu(app_name) if app_name else None
+    subprocess.run(["callgrind_control", "-i", "on", str(pid)], check=True, capture_output=True)
+    t0 = time.monotonic()
+    for n in range(warmup, warmup + messages):
+        await one(n)
+    wall = time.monotonic() - t0
+    subprocess.run(["callgrind_control", "-d", "measured", str(pid)], check=True, capture_output=True)
+    subprocess.run(["callgrind_control", "-i", "off", str(pid)], check=True, capture_output=True)
+    cpu1 = _backend_cpu(app_name) if app_name else None
+    await alice.disconnect()
+    await bob.disconnect()
+    out: dict[str, Any] = {"messages": messages, "wall_s_under_valgrind": wall}
+    if cpu0 is not None and cpu1 is not None:
+        out["postgres_backend_cpu_us_per_message"] = (cpu1 - cpu0) * 1e6 / messages
+    return out
+
+
+def _measured_ir(dump_dir: Path) -> int:
+    """Ir of the dump taken after the measured messages (callgrind_control -d writes a numbered part)."""
+    best = 0
+    for path in dump_dir.glob("callgrind.out.*.*"):
+        text = path.read_text(errors="replace")
+        if "measured" not in text[:2000]:
+            continue
+        match = re.search(r"^(?:summary|totals):\s+(\d+)", text, re.M)
+        if match:
+            best = max(best, int(match.group(1)))
+    return best
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--db", choices=("sqlite", "postgresql"), default="postgresql")
+    p.add_argument("--messages", type=int, default=200)
+    p.add_argument("--warmup", type=int, default=30)
+    p.add_argument("--aurora-root", type=Path, default=ROOT)
+    p.add_argument("--start-timeout", type=float, default=600)
+    p.add_argument("--out", type=Path)
+    args = p.parse_args(argv)
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        print("callgrind_per_message: valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="aurora-callgrind-"))
+    port = free_port()
+    env = aurora_env(work)
+    env["PYTHONMALLOC"] = "malloc"  # valgrind sees allocations; pymalloc's arenas confuse it less this way too
+    with (postgres_schema(postgres_admin_url()) if args.db == "postgresql" else _nullcontext(
+            f"sqlite:///{work}/aurora.db")) as database_url:
+        argv_server = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                       f"--callgrind-out-file={work}/callgrind.out.%p",
+                       sys.executable, str(args.aurora_root / "app.py"), "--host", "127.0.0.1", "--port", str(port),
+                       "--database-url", database_url]
+        log = (work / "server.log").open("wb")
+        server = subprocess.Popen(argv_server, cwd=args.aurora_root, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            asyncio.run(_wait_up(url, args.start_timeout))
+            app_name = application_name(database_url) if args.db == "postgresql" else None
+            result = asyncio.run(_drive(url, server.pid, args.warmup, args.messages, app_name))
+        finally:
+            server.terminate()
+            try:
+                server.wait(120)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(10)
+            log.close()
+    ir = _measured_ir(work)
+    result.update({"db": args.db, "aurora_root": str(args.aurora_root), "ir_total": ir,
+                   "ir_per_message": ir / args.messages if ir else None,
+                   "loadavg": Path("/proc/loadavg").read_text().split()[:3]})
+    print(json.dumps(result, indent=1))
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=1))
+    return 0 if ir else 1
+
+
+class _nullcontext:
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __enter__(self) -> str:
+        return self.value
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
