@@ -120,6 +120,42 @@ async def _drive(url: str, pid: int, warmup: int, messages: int, app_name: str |
     return out
 
 
+async def _drive_connects(url: str, pid: int, count: int, group: int) -> dict[str, Any]:
+    """`count` users in groups of `group` connect at once (a reconnect storm in small)."""
+    async with aiohttp.ClientSession() as session:
+        tokens: list[str] = []
+        ids: list[int] = []
+        for n in range(count):
+            async with session.post(url + "/api/auth/register",
+                                    json={"username": f"cg_user{n}", "password": "bench password 0123"}) as r:
+                body = await r.json()
+                tokens.append(body["token"])
+                ids.append(body["user"]["id"])
+        for start in range(0, count, group):
+            async with session.post(url + "/api/conversations",
+                                    json={"user_ids": ids[start + 1:start + group], "title": f"g{start}"},
+                                    headers={"Authorization": f"Bearer {tokens[start]}"}) as r:
+                assert r.status in (200, 201), await r.text()
+    clients = [socketio.AsyncClient() for _ in tokens]
+
+    async def connect(client: socketio.AsyncClient, token: str) -> None:
+        await client.connect(url, namespaces=["/chat"], transports=["websocket"], auth={"token": token},
+                             wait_timeout=300)
+
+    warm = socketio.AsyncClient()  # the first connect's lazy imports and code paths, unmeasured
+    await connect(warm, tokens[0])
+    await warm.disconnect()
+    subprocess.run(["callgrind_control", "-i", "on", str(pid)], check=True, capture_output=True)
+    t0 = time.monotonic()
+    await asyncio.gather(*(connect(c, t) for c, t in zip(clients, tokens, strict=True)))
+    wall = time.monotonic() - t0
+    subprocess.run(["callgrind_control", "-d", "measured", str(pid)], check=True, capture_output=True)
+    subprocess.run(["callgrind_control", "-i", "off", str(pid)], check=True, capture_output=True)
+    for client in clients:
+        await client.disconnect()
+    return {"connects": count, "wall_s_under_valgrind": wall}
+
+
 def _measured_ir(dump_dir: Path) -> int:
     """Ir of the dump taken after the measured messages (callgrind_control -d writes a numbered part)."""
     best = 0
@@ -137,6 +173,8 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--db", choices=("sqlite", "postgresql"), default="postgresql")
     p.add_argument("--messages", type=int, default=200)
+    p.add_argument("--connects", type=int, default=0,
+                   help="measure this many concurrent /chat connects (groups of 10) instead of messages")
     p.add_argument("--warmup", type=int, default=30)
     p.add_argument("--aurora-root", type=Path, default=ROOT)
     p.add_argument("--start-timeout", type=float, default=600)
@@ -162,7 +200,10 @@ def main(argv: list[str]) -> int:
             url = f"http://127.0.0.1:{port}"
             asyncio.run(_wait_up(url, args.start_timeout))
             app_name = application_name(database_url) if args.db == "postgresql" else None
-            result = asyncio.run(_drive(url, server.pid, args.warmup, args.messages, app_name))
+            if args.connects:
+                result = asyncio.run(_drive_connects(url, server.pid, args.connects, 10))
+            else:
+                result = asyncio.run(_drive(url, server.pid, args.warmup, args.messages, app_name))
         finally:
             server.terminate()
             try:
@@ -173,7 +214,8 @@ def main(argv: list[str]) -> int:
             log.close()
     ir = _measured_ir(work)
     result.update({"db": args.db, "aurora_root": str(args.aurora_root), "ir_total": ir,
-                   "ir_per_message": ir / args.messages if ir else None,
+                   "ir_per_message": ir / args.messages if ir and not args.connects else None,
+                   "ir_per_connect": ir / args.connects if ir and args.connects else None,
                    "loadavg": Path("/proc/loadavg").read_text().split()[:3]})
     print(json.dumps(result, indent=1))
     if args.out:

@@ -32,7 +32,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import node_pg, physics, report
+from bench.harness import charts, node_pg, physics, report
 from bench.harness import profile as profiling
 from bench.harness.populate import aurora_population, relay_population
 from bench.harness.scenarios import (
@@ -122,6 +122,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", type=Path, help="also write the table and targets as Markdown to this file")
     p.add_argument("--aurora-root", type=Path, default=ROOT,
                    help="run Aurora from this checkout (e.g. a `git worktree` of another commit); default: this one")
+    p.add_argument("--charts", type=Path, metavar="DIR",
+                   help="also draw the charts (SVG) from the results into DIR (with --report: from that file)")
     p.add_argument("--report", type=Path, metavar="RESULTS_JSON",
                    help="run nothing: print the table and targets of an earlier results file again")
     p.add_argument("--work-root", type=Path,
@@ -410,6 +412,9 @@ def reprint(path: Path, markdown: Path | None) -> int:
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     if args.report:
+        if args.charts:
+            for path in charts.suite_charts(json.loads(args.report.read_text()), args.charts):
+                print(f"chart: {path}")
         return reprint(args.report, args.markdown)
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     sizes = sizes_for(mode)
@@ -561,6 +566,9 @@ def main(argv: list[str]) -> int:
     out_path.write_text(json.dumps(document, indent=1, default=str))
     if args.markdown:
         args.markdown.write_text(f"{table}\n\nTargets:\n{targets_text}\n")
+    if args.charts:
+        for path in charts.suite_charts(document, args.charts):
+            print(f"chart: {path}")
     if not any("workdir" in r for r in results):
         shutil.rmtree(workroot, ignore_errors=True)
     return 0 if correct and not interrupted else 1

@@ -34,6 +34,8 @@ from urllib.parse import urlparse
 import socketio
 from socketio.redis_manager import parse_redis_sentinel_url
 
+from aurora.realtime.transport import DirectEmitManager
+
 log = logging.getLogger(__name__)
 
 RESYNC_EVENT = "resync"
@@ -44,9 +46,14 @@ MAX_OWED_ROOMS = 10_000
 MAX_OWED_ROOM_CHANGES = 10_000
 ROOM_CHANGES = frozenset({"enter_room", "leave_room", "disconnect", "close_room"})
 ALL = None  # marks "every socket of the namespace" in the owed map
+MAX_PIPELINE = 1000
 
 
-class ResyncingRedisManager(socketio.AsyncRedisManager):
+class ResyncingRedisManager(socketio.AsyncRedisManager, DirectEmitManager):
+    """(DirectEmitManager after the pub/sub classes in the MRO: the local half of every emit, this
+    process's own and those arriving from Redis, is queued straight onto each socket, without a task
+    per recipient, as in single-process mode.)"""
+
     def __init__(self, *args: Any, resync_namespaces: Iterable[str] = ("/chat",), max_retry_s: float = 4.0,
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -55,6 +62,8 @@ class ResyncingRedisManager(socketio.AsyncRedisManager):
         self._owed_rooms: dict[str, set[str] | None] = {}
         self._owed_changes: list[dict[str, Any]] = []
         self._settler: asyncio.Task[None] | None = None
+        self._outbox: list[dict[str, Any]] = []
+        self._publisher: asyncio.Task[None] | None = None
 
     # -- publishing ------------------------------------------------------------
     async def _try_publish(self, data: dict[str, Any]) -> Exception | None:
@@ -72,14 +81,40 @@ class ResyncingRedisManager(socketio.AsyncRedisManager):
         return error
 
     async def _publish(self, data: dict[str, Any]) -> None:
-        error = await self._try_publish(data)
-        if error is None:
-            return
-        if not (self._owed_rooms or self._owed_changes):  # once per outage, not once per emit
-            log.warning("cannot publish to the message queue (%s); the receivers will be told to resync", error)
-        self._owe(data)
-        if self._settler is None or self._settler.done():
-            self._settler = asyncio.ensure_future(self._settle())
+        """Queue for the publisher task: the caller (the message writer's broadcast) does not wait for a
+        Redis round trip per emit, and what is queued together goes out in one pipeline, in order."""
+        self._outbox.append(data)
+        if self._publisher is None or self._publisher.done():
+            self._publisher = asyncio.ensure_future(self._publish_queued())
+
+    async def _publish_queued(self) -> None:
+        while self._outbox:
+            batch, self._outbox = self._outbox[:MAX_PIPELINE], self._outbox[MAX_PIPELINE:]
+            error = await self._try_publish_many(batch)
+            if error is None:
+                continue
+            if not (self._owed_rooms or self._owed_changes):  # once per outage, not once per emit
+                log.warning("cannot publish to the message queue (%s); the receivers will be told to resync",
+                            error)
+            for data in batch:
+                self._owe(data)
+            if self._settler is None or self._settler.done():
+                self._settler = asyncio.ensure_future(self._settle())
+
+    async def _try_publish_many(self, batch: list[dict[str, Any]]) -> Exception | None:
+        """One pipeline. Not retried: part of it may have been published, and a resync is better than a
+        duplicate. (A stale idle connection is caught before use by health_check_interval.)"""
+        try:
+            if not self.connected:
+                self._redis_connect()
+            pipe = self.redis.pipeline(transaction=False)
+            for data in batch:
+                pipe.publish(self.channel, self.json.dumps(data))
+            await pipe.execute()
+            return None
+        except Exception as exc:
+            self.connected = False
+            return exc
 
     def _owe(self, data: dict[str, Any]) -> None:
         method = data.get("method")
@@ -160,15 +195,22 @@ class ResyncingRedisManager(socketio.AsyncRedisManager):
 
     async def _listen(self) -> AsyncIterator[bytes]:
         channel = self.channel.encode("utf-8")
+        # Every process hears its own publishes too; upstream parses each one to find its host_id and
+        # drop it. Our messages end with it (the manager builds them with host_id last, callbacks
+        # excepted, which put it first and are kept): skip them unparsed.
+        own = self.json.dumps({"host_id": self.host_id})[1:].encode()
         async for message in self._redis_listen_with_retries():
             if message["channel"] == channel and message["type"] == "message" and "data" in message:
-                yield message["data"]
+                data = message["data"]
+                if isinstance(data, bytes) and data.endswith(own):
+                    continue
+                yield data
 
     async def _resync_local(self, reason: str) -> None:
         for namespace in self.resync_namespaces:
             if namespace in self.rooms:
                 log.info("message queue subscription back: resync to this process's %s sockets", namespace)
-                await socketio.AsyncManager.emit(self, RESYNC_EVENT, {"reason": reason}, namespace=namespace)
+                await DirectEmitManager.emit(self, RESYNC_EVENT, {"reason": reason}, namespace=namespace)
 
 
 async def _close_quietly(pubsub: Any, client: Any) -> None:

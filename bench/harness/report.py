@@ -62,6 +62,7 @@ ROWS: dict[str, list[tuple[str, str, str, str | None]]] = {
         ("db_cpu_util", "PostgreSQL CPU, cores", "{:.2f}", None),
         ("server_db_cpu_util", "server + PostgreSQL CPU, cores", "{:.2f}", "lower"),
         ("server_cpu_us_per_ack", "server CPU µs/msg", "{:.0f}", "lower"),
+        ("server_db_cpu_us_per_ack", "server + PostgreSQL CPU µs/msg", "{:.0f}", "lower"),
         ("max_send_lag_ms", "load generator lag max ms", "{:.1f}", None),
     ],
     "s6": [
