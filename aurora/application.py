@@ -23,7 +23,7 @@ from aurora.realtime.call_notifier import CallNotifier
 from aurora.realtime.calls import CallsNamespace
 from aurora.realtime.chat import ChatNamespace
 from aurora.realtime.notifier import Notifier
-from aurora.realtime.resync_manager import ResyncingRedisManager
+from aurora.realtime.room_channels import RoomChannelRedisManager
 from aurora.realtime.server import AuroraServer
 from aurora.realtime.transport import DirectEmitManager, disable_websocket_compression
 from aurora.services.accounts import Accounts
@@ -65,8 +65,9 @@ def build_client_manager(settings: Settings) -> socketio.AsyncManager:
     """Several processes share emits and room changes through Redis pub/sub (JSON, never pickle)."""
     if not settings.redis_url:
         return DirectEmitManager()
-    # ResyncingRedisManager: after a queue blip the sockets that may have missed emits get `resync`.
-    return ResyncingRedisManager(
+    # After a queue blip the sockets that may have missed emits get `resync` (resync_manager.py);
+    # an emit to one room travels on that room's channel, heard only where it has members (room_channels.py).
+    return RoomChannelRedisManager(
         settings.redis_url, channel=f"{settings.redis_prefix}:socketio",
         redis_options={"socket_connect_timeout": 2, "health_check_interval": 10},
     )

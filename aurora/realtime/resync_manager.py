@@ -63,6 +63,7 @@ class ResyncingRedisManager(socketio.AsyncRedisManager, DirectEmitManager):
         self._owed_changes: list[dict[str, Any]] = []
         self._settler: asyncio.Task[None] | None = None
         self._outbox: list[dict[str, Any]] = []
+        self._listener_pubsub: Any = None
         self._publisher: asyncio.Task[None] | None = None
 
     # -- publishing ------------------------------------------------------------
@@ -73,7 +74,7 @@ class ResyncingRedisManager(socketio.AsyncRedisManager, DirectEmitManager):
             try:
                 if not self.connected:
                     self._redis_connect()
-                await self.redis.publish(self.channel, self.json.dumps(data))
+                await self.redis.publish(self._channel_for(data), self.json.dumps(data))
                 return None
             except Exception as exc:  # any failure of the queue: reconnect once, then owe it
                 self.connected = False
@@ -109,7 +110,7 @@ class ResyncingRedisManager(socketio.AsyncRedisManager, DirectEmitManager):
                 self._redis_connect()
             pipe = self.redis.pipeline(transaction=False)
             for data in batch:
-                pipe.publish(self.channel, self.json.dumps(data))
+                pipe.publish(self._channel_for(data), self.json.dumps(data))
             await pipe.execute()
             return None
         except Exception as exc:
@@ -160,7 +161,20 @@ class ResyncingRedisManager(socketio.AsyncRedisManager, DirectEmitManager):
                 "binary": False, "namespace": namespace, "room": None if owed is ALL else sorted(owed),
                 "skip_sid": None, "callback": None, "host_id": self.host_id}
 
+    def _channel_for(self, data: dict[str, Any]) -> str:
+        """The channel a message goes to (every process listens to self.channel; see room_channels.py)."""
+        return self.channel
+
     # -- listening -------------------------------------------------------------
+    def _channels_to_subscribe(self) -> list[str]:
+        return [self.channel]
+
+    def _on_subscribed(self, pubsub: Any, channel: bytes) -> None:
+        """A SUBSCRIBE was confirmed on the listener's connection (hook for room_channels.py)."""
+
+    def _on_listener_lost(self) -> None:
+        """The listener's connection is gone (hook for room_channels.py)."""
+
     def _listener_client(self) -> Any:
         module = self._get_redis_module()
         if "sentinel" in urlparse(self.redis_url).scheme:
@@ -174,9 +188,10 @@ class ResyncingRedisManager(socketio.AsyncRedisManager, DirectEmitManager):
         gap = False
         while True:
             client = self._listener_client()
-            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            pubsub = client.pubsub()
             try:
-                await pubsub.subscribe(self.channel)
+                await pubsub.subscribe(*self._channels_to_subscribe())
+                self._listener_pubsub = pubsub
                 retry_s = 0.25
                 if gap:
                     await self._resync_local(REASON_RECONNECTED)
@@ -189,6 +204,8 @@ class ResyncingRedisManager(socketio.AsyncRedisManager, DirectEmitManager):
                 (log.debug if gap else log.warning)("message queue subscription lost (%s); retrying in %.2f s",
                                                     exc, retry_s)
             gap = True  # from here until the next SUBSCRIBE, emits of other processes are lost to us
+            self._listener_pubsub = None
+            self._on_listener_lost()
             await _close_quietly(pubsub, client)
             await asyncio.sleep(retry_s)
             retry_s = min(retry_s * 2, self.max_retry_s)
@@ -200,11 +217,18 @@ class ResyncingRedisManager(socketio.AsyncRedisManager, DirectEmitManager):
         # excepted, which put it first and are kept): skip them unparsed.
         own = self.json.dumps({"host_id": self.host_id})[1:].encode()
         async for message in self._redis_listen_with_retries():
-            if message["channel"] == channel and message["type"] == "message" and "data" in message:
+            if message["type"] == "subscribe":
+                self._on_subscribed(self._listener_pubsub, message["channel"])
+                continue
+            if message["type"] == "message" and "data" in message and (
+                    message["channel"] == channel or self._accepts(message["channel"])):
                 data = message["data"]
                 if isinstance(data, bytes) and data.endswith(own):
                     continue
                 yield data
+
+    def _accepts(self, channel: bytes) -> bool:
+        return False
 
     async def _resync_local(self, reason: str) -> None:
         for namespace in self.resync_namespaces:

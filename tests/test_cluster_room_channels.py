@@ -1,0 +1,74 @@
+"""Emits to a room travel on the room's own Redis channel (aurora/realtime/room_channels.py): a process
+with no member in a room is not subscribed to it (pays nothing for its traffic), one that gains a
+member subscribes, and a socket put in a room by another process is told to resync once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from tests.support.cluster import Node, start_cluster, stop_cluster
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path, postgres_url: str, shared_redis_url: str) -> AsyncIterator[list[Node]]:
+    nodes = await start_cluster(tmp_path, postgres_url, shared_redis_url)
+    try:
+        yield nodes
+    finally:
+        await stop_cluster(nodes)
+
+
+def _room_channel(node: Node, room: str) -> str:
+    return f"{node.process.env['AURORA_REDIS_PREFIX']}:socketio#/chat#{room}"
+
+
+async def _subscribers(url: str, channel: str) -> int:
+    client = aioredis.Redis.from_url(url)
+    try:
+        return dict(await client.pubsub_numsub(channel))[channel.encode()]
+    finally:
+        await client.aclose()
+
+
+async def test_only_processes_with_members_hear_a_room(cluster: list[Node], shared_redis_url: str) -> None:
+    one, two = cluster
+    alice, bob, carol = await one.api.register(), await one.api.register(), await two.api.register()
+    cid = (await one.api.conversation(alice, [bob]))["id"]
+    alice_socket = await one.sockets.connect(alice.token)
+    bob_socket = await one.sockets.connect(bob.token)
+    carol_socket = await two.sockets.connect(carol.token)  # on process two, in no busy room
+    channel = _room_channel(one, f"conversation:{cid}")
+    assert await _subscribers(shared_redis_url, channel) == 1  # process one only, from the connects
+
+    for n in range(5):
+        ack = await alice_socket.call("send_message", {"conversation_id": cid, "body": f"local {n}"})
+        assert ack["ok"], ack
+        assert (await bob_socket.wait_for("new_message", lambda m, i=ack["message"]["id"]: m["id"] == i))
+    assert carol_socket.events("new_message") == []
+
+    # bob opens a second device on process two: process two subscribes, and hears the room from then on.
+    bob_phone = await two.sockets.connect(bob.token)
+    assert await _subscribers(shared_redis_url, channel) == 2
+    ack = await alice_socket.call("send_message", {"conversation_id": cid, "body": "to both devices"})
+    assert (await bob_phone.wait_for("new_message"))["id"] == ack["message"]["id"]
+    assert bob_phone.events("resync") == []  # joined by its own connect: its sync covers the rest
+    # carol's user room lives on process two only.
+    assert await _subscribers(shared_redis_url, _room_channel(two, f"user:{carol.id}")) == 1
+
+
+async def test_a_socket_put_in_a_new_room_by_another_process_is_told_to_resync(cluster: list[Node]) -> None:
+    one, two = cluster
+    alice, carol = await one.api.register(), await two.api.register()
+    alice_socket = await one.sockets.connect(alice.token)
+    carol_socket = await two.sockets.connect(carol.token)
+    conversation = await one.api.conversation(alice, [carol])  # process one puts carol's socket in the room
+    assert (await carol_socket.wait_for("conversation_created"))["conversation"]["id"] == conversation["id"]
+    resync = await carol_socket.wait_for("resync")
+    assert resync == {"reason": "room_joined"}
+    ack = await alice_socket.call("send_message", {"conversation_id": conversation["id"], "body": "first"})
+    assert (await carol_socket.wait_for("new_message"))["id"] == ack["message"]["id"]
+    assert len(carol_socket.events("resync")) == 1
