@@ -157,4 +157,4 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await aurora.calls.stop()
     await aurora.registry.stop()
     await aurora.messages.writer.stop()
-    aurora.storage.close()
+    await aurora.storage.aclose()

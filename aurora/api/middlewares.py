@@ -7,7 +7,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from aurora.errors import INTERNAL_MESSAGE, AuroraError
+from aurora.errors import AuroraError
+from aurora.outages import RETRY_AFTER_S, client_error
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +19,10 @@ _CODE_BY_STATUS = {400: "invalid", 401: "auth_required", 403: "forbidden", 404: 
 
 
 def error_response(error: AuroraError) -> web.Response:
-    return web.json_response({"error": error.to_dict()}, status=error.status)
+    response = web.json_response({"error": error.to_dict()}, status=error.status)
+    if error.code == "unavailable" and "Retry-After" not in response.headers:
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)  # an outage: worth retrying soon
+    return response
 
 
 @web.middleware
@@ -34,6 +38,5 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         message = {404: "no such route", 405: "method not allowed",
                    413: "request body too large"}.get(exc.status, exc.reason)
         return error_response(AuroraError(code, message, status=exc.status))
-    except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path)
-        return error_response(AuroraError("internal", INTERNAL_MESSAGE))
+    except Exception as exc:
+        return error_response(client_error(exc, log, "%s %s", request.method, request.path))

@@ -26,6 +26,11 @@ async def health(request: web.Request) -> web.Response:
         log.warning("health check: database unreachable: %s", exc.__class__.__name__)
         body.update(status="error", database="error")
         status = 503
+    else:
+        # Readable but unable to store (a full disk, a read-only database): out of service too.
+        if not await app.storage.can_write():
+            body.update(status="error", database="cannot_write", database_error=app.storage.write_error)
+            status = 503
     queue = await app.registry.status()
     if queue is not None:
         body["message_queue"] = queue

@@ -22,6 +22,7 @@ import logging
 from typing import Any
 
 from aurora.errors import AuroraError, invalid, not_found
+from aurora.outages import log_failure
 from aurora.realtime.call_notifier import CallNotifier
 from aurora.services.call_locks import CallLocks
 from aurora.services.call_summary import summary_message
@@ -233,8 +234,8 @@ class Calls:
                                       list(dict.fromkeys(live_for)))
         try:
             await self._messages.store_system_message(summary_message(call))
-        except Exception:
-            log.exception("storing the summary of call %s failed", call_id)
+        except Exception as exc:
+            log_failure(exc, log, "storing the summary of call %s", call_id)
         log.info("Call %s in conversation %s ended: %s", call_id, call["conversation_id"], reason)
         return call
 
@@ -291,8 +292,8 @@ class Calls:
                     await self._expire_ring(call_id)
                 for call_id, user_id, sid in graces:
                     await self._expire_grace(call_id, user_id, sid)
-            except Exception:
-                log.exception("sweeping call deadlines failed")
+            except Exception as exc:
+                log_failure(exc, log, "sweeping call deadlines")
 
     def _spawn(self, work: Any) -> None:
         task = asyncio.create_task(self._guarded(work))
@@ -305,8 +306,8 @@ class Calls:
             await work
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("a call timer failed")
+        except Exception as exc:
+            log_failure(exc, log, "a call timer")
 
     async def start(self, *, end_live_calls: bool) -> int:
         """Start the deadline sweeper. A single process also ends calls a previous run left live

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from aurora.outages import log_failure
 from aurora.realtime.notifier import Notifier
 from aurora.realtime.rooms import CHAT_NAMESPACE
 from aurora.services.socket_registry import LocalSocketRegistry
@@ -45,8 +46,8 @@ class Presence:
         for user_id in user_ids:
             try:
                 await self._went_offline(user_id)
-            except Exception:
-                log.exception("reporting user %s offline failed", user_id)
+            except Exception as exc:
+                log_failure(exc, log, "reporting user %s offline", user_id)
 
     async def _went_offline(self, user_id: int) -> None:
         last_seen = await self._storage.write(user_store.touch_last_seen, user_id)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from aurora.errors import not_found
+from aurora.errors import AuroraError, not_found
 from aurora.storage.conversations import member_ids, require_member
 from aurora.storage.models import Call, CallParticipant, utcnow
 from aurora.storage.records import iso
@@ -54,7 +54,10 @@ def get_call_for_member(call_id: int, user_id: int) -> dict[str, Any]:
         raise not_found("call")
     try:
         require_member(call.conversation_id, user_id)
-    except Exception:
+    except AuroraError as exc:
+        # Not a member: the call does not exist for them. Anything else (an outage) is not a "no".
+        if exc.code != "not_found":
+            raise
         raise not_found("call") from None
     return _record(call, _participants(call_id))
 
