@@ -15,6 +15,7 @@ from aurora.api.cors import cors_middleware
 from aurora.api.middlewares import error_middleware
 from aurora.api.routes import setup_routes
 from aurora.context import AURORA, Aurora
+from aurora.outages import log_failure
 from aurora.realtime import json_codec
 from aurora.realtime.call_notifier import CallNotifier
 from aurora.realtime.calls import CallsNamespace
@@ -27,7 +28,7 @@ from aurora.services.calls import Calls
 from aurora.services.conversations import Conversations
 from aurora.services.messages import Messages
 from aurora.services.presence import Presence
-from aurora.services.socket_registry import LocalSocketRegistry, RedisSocketRegistry
+from aurora.services.socket_registry import LocalSocketRegistry, ReapIncomplete, RedisSocketRegistry
 from aurora.services.tokens import TokenSigner
 from aurora.settings import Settings
 from aurora.storage.database import Storage, open_database
@@ -144,8 +145,17 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     aurora.messages.writer.start()
 
     async def host_gone(users: list[int], call_sids: list[str]) -> None:
-        await aurora.presence.users_gone(users)
-        await aurora.calls.devices_lost(call_sids)
+        # Calls first: their grace deadlines must be set even if presence cannot be updated.
+        sids_left: list[str] = []
+        if call_sids:
+            try:
+                await aurora.calls.devices_lost(call_sids)
+            except Exception as exc:
+                log_failure(exc, log, "starting the grace period of %d call devices", len(call_sids))
+                sids_left = call_sids
+        users_left = await aurora.presence.users_gone(users)
+        if users_left or sids_left:
+            raise ReapIncomplete(users_left, sids_left)
 
     await aurora.registry.start(host_gone)
     # One process alone: calls a previous run left live are over. In a cluster, other processes may
