@@ -13,6 +13,7 @@ from aurora.services.message_writer import MessageWriter
 from aurora.services.validation import conversation_id_of, optional_int, seq_of, storable_text
 from aurora.settings import Settings
 from aurora.storage import messages as message_store
+from aurora.storage import sync as sync_store
 from aurora.storage.database import Storage
 from aurora.storage.messages import AppendResult, NewMessage
 
@@ -112,7 +113,7 @@ class Messages:
             cid = conversation_id_of(key)
             parsed[cid] = seq_of(value, "cursor")
         size = optional_int(limit, "limit", minimum=1, maximum=SYNC_MAX) or SYNC_DEFAULT
-        return await self._storage.read(message_store.sync_messages, user["id"], parsed, size)
+        return await self._storage.read(sync_store.sync_messages, user["id"], parsed, size)
 
     async def advance(self, user: dict[str, Any], conversation_id: Any, seq: Any, *, read: bool) -> dict[str, Any]:
         """delivered / mark_read: pointers move forward only; a receipt goes to the room when one moved."""
