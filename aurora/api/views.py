@@ -87,7 +87,10 @@ async def create_conversation(request: web.Request) -> web.Response:
 
 async def list_conversations(request: web.Request) -> web.Response:
     user = await current_user(request)
-    return web.json_response({"conversations": await aurora(request).conversations.list(user)})
+    conversations, following = await aurora(request).conversations.list(
+        user, request.query.get("cursor"), request.query.get("limit")
+    )
+    return web.json_response({"conversations": conversations, "next": following})
 
 
 async def get_conversation(request: web.Request) -> web.Response:
