@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from aurora.errors import invalid, not_found
-from aurora.realtime.notifier import Notifier
+from aurora.services.ports import Notifier
 from aurora.services.presence import Presence
 from aurora.services.validation import conversation_id_of, id_list, optional_int, storable_text
 from aurora.storage import conversations as store

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from aurora.errors import AuroraError, invalid
-from aurora.realtime.notifier import Notifier
 from aurora.services.message_writer import MessageWriter
+from aurora.services.ports import Notifier
 from aurora.services.validation import conversation_id_of, optional_int, seq_of, storable_text
 from aurora.settings import Settings
 from aurora.storage import messages as message_store

@@ -6,8 +6,7 @@ import logging
 from typing import Any
 
 from aurora.outages import log_failure
-from aurora.realtime.notifier import Notifier
-from aurora.realtime.rooms import CHAT_NAMESPACE
+from aurora.services.ports import CHAT_NAMESPACE, Notifier
 from aurora.services.socket_registry import LocalSocketRegistry
 from aurora.storage import conversations as conversation_store
 from aurora.storage import users as user_store
