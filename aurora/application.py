@@ -25,6 +25,7 @@ from aurora.realtime.transport import DirectEmitManager, disable_websocket_compr
 from aurora.services.accounts import Accounts
 from aurora.services.call_locks import CallLocks
 from aurora.services.calls import Calls
+from aurora.services.clock import Clock
 from aurora.services.conversations import Conversations
 from aurora.services.messages import Messages
 from aurora.services.presence import Presence
@@ -87,7 +88,8 @@ def build_socketio_server(settings: Settings) -> socketio.AsyncServer:
     return sio
 
 
-def build_aurora(settings: Settings, sio: socketio.AsyncServer) -> Aurora:
+def build_aurora(settings: Settings, sio: socketio.AsyncServer, clock: Clock | None = None) -> Aurora:
+    """clock: the services' timers (tests pass a ManualClock); the system clock by default."""
     database = open_database(
         settings.database_url, sqlite_synchronous=settings.sqlite_synchronous, base_dir=Path.cwd()
     )
@@ -103,17 +105,17 @@ def build_aurora(settings: Settings, sio: socketio.AsyncServer) -> Aurora:
         conversations=Conversations(storage, notifier, presence),
         messages=messages,
         calls=Calls(settings, storage, CallNotifier(sio, registry), messages,
-                    CallLocks(settings.redis_url, settings.redis_prefix)),
+                    CallLocks(settings.redis_url, settings.redis_prefix), clock),
     )
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_http_body_bytes,
         middlewares=[cors_middleware(settings.cors_allowed_origins), error_middleware],
     )
     sio = build_socketio_server(settings)
-    aurora = build_aurora(settings, sio)
+    aurora = build_aurora(settings, sio, clock)
     app[AURORA] = aurora
     sio.attach(app)
     sio.register_namespace(ChatNamespace(aurora))

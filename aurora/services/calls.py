@@ -25,6 +25,7 @@ from aurora.errors import AuroraError, invalid, not_found
 from aurora.outages import log_failure
 from aurora.services.call_locks import CallLocks
 from aurora.services.call_summary import summary_message
+from aurora.services.clock import Clock, SystemClock
 from aurora.services.messages import Messages
 from aurora.services.ports import CallNotifier
 from aurora.services.validation import conversation_id_of, id_of, optional_int
@@ -51,8 +52,9 @@ def _conflict(message: str) -> AuroraError:
 
 class Calls:
     def __init__(self, settings: Settings, storage: Storage, notifier: CallNotifier, messages: Messages,
-                 locks: CallLocks) -> None:
+                 locks: CallLocks, clock: Clock | None = None) -> None:
         self._settings = settings
+        self._clock: Clock = clock or SystemClock()
         self._storage = storage
         self._notifier = notifier
         self._messages = messages
@@ -90,13 +92,14 @@ class Calls:
             others = [m for m in members if m != user["id"]]
             busy = await self._storage.read(store.busy_user_ids, others)
             call = await self._storage.write(store.create_call_txn, cid, user["id"], media, others, busy, sid,
-                                             self._settings.ring_timeout_s)
+                                             self._settings.ring_timeout_s, self._clock.utcnow())
             if not call["ringing"]:
                 # Everyone is in another call: answer the invite with the call, then end it as busy.
                 self._spawn(self._end_soon(call, "busy"))
                 return call
+            ring_ends = self._clock.monotonic() + self._settings.ring_timeout_s
             await self._notifier.to_users("call_incoming", {"call": call, "from_user": user}, call["ringing"])
-            self._spawn(self._ring_timeout(call))
+            self._spawn(self._ring_timeout(call, ring_ends))
             return call
 
     async def _join_live_call(self, user: dict[str, Any], sid: str, live: dict[str, Any]) -> dict[str, Any]:
@@ -194,9 +197,11 @@ class Calls:
 
     async def devices_lost(self, sids: list[str]) -> None:
         """Devices dropped (a disconnect here, or sockets of a dead process): their grace period starts."""
-        lost = await self._storage.write(store.devices_lost_txn, sids, self._settings.call_grace_s)
+        grace_ends = self._clock.monotonic() + self._settings.call_grace_s
+        lost = await self._storage.write(store.devices_lost_txn, sids, self._settings.call_grace_s,
+                                         self._clock.utcnow())
         for call_id, user_id, sid in lost:
-            self._spawn(self._grace_timer(call_id, user_id, sid))
+            self._spawn(self._grace_timer(call_id, user_id, sid, grace_ends))
 
     # -- lifecycle -----------------------------------------------------------
     async def _device_sids(self, call: dict[str, Any], exclude: int | None = None) -> list[str]:
@@ -249,8 +254,8 @@ class Calls:
         async with self._locks.hold(call["conversation_id"]):
             await self._end_locked(call["id"], reason)
 
-    async def _ring_timeout(self, call: dict[str, Any]) -> None:
-        await asyncio.sleep(self._settings.ring_timeout_s)
+    async def _ring_timeout(self, call: dict[str, Any], deadline: float) -> None:
+        await self._clock.sleep_until(deadline, "ring")
         await self._expire_ring(call["id"])
 
     async def _expire_ring(self, call_id: int) -> None:
@@ -273,8 +278,8 @@ class Calls:
                 left = {"call_id": call_id, "user_id": uid, "reason": "missed", "call": call}
                 await self._notifier.to_sids("call_left", left, await self._device_sids(call))
 
-    async def _grace_timer(self, call_id: int, user_id: int, sid: str) -> None:
-        await asyncio.sleep(self._settings.call_grace_s)
+    async def _grace_timer(self, call_id: int, user_id: int, sid: str, deadline: float) -> None:
+        await self._clock.sleep_until(deadline, "grace")
         await self._expire_grace(call_id, user_id, sid)
 
     async def _expire_grace(self, call_id: int, user_id: int, sid: str) -> None:
@@ -290,9 +295,9 @@ class Calls:
 
     async def _sweep_forever(self) -> None:
         while True:
-            await asyncio.sleep(SWEEP_INTERVAL_S)
+            await self._clock.sleep_until(self._clock.monotonic() + SWEEP_INTERVAL_S, "sweep")
             try:
-                rings, graces = await self._storage.read(store.overdue)
+                rings, graces = await self._storage.read(store.overdue, self._clock.utcnow())
                 for call_id in rings:
                     await self._expire_ring(call_id)
                 for call_id, user_id, sid in graces:
