@@ -22,7 +22,7 @@ from aurora.storage.database import Storage, current_thread_is_worker, database_
 from aurora.storage.messages import NewMessage, append_messages_txn
 from tests.conftest import TEST_SECRET, RunningServer, make_settings, start_server
 from tests.support.clients import Account, Api
-from tests.support.foundation import AppProcess, free_port, raw_query, sqlite_path
+from tests.support.foundation import AppProcess, raw_query, sqlite_path
 
 
 def _aurora(server: RunningServer) -> Aurora:
@@ -112,8 +112,7 @@ async def test_seq_is_gapless_across_two_server_processes(tmp_path: Path, postgr
     """Two `python app.py` processes on one PostgreSQL schema, several senders each, a watcher."""
     env = {"DATABASE_URL": postgres_url, "AURORA_SECRET_KEY": TEST_SECRET, "AURORA_HOST": "127.0.0.1",
            "AURORA_ARGON2_TIME_COST": "1", "AURORA_ARGON2_MEMORY_KIB": "256", "AURORA_LOG_LEVEL": "INFO"}
-    ports = [free_port(), free_port()]
-    servers = [await AppProcess.start(cwd=tmp_path, env={**env, "PORT": str(p)}, port=p) for p in ports]
+    servers = [await AppProcess.start(cwd=tmp_path, env={**env, "PORT": "0"}) for _ in range(2)]
     try:
         # Both started on an empty schema at once: the migration ran exactly once.
         await asyncio.gather(*(s.wait_ready() for s in servers))

@@ -150,7 +150,7 @@ class Storage:
 
     def run_sync(self, fn: Callable[..., T], *args: Any, write: bool = False) -> T:
         """For start-up and command-line tools, which have no loop yet."""
-        return self._call(fn, args, write)
+        return self._call(fn, args, write, quiet=True)  # the caller reports a failure its own way
 
     def _transaction(self) -> Any:
         if self.is_sqlite:
@@ -158,7 +158,7 @@ class Storage:
             return self.db.atomic("IMMEDIATE")
         return self.db.atomic()
 
-    def _call(self, fn: Callable[..., T], args: tuple[Any, ...], write: bool) -> T:
+    def _call(self, fn: Callable[..., T], args: tuple[Any, ...], write: bool, quiet: bool = False) -> T:
         db = self.db
         with database_proxy.bound_to(db):
             try:
@@ -190,8 +190,9 @@ class Storage:
                 detail = (str(cause).splitlines() or [""])[0][:200]
                 if reason == "cannot_write":
                     self.write_error = detail or "cannot write"
-                log.warning("database %s in %s (%s: %s)", reason.replace("_", " "),
-                            getattr(fn, "__name__", "a storage call"), exc.__class__.__name__, detail)
+                if not quiet:
+                    log.warning("database %s in %s (%s: %s)", reason.replace("_", " "),
+                                getattr(fn, "__name__", "a storage call"), exc.__class__.__name__, detail)
                 raise database_unavailable(reason) from exc
 
     async def ping(self) -> None:
