@@ -45,6 +45,8 @@ class Settings:
     argon2_memory_kib: int = 19456
     argon2_parallelism: int = 1
     typing_throttle_ms: int = 1000
+    edit_window_s: int = 86400
+    message_queue_max: int = 10000
     login_max_failures: int = 10
     login_window_s: float = 900.0
     db_threads: int = 4
@@ -192,7 +194,9 @@ def _validate(s: Settings) -> None:
     for name in positive:
         if getattr(s, name) <= 0:
             raise SettingsError(f"{name}: must be greater than 0, got {getattr(s, name)}")
-    for name in ("typing_throttle_ms", "call_grace_s"):
+    if s.message_queue_max <= 0:
+        raise SettingsError(f"message_queue_max: must be greater than 0, got {s.message_queue_max}")
+    for name in ("typing_throttle_ms", "call_grace_s", "edit_window_s"):
         if getattr(s, name) < 0:
             raise SettingsError(f"{name}: must not be negative, got {getattr(s, name)}")
     if not s.redis_prefix or not s.redis_prefix.replace("-", "").replace("_", "").isalnum():

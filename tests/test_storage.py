@@ -19,7 +19,7 @@ from aurora.settings import load_settings
 from aurora.storage import migrations
 from aurora.storage import users as user_store
 from aurora.storage.database import Storage, current_thread_is_worker, database_proxy, open_database
-from aurora.storage.messages import NewMessage, append_messages_txn
+from aurora.storage.messages import NewMessage, append_entries_txn
 from tests.conftest import TEST_SECRET, RunningServer, make_settings, start_server
 from tests.support.clients import Account, Api
 from tests.support.foundation import AppProcess, raw_query, sqlite_path
@@ -59,7 +59,7 @@ async def test_seq_is_gapless_under_concurrent_transactions(wide_server: Running
     for i in range(per_conversation):
         for conversation in (group, other):
             item = NewMessage(conversation["id"], users[i % 3].id, f"{conversation['id']}-{i}")
-            jobs.append(storage.write(append_messages_txn, [item]))
+            jobs.append(storage.write(append_entries_txn, [item]))
     results = await asyncio.gather(*jobs)
 
     for conversation in (group, other):

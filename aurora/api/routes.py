@@ -22,5 +22,11 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_delete(r"/api/conversations/{conversation_id}/members/me", views.leave_conversation)
     app.router.add_get(r"/api/conversations/{conversation_id}/messages", views.list_messages)
     app.router.add_post(r"/api/conversations/{conversation_id}/messages", views.send_message)
+    message = r"/api/conversations/{conversation_id}/messages/{seq}"
+    app.router.add_patch(message, views.edit_message)
+    app.router.add_delete(message, views.delete_message)
+    app.router.add_put(message + "/reactions/{emoji}", views.add_reaction)
+    app.router.add_delete(message + "/reactions/{emoji}", views.remove_reaction)
+    app.router.add_get("/api/search", views.search_messages)
     app.router.add_get("/api/calls", views.list_calls)
     app.router.add_get("/api/ice-servers", views.get_ice_servers)

@@ -128,9 +128,47 @@ async def send_message(request: web.Request) -> web.Response:
     user = await current_user(request)
     data = await json_body(request)
     message, created = await aurora(request).messages.send(
-        user, request.match_info["conversation_id"], data.get("body"), data.get("client_id")
+        user, request.match_info["conversation_id"], data.get("body"), data.get("client_id"),
+        reply_to_seq=data.get("reply_to_seq"),
     )
     return web.json_response({"message": message}, status=201 if created else 200)
+
+
+async def edit_message(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    data = await json_body(request)
+    m = request.match_info
+    ack = await aurora(request).messages.edit(user, m["conversation_id"], m["seq"], data.get("body"),
+                                              data.get("client_id"))
+    return web.json_response(ack)
+
+
+async def delete_message(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    m = request.match_info
+    return web.json_response(await aurora(request).messages.delete(user, m["conversation_id"], m["seq"]))
+
+
+async def add_reaction(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    m = request.match_info
+    ack = await aurora(request).messages.react(user, m["conversation_id"], m["seq"], m["emoji"], added=True)
+    return web.json_response(ack)
+
+
+async def remove_reaction(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    m = request.match_info
+    ack = await aurora(request).messages.react(user, m["conversation_id"], m["seq"], m["emoji"], added=False)
+    return web.json_response(ack)
+
+
+async def search_messages(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    q = request.query
+    found = await aurora(request).messages.search(user, q.get("q"), q.get("conversation_id"), q.get("limit"),
+                                                  q.get("before"))
+    return web.json_response(found)
 
 
 # -- calls ------------------------------------------------------------------

@@ -60,9 +60,33 @@ class ChatNamespace(AuroraNamespace):
         payload = payload_dict(data)
         user = await self.user_of(sid)
         message, created = await self.app.messages.send(
-            user, payload.get("conversation_id"), payload.get("body"), payload.get("client_id"), skip_sid=sid
+            user, payload.get("conversation_id"), payload.get("body"), payload.get("client_id"), skip_sid=sid,
+            reply_to_seq=payload.get("reply_to_seq"),
         )
         return {"message": message, "duplicate": not created}
+
+    async def on_edit_message(self, sid: str, data: Any) -> dict[str, Any]:
+        payload = payload_dict(data)
+        user = await self.user_of(sid)
+        return await self.app.messages.edit(user, payload.get("conversation_id"), payload.get("seq"),
+                                            payload.get("body"), payload.get("client_id"), skip_sid=sid)
+
+    async def on_delete_message(self, sid: str, data: Any) -> dict[str, Any]:
+        payload = payload_dict(data)
+        user = await self.user_of(sid)
+        return await self.app.messages.delete(user, payload.get("conversation_id"), payload.get("seq"), skip_sid=sid)
+
+    async def on_react(self, sid: str, data: Any) -> dict[str, Any]:
+        payload = payload_dict(data)
+        user = await self.user_of(sid)
+        return await self.app.messages.react(user, payload.get("conversation_id"), payload.get("seq"),
+                                             payload.get("emoji"), added=True, skip_sid=sid)
+
+    async def on_unreact(self, sid: str, data: Any) -> dict[str, Any]:
+        payload = payload_dict(data)
+        user = await self.user_of(sid)
+        return await self.app.messages.react(user, payload.get("conversation_id"), payload.get("seq"),
+                                             payload.get("emoji"), added=False, skip_sid=sid)
 
     async def on_create_conversation(self, sid: str, data: Any) -> dict[str, Any]:
         """The socket twin of POST /api/conversations: same rules, same broadcasts."""

@@ -56,6 +56,15 @@ class Notifier:
         await self.sio.emit("new_message", message, to=room, skip_sid=skip_sid, namespace=CHAT_NAMESPACE)
         return count
 
+    async def message_changed(self, entry: dict[str, Any], message: dict[str, Any],
+                              skip_sid: str | None = None) -> None:
+        """Emit message_changed {conversation_id, entry, message} to the conversation's room."""
+        conversation_id = entry["conversation_id"]
+        await self.sio.emit(
+            "message_changed", {"conversation_id": conversation_id, "entry": entry, "message": message},
+            to=conversation_room(conversation_id), skip_sid=skip_sid, namespace=CHAT_NAMESPACE,
+        )
+
     async def conversation_created(self, conversation: dict[str, Any]) -> None:
         member_ids = [m["id"] for m in conversation["members"]]
         await self.subscribe_users(member_ids, conversation["id"])

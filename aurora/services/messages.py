@@ -1,4 +1,5 @@
-"""Sending, paging, catching up, and delivery/read receipts."""
+"""The conversation log: sending, replying, editing, deleting, reacting, paging, catching up,
+searching, and delivery/read receipts."""
 
 from __future__ import annotations
 
@@ -8,14 +9,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from aurora.errors import AuroraError, invalid
+from aurora.services.message_changes import change_item, check_emoji
 from aurora.services.message_writer import MessageWriter
 from aurora.services.ports import Notifier
-from aurora.services.validation import conversation_id_of, optional_int, seq_of, storable_text
+from aurora.services.search_query import parse_search_query
+from aurora.services.validation import conversation_id_of, id_of, optional_int, seq_of, storable_text
 from aurora.settings import Settings
 from aurora.storage import messages as message_store
+from aurora.storage import search as search_store
 from aurora.storage import sync as sync_store
 from aurora.storage.database import Storage
+from aurora.storage.log_rules import LogRules
 from aurora.storage.messages import AppendResult, NewMessage
+from aurora.storage.records import MESSAGE_KINDS, for_viewer
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +30,7 @@ MAX_CLIENT_ID_CHARS = 64
 SYSTEM_CLIENT_ID_PREFIXES = ("call:",)
 PAGE_DEFAULT, PAGE_MAX = 50, 200
 SYNC_DEFAULT, SYNC_MAX = 500, 1000
+SEARCH_DEFAULT, SEARCH_MAX = 20, 100
 
 
 @dataclass
@@ -37,7 +44,8 @@ class Messages:
         self._settings = settings
         self._storage = storage
         self._notifier = notifier
-        self.writer = MessageWriter(storage, self._broadcast)
+        self.writer = MessageWriter(storage, self._broadcast, rules=LogRules(edit_window_s=settings.edit_window_s),
+                                    queue_max=settings.message_queue_max)
         # (conversation id, user id) -> [lock, how many advance() calls hold or await it]
         self._receipt_locks: dict[tuple[int, int], list[Any]] = {}
 
@@ -64,7 +72,7 @@ class Messages:
         return storable_text(client_id, "client_id")
 
     async def send(self, user: dict[str, Any], conversation_id: Any, body: Any, client_id: Any = None,
-                   skip_sid: str | None = None) -> tuple[dict[str, Any], bool]:
+                   skip_sid: str | None = None, reply_to_seq: Any = None) -> tuple[dict[str, Any], bool]:
         """Store then broadcast; returns (message, created). A repeated client_id returns the original.
 
         Everything before submit() is synchronous on purpose: messages keep the order they came in.
@@ -74,10 +82,11 @@ class Messages:
             sender_id=user["id"],
             body=self._check_body(body),
             client_id=self._check_client_id(client_id),
+            reply_to_seq=None if reply_to_seq is None else id_of(reply_to_seq, "reply_to_seq"),
         )
         result = await self.writer.submit(item, SendContext(skip_sid, user["username"]))
         assert result.message is not None
-        return result.message, not result.duplicate
+        return for_viewer(result.message, user["id"]), not result.duplicate
 
     async def store_system_message(self, item: NewMessage) -> dict[str, Any]:
         """Messages the server writes itself (call summaries), through the same ordered path."""
@@ -85,13 +94,53 @@ class Messages:
         assert result.message is not None
         return result.message
 
+    # -- changes: each one an entry of the log, through the same writer ----------------------
+    async def edit(self, user: dict[str, Any], conversation_id: Any, seq: Any, body: Any,
+                   client_id: Any = None, skip_sid: str | None = None) -> dict[str, Any]:
+        item = change_item("edit", user, conversation_id, seq, body=self._check_body(body),
+                           client_id=self._check_client_id(client_id))
+        return await self._change(user, item, skip_sid)
+
+    async def delete(self, user: dict[str, Any], conversation_id: Any, seq: Any,
+                     skip_sid: str | None = None) -> dict[str, Any]:
+        return await self._change(user, change_item("delete", user, conversation_id, seq), skip_sid)
+
+    async def react(self, user: dict[str, Any], conversation_id: Any, seq: Any, emoji: Any, *, added: bool,
+                    skip_sid: str | None = None) -> dict[str, Any]:
+        item = change_item("reaction", user, conversation_id, seq, emoji=check_emoji(emoji), added=added)
+        return await self._change(user, item, skip_sid)
+
+    async def _change(self, user: dict[str, Any], item: NewMessage, skip_sid: str | None) -> dict[str, Any]:
+        """The ack of a change: {entry, message, duplicate}, as the changing user sees them."""
+        result = await self.writer.submit(item, SendContext(skip_sid, user["username"]))
+        assert result.state is not None
+        return {"entry": result.message, "message": for_viewer(result.state, user["id"]),
+                "duplicate": result.duplicate}
+
     async def _broadcast(self, result: AppendResult, context: SendContext) -> None:
-        message = result.message
-        assert message is not None
-        count = await self._notifier.new_message(message, skip_sid=context.skip_sid)
+        entry = result.message
+        assert entry is not None
+        if entry["kind"] not in MESSAGE_KINDS:
+            assert result.state is not None
+            await self._notifier.message_changed(entry, result.state, skip_sid=context.skip_sid)
+            log.debug("Change %s in conversation %s by %s.", entry["kind"], entry["conversation_id"],
+                      entry["sender_username"])
+            return
+        count = await self._notifier.new_message(entry, skip_sid=context.skip_sid)
         what = "DM" if result.conversation_kind == "direct" else "message in group"
         log.info("New %s in conversation %s from %s. Broadcast to %d connections.",
-                 what, message["conversation_id"], message["sender_username"], count)
+                 what, entry["conversation_id"], entry["sender_username"], count)
+
+    async def search(self, user: dict[str, Any], q: Any, conversation_id: Any = None, limit: Any = None,
+                     before: Any = None) -> dict[str, Any]:
+        query = parse_search_query(q)
+        cid = None if conversation_id in (None, "") else conversation_id_of(conversation_id)
+        size = optional_int(limit, "limit", minimum=1, maximum=SEARCH_MAX) or SEARCH_DEFAULT
+        before_id = optional_int(before, "before", minimum=1)
+        results, next_before = await self._storage.read(
+            search_store.search_messages, user["id"], query, cid, size, before_id
+        )
+        return {"results": results, "next": next_before}
 
     async def page(self, user: dict[str, Any], conversation_id: Any, before_seq: Any = None,
                    after_seq: Any = None, limit: Any = None) -> tuple[list[dict[str, Any]], bool]:
@@ -99,9 +148,10 @@ class Messages:
         before = optional_int(before_seq, "before_seq", minimum=1)
         after = optional_int(after_seq, "after_seq", minimum=0)
         size = optional_int(limit, "limit", minimum=1, maximum=PAGE_MAX)
-        return await self._storage.read(
+        rows, has_more = await self._storage.read(
             message_store.list_messages, cid, user["id"], before, after, size or PAGE_DEFAULT
         )
+        return [for_viewer(r, user["id"]) for r in rows], has_more
 
     async def sync(self, user: dict[str, Any], cursors: Any, limit: Any = None) -> tuple[list[dict[str, Any]], bool]:
         if cursors is None:
@@ -113,7 +163,8 @@ class Messages:
             cid = conversation_id_of(key)
             parsed[cid] = seq_of(value, "cursor")
         size = optional_int(limit, "limit", minimum=1, maximum=SYNC_MAX) or SYNC_DEFAULT
-        return await self._storage.read(sync_store.sync_messages, user["id"], parsed, size)
+        rows, has_more = await self._storage.read(sync_store.sync_messages, user["id"], parsed, size)
+        return [for_viewer(r, user["id"]) for r in rows], has_more
 
     async def advance(self, user: dict[str, Any], conversation_id: Any, seq: Any, *, read: bool) -> dict[str, Any]:
         """delivered / mark_read: pointers move forward only; a receipt goes to the room when one moved."""

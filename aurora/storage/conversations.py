@@ -13,7 +13,7 @@ import peewee as pw
 
 from aurora.errors import AuroraError, not_found
 from aurora.storage.models import Conversation, Membership, Message, User, utcnow
-from aurora.storage.records import conversation_record, message_record, user_record
+from aurora.storage.records import MESSAGE_KINDS, conversation_record, for_viewer, user_record
 
 
 def _members_by_conversation(conversation_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
@@ -192,25 +192,43 @@ def list_for_user(user_id: int, limit: int, after: tuple[dt.datetime, int] | Non
     rows = rows[:limit]
     ids = [c.id for c in rows]
     members = _members_shown(ids, members_shown)
-    counts = _member_counts(ids)
+    member_counts = _member_counts(ids)
     last_messages: dict[int, dict[str, Any]] = {}
+    unread: dict[int, int] = {}
     if ids:
+        from aurora.storage.messages import records_of  # messages imports this module
+
+        # The latest message (not change entry) of each conversation, in its current state.
+        latest = (
+            Message.select(Message.conversation, pw.fn.MAX(Message.seq).alias("top"))
+            .where(Message.conversation.in_(ids) & Message.kind.in_(MESSAGE_KINDS))
+            .group_by(Message.conversation)
+        )
         query = (
             Message.select(Message, User.username)
             .join(User, on=(Message.sender == User.id))
             .switch(Message)
-            .join(Conversation, on=(Message.conversation == Conversation.id))
-            .where(Message.conversation.in_(ids) & (Message.seq == Conversation.last_seq))
+            .join(latest, on=((Message.conversation == latest.c.conversation_id) & (Message.seq == latest.c.top)))
             .objects()
         )
-        for m in query:
-            last_messages[m.conversation_id] = message_record(m, m.username)
+        for record in records_of(list(query)):
+            last_messages[record["conversation_id"]] = for_viewer(record, user_id)
+        # Unread: messages from others after the read pointer (change entries and own messages do not count).
+        counts = (
+            Message.select(Message.conversation, pw.fn.COUNT(Message.id).alias("n"))
+            .join(Membership, on=((Membership.conversation == Message.conversation) & (Membership.user == user_id)))
+            .where(Message.conversation.in_(ids) & (Message.seq > Membership.last_read_seq)
+                   & Message.kind.in_(MESSAGE_KINDS) & (Message.sender != user_id))
+            .group_by(Message.conversation)
+            .tuples()
+        )
+        unread = dict(counts)
     result = []
     for c in rows:
         record = conversation_record(c, members[c.id])
-        record["member_count"] = counts.get(c.id, 0)
+        record["member_count"] = member_counts.get(c.id, 0)
         record["last_message"] = last_messages.get(c.id)
-        record["unread_count"] = max(0, c.last_seq - c.last_read_seq)
+        record["unread_count"] = unread.get(c.id, 0)
         record["read_seq"] = c.last_read_seq
         record["delivered_seq"] = c.last_delivered_seq
         result.append(record)

@@ -1,8 +1,9 @@
-"""Messages and read/delivery pointers: blocking functions, run through Storage.
+"""The conversation log (messages and change entries) and read/delivery pointers: blocking
+functions, run through Storage.
 
-Sequence numbers: ``UPDATE conversation SET last_seq = last_seq + 1`` takes the
+Sequence numbers: ``UPDATE conversation SET last_seq = last_seq + n`` takes the
 conversation's row lock (PostgreSQL) or the database write lock (SQLite) until
-the transaction commits, so seq is gapless per conversation and a message can
+the transaction commits, so seq is gapless per conversation and an entry can
 never be visible before a lower seq of the same conversation.
 """
 
@@ -17,14 +18,17 @@ import peewee as pw
 
 from aurora.errors import AuroraError, not_found
 from aurora.storage.conversations import require_member
-from aurora.storage.models import Conversation, Membership, Message, User, utcnow
-from aurora.storage.records import iso, message_record
+from aurora.storage.log_rules import NOOP, LogRules, Target, apply_change, stored_reactions
+from aurora.storage.models import Membership, Message, User, utcnow
+from aurora.storage.records import MESSAGE_KINDS, message_record, reply_record
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class NewMessage:
+    """One entry to append: a message (kind text | call) or a change (edit | delete | reaction)."""
+
     conversation_id: int
     sender_id: int
     body: str
@@ -33,68 +37,40 @@ class NewMessage:
     extra: dict[str, Any] | None = None
     # Written by the server itself (a call summary): the sender may have left the group since.
     system: bool = False
+    # Messages: the message this one replies to.
+    reply_to_seq: int | None = None
+    # Change entries: the message they change; reactions: the emoji and whether it is added.
+    target_seq: int | None = None
+    emoji: str | None = None
+    added: bool = True
 
 
 @dataclass
 class AppendResult:
+    # The entry as the API sends it: the new message, or the change entry (None: a no-op change with
+    # no earlier entry to show).
     message: dict[str, Any] | None = None
     duplicate: bool = False
     conversation_kind: str = ""
     error: AuroraError | None = field(default=None)
+    # Change entries: the target message's state after the batch.
+    state: dict[str, Any] | None = None
 
 
-def _existing(item: NewMessage) -> Message | None:
-    if item.client_id is None:
-        return None
-    return Message.get_or_none(
-        (Message.conversation == item.conversation_id)
-        & (Message.sender == item.sender_id)
-        & (Message.client_id == item.client_id)
-    )
+DEFAULT_RULES = LogRules()
+_COLUMNS = ("conversation_id", "seq", "kind", "sender_id", "body", "client_id", "created_at", "extra",
+            "target_seq", "emoji", "added", "reply_to_seq")
 
 
-def _username(user_id: int, cache: dict[int, str]) -> str:
-    if user_id not in cache:
-        cache[user_id] = User.select(User.username).where(User.id == user_id).scalar()
-    return cache[user_id]
+def append_entries_txn(items: list[NewMessage], rules: LogRules = DEFAULT_RULES) -> list[AppendResult]:
+    """Append a batch to the log, in a handful of statements: membership, duplicates, targets (when
+    the batch has changes or replies), one seq block per conversation, one multi-row INSERT, the
+    targets' new state, one pointer update per sender. Errors of one item (not a member, refused
+    change) are answered per item; a database error escapes, the transaction rolls back whole, and
+    the caller retries with append_each_txn, which runs this same function item by item.
 
-
-def _append_one(item: NewMessage, names: dict[int, str]) -> AppendResult:
-    if item.system:
-        conversation = Conversation.get_or_none(Conversation.id == item.conversation_id)
-        if conversation is None:
-            raise not_found()
-    else:
-        conversation = require_member(item.conversation_id, item.sender_id)
-    existing = _existing(item)
-    if existing is not None:
-        return AppendResult(message_record(existing, _username(existing.sender_id, names)),
-                            duplicate=True, conversation_kind=conversation.kind)
-    now = utcnow()
-    Conversation.update(last_seq=Conversation.last_seq + 1, last_activity_at=now).where(
-        Conversation.id == item.conversation_id
-    ).execute()
-    seq = Conversation.select(Conversation.last_seq).where(Conversation.id == item.conversation_id).scalar()
-    message = Message.create(
-        conversation=item.conversation_id, seq=seq, kind=item.kind, sender=item.sender_id,
-        body=item.body, client_id=item.client_id, created_at=now,
-        extra=json.dumps(item.extra) if item.extra else None,
-    )
-    # The sender has seen what they wrote.
-    Membership.update(last_read_seq=seq, last_delivered_seq=seq).where(
-        (Membership.conversation == item.conversation_id) & (Membership.user == item.sender_id)
-    ).execute()
-    return AppendResult(message_record(message, _username(item.sender_id, names)),
-                        conversation_kind=conversation.kind)
-
-
-def append_messages_txn(items: list[NewMessage]) -> list[AppendResult]:
-    """The fast path: a batch in a handful of statements (membership, duplicates, one seq block per
-    conversation, one multi-row INSERT, one pointer update per sender). Any database error escapes,
-    the transaction rolls back whole, and the caller retries with append_each_txn.
-
-    The statements are plain parameterised SQL: at one or two messages per batch (a quiet server)
-    building them through Peewee's query builder cost more CPU than running them.
+    The hot statements are plain parameterised SQL: at one or two messages per batch (a quiet
+    server) building them through Peewee's query builder cost more CPU than running them.
     """
     db = Message._meta.database
     p = db.param
@@ -105,6 +81,7 @@ def append_messages_txn(items: list[NewMessage]) -> list[AppendResult]:
         f'SELECT conversation_id, user_id FROM "membership" WHERE conversation_id IN ({cin}) AND user_id IN ({sin})',
         (*conversation_ids, *sender_ids),
     ).fetchall())
+    targets = _load_targets(items, conversation_ids)
     client_ids = sorted({i.client_id for i in items if i.client_id is not None})
     stored: dict[tuple[int, int, str], Message] = {}
     if client_ids:
@@ -114,32 +91,55 @@ def append_messages_txn(items: list[NewMessage]) -> list[AppendResult]:
             & Message.client_id.in_(client_ids)
         ):
             stored[(m.conversation_id, m.sender_id, m.client_id)] = m
-    # Decide each item: error, duplicate of a stored message, duplicate within this batch, or new.
+    now = utcnow()
+    # Decide each item in order: error, duplicate (stored or earlier in this batch), no-op change, or new.
     plan: list[tuple[str, Any]] = []
     first_in_batch: dict[tuple[int, int, str], int] = {}
     new_per_conversation: dict[int, int] = {}
+    with_messages: set[int] = set()
     for index, item in enumerate(items):
         key = (item.conversation_id, item.sender_id, item.client_id) if item.client_id is not None else None
-        if (item.conversation_id, item.sender_id) not in members and not item.system:
-            plan.append(("error", not_found()))
-        elif key is not None and key in stored:
-            plan.append(("stored", stored[key]))
-        elif key is not None and key in first_in_batch:
-            plan.append(("same", first_in_batch[key]))
-        else:
-            if key is not None:
-                first_in_batch[key] = index
-            new_per_conversation[item.conversation_id] = new_per_conversation.get(item.conversation_id, 0) + 1
-            plan.append(("new", None))
-    # One UPDATE per conversation reserves a block of seqs (and holds the row lock until commit).
-    now = utcnow()
+        try:
+            if (item.conversation_id, item.sender_id) not in members and not item.system:
+                raise not_found()
+            if key is not None and key in stored:
+                plan.append(("stored", stored[key]))
+                continue
+            if key is not None and key in first_in_batch:
+                plan.append(("same", first_in_batch[key]))
+                continue
+            if item.kind in MESSAGE_KINDS:
+                if item.reply_to_seq is not None and not _is_message(targets, item.conversation_id,
+                                                                     item.reply_to_seq):
+                    raise not_found("message")
+                with_messages.add(item.conversation_id)
+            else:
+                target = targets.get((item.conversation_id, item.target_seq))
+                if target is None or not target.is_message:
+                    raise not_found("message")
+                if apply_change(target, item.kind, item.sender_id, rules, now, body=item.body,
+                                emoji=item.emoji, added=item.added) == NOOP:
+                    plan.append(("noop", target))
+                    continue
+                target.changed = True
+                target.last_change = index
+        except AuroraError as exc:
+            plan.append(("error", exc))
+            continue
+        if key is not None:
+            first_in_batch[key] = index
+        new_per_conversation[item.conversation_id] = new_per_conversation.get(item.conversation_id, 0) + 1
+        plan.append(("new", None))
+    # One UPDATE per conversation, in id order (no deadlock between processes), reserves a block of
+    # seqs and holds the row lock until commit. Change entries do not move last_activity_at.
     next_seq: dict[int, int] = {}
     kinds: dict[int, str] = {}
-    for conversation_id, count in new_per_conversation.items():
+    for conversation_id in sorted(new_per_conversation):
+        count = new_per_conversation[conversation_id]
+        activity = f", last_activity_at = {p}" if conversation_id in with_messages else ""
         last_seq, kind = db.execute_sql(
-            f'UPDATE "conversation" SET last_seq = last_seq + {p}, last_activity_at = {p} WHERE id = {p} '
-            "RETURNING last_seq, kind",
-            (count, now, conversation_id),
+            f'UPDATE "conversation" SET last_seq = last_seq + {p}{activity} WHERE id = {p} RETURNING last_seq, kind',
+            (count, now, conversation_id) if activity else (count, conversation_id),
         ).fetchone()
         next_seq[conversation_id] = last_seq - count + 1
         kinds[conversation_id] = kind
@@ -149,26 +149,34 @@ def append_messages_txn(items: list[NewMessage]) -> list[AppendResult]:
             f'SELECT id, kind FROM "conversation" WHERE id IN ({_placeholders(p, missing_kinds)})',
             missing_kinds,
         ).fetchall())
-    rows = []
-    for item, (decision, _) in zip(items, plan, strict=True):
+    entries: dict[int, Message] = {}
+    for index, (item, (decision, _)) in enumerate(zip(items, plan, strict=True)):
         if decision == "new":
             seq = next_seq[item.conversation_id]
             next_seq[item.conversation_id] = seq + 1
-            rows.append((item.conversation_id, seq, item.kind, item.sender_id, item.body, item.client_id, now,
-                         json.dumps(item.extra) if item.extra else None))
-    ids: dict[tuple[int, int], int] = {}
-    if rows:
-        values = ", ".join([f"({_placeholders(p, range(8))})"] * len(rows))
+            entries[index] = Message(
+                conversation=item.conversation_id, seq=seq, kind=item.kind, sender=item.sender_id,
+                body=item.body if item.kind in ("text", "call", "edit") else "", client_id=item.client_id,
+                created_at=now, extra=json.dumps(item.extra) if item.extra else None,
+                target_seq=item.target_seq, emoji=item.emoji,
+                added=item.added if item.kind == "reaction" else None, reply_to_seq=item.reply_to_seq,
+            )
+    if entries:
+        rows = [[getattr(m, c) for c in _COLUMNS] for m in entries.values()]
+        values = ", ".join([f"({_placeholders(p, _COLUMNS)})"] * len(rows))
         inserted = db.execute_sql(
-            'INSERT INTO "message" (conversation_id, seq, kind, sender_id, body, client_id, created_at, extra) '
-            f"VALUES {values} RETURNING id, conversation_id, seq",
+            f'INSERT INTO "message" ({", ".join(_COLUMNS)}) VALUES {values} RETURNING id, conversation_id, seq',
             [value for row in rows for value in row],
         ).fetchall()
         ids = {(conversation_id, seq): message_id for message_id, conversation_id, seq in inserted}
-    # The sender has seen what they wrote: one pointer update per (conversation, sender).
+        for m in entries.values():
+            m.id = ids[(m.conversation_id, m.seq)]
+    _write_targets(db, targets, entries)
+    # The sender has seen what they wrote: one pointer update per (conversation, sender) of new messages.
     newest: dict[tuple[int, int], int] = {}
-    for row in rows:
-        newest[(row[0], row[3])] = max(newest.get((row[0], row[3]), 0), row[1])
+    for m in entries.values():
+        if m.kind in MESSAGE_KINDS:
+            newest[(m.conversation_id, m.sender_id)] = max(newest.get((m.conversation_id, m.sender_id), 0), m.seq)
     for (conversation_id, sender_id), seq in newest.items():
         db.execute_sql(
             f'UPDATE "membership" SET last_read_seq = {p}, last_delivered_seq = {p} '
@@ -176,63 +184,180 @@ def append_messages_txn(items: list[NewMessage]) -> list[AppendResult]:
             (seq, seq, conversation_id, sender_id),
         )
     names = dict(db.execute_sql(f'SELECT id, username FROM "user" WHERE id IN ({sin})', sender_ids).fetchall())
-    created_at = iso(now)
     results: list[AppendResult] = []
-    new_rows = iter(rows)
-    for item, (decision, value) in zip(items, plan, strict=True):
+    for index, (item, (decision, value)) in enumerate(zip(items, plan, strict=True)):
         kind = kinds.get(item.conversation_id, "")
         if decision == "error":
             results.append(AppendResult(error=value))
-        elif decision == "stored":
-            results.append(AppendResult(message_record(value, names[value.sender_id]), duplicate=True,
-                                        conversation_kind=kind))
-        elif decision == "same":
-            results.append(AppendResult(results[value].message, duplicate=True, conversation_kind=kind))
+            continue
+        if decision == "same":
+            earlier = results[value]
+            results.append(AppendResult(earlier.message, duplicate=True, conversation_kind=kind,
+                                        state=earlier.state))
+            continue
+        if decision == "stored":
+            entry: Message | None = value
+        elif decision == "noop":
+            entry = _existing_change(item, entries, items)
         else:
-            conversation_id, seq, message_kind, sender_id, body, client_id, _, _ = next(new_rows)
-            record: dict[str, Any] = {
-                "id": ids[(conversation_id, seq)], "conversation_id": conversation_id, "seq": seq,
-                "kind": message_kind, "sender_id": sender_id, "sender_username": names[sender_id],
-                "body": body, "client_id": client_id, "created_at": created_at,
-            }
-            if item.extra:
-                record.update(item.extra)
-            results.append(AppendResult(record, conversation_kind=kind))
+            entry = entries[index]
+        record = _record(entry, names, targets) if entry is not None else None
+        state = None
+        if item.kind not in MESSAGE_KINDS:
+            target = targets.get((item.conversation_id, item.target_seq))
+            state = _record(target.row, names, targets, username=target.sender_username) if target else None
+        results.append(AppendResult(record, duplicate=decision != "new", conversation_kind=kind, state=state))
     return results
+
+
+def _is_message(targets: dict[tuple[int, int], Target], conversation_id: int, seq: int) -> bool:
+    target = targets.get((conversation_id, seq))
+    return target is not None and target.is_message
+
+
+def _load_targets(items: list[NewMessage], conversation_ids: list[int]) -> dict[tuple[int, int], Target]:
+    """The messages this batch changes or replies to, read under the conversations' row locks."""
+    wanted = {(i.conversation_id, i.target_seq if i.kind not in MESSAGE_KINDS else i.reply_to_seq)
+              for i in items if i.kind not in MESSAGE_KINDS or i.reply_to_seq is not None}
+    if not wanted:
+        return {}
+    db = Message._meta.database
+    if isinstance(db.obj if isinstance(db, pw.DatabaseProxy) else db, pw.PostgresqlDatabase):
+        # Another process's writer may change the same messages: take the conversations' row locks
+        # (in id order, the order the seq UPDATEs use) before reading the state we are about to change.
+        # SQLite needs nothing: the write transaction began IMMEDIATE and holds the database lock.
+        db.execute_sql(
+            f'SELECT id FROM "conversation" WHERE id IN ({_placeholders(db.param, conversation_ids)}) '
+            "ORDER BY id FOR UPDATE", conversation_ids,
+        )
+    seqs = sorted({seq for _, seq in wanted if seq is not None})
+    if not seqs:
+        return {}
+    found: dict[tuple[int, int], Target] = {}
+    query = (
+        Message.select(Message, User.username)
+        .join(User, on=(Message.sender == User.id))
+        .where(Message.conversation.in_(sorted({c for c, _ in wanted})) & Message.seq.in_(seqs))
+        .objects()
+    )
+    for row in query:
+        if (row.conversation_id, row.seq) in wanted:
+            found[(row.conversation_id, row.seq)] = Target.of(row, row.username)
+    return found
+
+
+def _write_targets(db: pw.Database, targets: dict[tuple[int, int], Target], entries: dict[int, Message]) -> None:
+    p = db.param
+    for target in targets.values():
+        if not target.changed:
+            continue
+        row = target.row
+        assert target.last_change is not None
+        row.state_seq = entries[target.last_change].seq
+        row.reactions = stored_reactions(target)
+        db.execute_sql(
+            f'UPDATE "message" SET body = {p}, edited_at = {p}, deleted = {p}, reactions = {p}, '
+            f"reply_to_seq = {p}, state_seq = {p} WHERE id = {p}",
+            (row.body, row.edited_at, row.deleted, row.reactions, row.reply_to_seq, row.state_seq, row.id),
+        )
+        if target.erase_edits:
+            # A delete erases the text of every edit too: from storage, not just from view.
+            db.execute_sql(
+                f"UPDATE \"message\" SET body = '' WHERE conversation_id = {p} AND target_seq = {p} "
+                "AND kind = 'edit'",
+                (row.conversation_id, row.seq),
+            )
+            for entry in entries.values():
+                if entry.kind == "edit" and (entry.conversation_id, entry.target_seq) == (row.conversation_id, row.seq):
+                    entry.body = ""
+
+
+def _existing_change(item: NewMessage, entries: dict[int, Message], items: list[NewMessage]) -> Message | None:
+    """For a change that changed nothing: the entry that made the state it found (this batch's, else
+    the latest stored one): the delete entry of a deleted message, the user's last reaction entry."""
+    def same(m: Message | NewMessage, sender: int) -> bool:
+        if item.kind == "delete":
+            return m.kind == "delete"
+        return m.kind == "reaction" and sender == item.sender_id and m.emoji == item.emoji
+
+    for index in sorted(entries, reverse=True):
+        entry = entries[index]
+        if (entry.conversation_id, entry.target_seq) == (item.conversation_id, item.target_seq) \
+                and same(entry, entry.sender_id):
+            return entry
+    query = Message.select().where(
+        (Message.conversation == item.conversation_id) & (Message.target_seq == item.target_seq)
+        & (Message.kind == item.kind)
+    )
+    if item.kind == "reaction":
+        query = query.where((Message.sender == item.sender_id) & (Message.emoji == item.emoji))
+    return query.order_by(Message.seq.desc()).first()
+
+
+def _record(entry: Message, names: dict[int, str], targets: dict[tuple[int, int], Target],
+            username: str | None = None) -> dict[str, Any]:
+    if username is None:
+        if entry.sender_id not in names:
+            names[entry.sender_id] = User.select(User.username).where(User.id == entry.sender_id).scalar()
+        username = names[entry.sender_id]
+    reply = None
+    if entry.kind in MESSAGE_KINDS and entry.reply_to_seq is not None:
+        target = targets.get((entry.conversation_id, entry.reply_to_seq))
+        reply = reply_record(target.row, target.sender_username) if target else _reply_map(
+            {(entry.conversation_id, entry.reply_to_seq)}).get((entry.conversation_id, entry.reply_to_seq))
+    return message_record(entry, username, reply)
 
 
 def _placeholders(param: str, values: Any) -> str:
     return ", ".join([param] * len(values))
 
 
-def append_each_txn(items: list[NewMessage]) -> list[AppendResult]:
-    """The careful path: each item in its own savepoint, so one bad item fails alone."""
+def append_each_txn(items: list[NewMessage], rules: LogRules = DEFAULT_RULES) -> list[AppendResult]:
+    """The careful path, after a batch failed as a whole: each item through append_entries_txn on its
+    own, in its own savepoint, so one bad item fails alone and the others commit."""
     db = Message._meta.database
-    names: dict[int, str] = {}
     results = []
     for item in items:
-        try:
-            with db.atomic():
-                results.append(_append_one(item, names))
-        except AuroraError as exc:
-            results.append(AppendResult(error=exc))
-        except pw.IntegrityError:
-            # Another process stored the same client_id first: answer its message.
-            existing = _existing(item)
-            if existing is None:
-                log.exception("storing a message failed")
+        for attempt in (1, 2):
+            try:
+                with db.atomic():
+                    results.extend(append_entries_txn([item], rules))
+                break
+            except pw.IntegrityError:
+                # Another process stored the same client_id first: the second attempt finds it stored.
+                if attempt == 2:
+                    log.exception("storing a log entry failed")
+                    results.append(AppendResult(error=AuroraError("internal", "message could not be stored")))
+            except (pw.DatabaseError, ValueError):  # ValueError: the driver cannot encode a value (NUL, surrogate)
+                log.exception("storing a log entry failed")
                 results.append(AppendResult(error=AuroraError("internal", "message could not be stored")))
-            else:
-                results.append(AppendResult(message_record(existing, _username(existing.sender_id, names)),
-                                            duplicate=True))
-        except (pw.DatabaseError, ValueError):  # ValueError: the driver cannot encode a value (NUL, surrogate)
-            log.exception("storing a message failed")
-            results.append(AppendResult(error=AuroraError("internal", "message could not be stored")))
+                break
     return results
 
 
+def _reply_map(pairs: set[tuple[int, int]]) -> dict[tuple[int, int], dict[str, Any]]:
+    """reply_records of the messages at these (conversation id, seq) pairs."""
+    if not pairs:
+        return {}
+    rows = (
+        Message.select(Message, User.username)
+        .join(User, on=(Message.sender == User.id))
+        .where(Message.conversation.in_(sorted({c for c, _ in pairs})) & Message.seq.in_(sorted({s for _, s in pairs})))
+        .objects()
+    )
+    return {(m.conversation_id, m.seq): reply_record(m, m.username)
+            for m in rows if (m.conversation_id, m.seq) in pairs}
+
+
 def _page(query: pw.ModelSelect) -> list[dict[str, Any]]:
-    return [message_record(m, m.username) for m in query.objects()]
+    return records_of(list(query.objects()))
+
+
+def records_of(rows: list[Message]) -> list[dict[str, Any]]:
+    """Records of rows selected with their sender's username, replies resolved in one more query."""
+    replies = _reply_map({(m.conversation_id, m.reply_to_seq) for m in rows
+                          if m.reply_to_seq is not None and m.kind in MESSAGE_KINDS})
+    return [message_record(m, m.username, replies.get((m.conversation_id, m.reply_to_seq))) for m in rows]
 
 
 def list_messages(conversation_id: int, user_id: int, before_seq: int | None,
@@ -242,7 +367,7 @@ def list_messages(conversation_id: int, user_id: int, before_seq: int | None,
     query = (
         Message.select(Message, User.username)
         .join(User, on=(Message.sender == User.id))
-        .where(Message.conversation == conversation_id)
+        .where((Message.conversation == conversation_id) & Message.kind.in_(MESSAGE_KINDS))
     )
     if before_seq is not None:
         query = query.where(Message.seq < before_seq)

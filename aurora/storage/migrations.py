@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import peewee as pw
 
-from aurora.storage import models
+from aurora.storage import models, search
 from aurora.storage.database import Storage, database_proxy
 
 log = logging.getLogger(__name__)
@@ -50,10 +50,36 @@ def _add_call_device_columns() -> None:
             run(migrator.add_column(table_name, column, field))
 
 
+def _add_message_log_columns() -> None:
+    """Change entries (edit, delete, reaction), replies and the messages' current state; full-text search."""
+    from playhouse.migrate import SchemaMigrator
+    from playhouse.migrate import migrate as run
+
+    db = database_proxy.obj
+    migrator = SchemaMigrator.from_database(db)
+    table = models.Message._meta.table_name
+    present = {c.name for c in db.get_columns(table)}
+    for name in ("target_seq", "emoji", "added", "reply_to_seq", "edited_at", "deleted", "reactions", "state_seq"):
+        if name not in present:  # version 1 creates the table from today's model, which has them
+            field = models.Message._meta.fields[name]
+            run(migrator.add_column(table, name, field.__class__(null=True, **_field_options(field))))
+    db.execute_sql(f'CREATE INDEX IF NOT EXISTS "message_conversation_id_target_seq" ON "{table}" '
+                   '("conversation_id", "target_seq")')
+    if isinstance(db, pw.PostgresqlDatabase):
+        search.create_postgresql_search(db)
+    else:
+        search.create_sqlite_search(db)
+
+
+def _field_options(field: pw.Field) -> dict[str, int]:
+    return {"max_length": field.max_length} if isinstance(field, pw.CharField) else {}
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[], None]]] = [
     (1, "users, conversations, memberships, messages", _create_chat_tables),
     (2, "calls and call participants", _create_call_tables),
     (3, "call devices and deadlines", _add_call_device_columns),
+    (4, "message log: edits, deletes, reactions, replies, full-text search", _add_message_log_columns),
 ]
 
 

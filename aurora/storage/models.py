@@ -54,20 +54,40 @@ class Membership(BaseModel):
 
 
 class Message(BaseModel):
+    """One entry of a conversation's log: a message (text | call) or a change entry (edit | delete |
+    reaction) of the message at target_seq. A message row also holds its current state (latest body,
+    edited_at, deleted, reaction aggregates), kept up to date in the transaction that adds each change,
+    so history reads never replay the log."""
+
     conversation = pw.ForeignKeyField(Conversation, on_delete="CASCADE")
     seq = pw.BigIntegerField()
-    kind = pw.CharField(max_length=8, default="text")  # text | call
+    kind = pw.CharField(max_length=8, default="text")  # text | call | edit | delete | reaction
     sender = pw.ForeignKeyField(User)
+    # "" means no text: a deleted message, an erased edit, a delete or reaction entry. (NOT NULL since
+    # version 1; dropping it would rebuild the table on SQLite for no gain: real bodies are never empty.)
     body = pw.TextField()
     client_id = pw.CharField(max_length=64, null=True)
     created_at = pw.DateTimeField(default=utcnow)
     # Structured extra data for non-text kinds (the call summary), as JSON text.
     extra = pw.TextField(null=True)
+    # Change entries: the message they change; reactions: which emoji, added or removed.
+    target_seq = pw.BigIntegerField(null=True)
+    emoji = pw.CharField(max_length=32, null=True)
+    added = pw.BooleanField(null=True)
+    # Messages: what they reply to, and their current state.
+    reply_to_seq = pw.BigIntegerField(null=True)
+    edited_at = pw.DateTimeField(null=True)
+    deleted = pw.BooleanField(null=True)  # null or false: not deleted
+    # [{"emoji": "👍", "user_ids": [1, 5]}, ...] in first-reacted order, as JSON text; null: none.
+    reactions = pw.TextField(null=True)
+    # The seq of the last entry reflected in this state; null: the message's own seq.
+    state_seq = pw.BigIntegerField(null=True)
 
     class Meta:
         indexes = (
             (("conversation", "seq"), True),
             (("conversation", "sender", "client_id"), True),
+            (("conversation", "target_seq"), False),
         )
 
 

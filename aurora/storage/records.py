@@ -30,7 +30,27 @@ def user_record(user: User) -> dict[str, Any]:
     }
 
 
-def message_record(message: Message, sender_username: str) -> dict[str, Any]:
+MESSAGE_KINDS = ("text", "call")
+CHANGE_KINDS = ("edit", "delete", "reaction")
+EXCERPT_CHARS = 100
+
+
+def excerpt(body: str, deleted: bool) -> str | None:
+    """What a reply shows of its target: the first 100 code points of its current text."""
+    return None if deleted or not body else body[:EXCERPT_CHARS]
+
+
+def reply_record(target: Message, sender_username: str) -> dict[str, Any]:
+    return {"seq": target.seq, "sender_id": target.sender_id, "sender_username": sender_username,
+            "excerpt": excerpt(target.body, bool(target.deleted))}
+
+
+def message_record(message: Message, sender_username: str,
+                   reply_to: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A log entry as the API sends it: a message in its current state, or a change entry.
+
+    reply_to is the reply_record of the message's target (None if it replies to nothing); reactions
+    carry no `me`: that is per viewer (see for_viewer)."""
     record: dict[str, Any] = {
         "id": message.id,
         "conversation_id": message.conversation_id,
@@ -38,13 +58,38 @@ def message_record(message: Message, sender_username: str) -> dict[str, Any]:
         "kind": message.kind,
         "sender_id": message.sender_id,
         "sender_username": sender_username,
-        "body": message.body,
         "client_id": message.client_id,
         "created_at": iso(message.created_at),
     }
+    if message.kind in CHANGE_KINDS:
+        record["target_seq"] = message.target_seq
+        if message.kind == "edit":
+            record["body"] = message.body or None  # erased when the target was deleted
+        elif message.kind == "reaction":
+            record["emoji"] = message.emoji
+            record["added"] = bool(message.added)
+        return record
+    deleted = bool(message.deleted)
+    record["body"] = None if deleted else message.body
+    record["edited_at"] = iso(message.edited_at)
+    record["deleted"] = deleted
+    record["reactions"] = [
+        {"emoji": emoji, "count": len(user_ids), "user_ids": user_ids}
+        for emoji, user_ids in (json.loads(message.reactions) if message.reactions else [])
+    ]
+    record["reply_to"] = reply_to if message.reply_to_seq is not None else None
+    record["state_seq"] = message.state_seq if message.state_seq is not None else message.seq
     if message.extra:
         record.update(json.loads(message.extra))
     return record
+
+
+def for_viewer(record: dict[str, Any], viewer_id: int) -> dict[str, Any]:
+    """The record as one user sees it: each reaction says whether that user is among its reactors."""
+    reactions = record.get("reactions")
+    if not reactions:
+        return record
+    return {**record, "reactions": [{**r, "me": viewer_id in r["user_ids"]} for r in reactions]}
 
 
 def conversation_record(conversation: Conversation, members: list[dict[str, Any]]) -> dict[str, Any]:

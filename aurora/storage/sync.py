@@ -11,8 +11,8 @@ from typing import Any
 import peewee as pw
 
 from aurora.errors import AuroraError
+from aurora.storage.messages import records_of
 from aurora.storage.models import Membership, Message, User
-from aurora.storage.records import message_record
 
 # Conversations per query: bounds the statement's size (and its parameters) on both databases.
 CURSORS_PER_QUERY = 200
@@ -51,14 +51,14 @@ def sync_messages(user_id: int, cursors: dict[int, int], limit: int) -> tuple[li
             (Message.conversation == cid) & (Message.seq > cursors[cid]) & (Message.seq <= cursors[cid] + window)
             for cid in batch
         ])
-        rows = [message_record(m, m.username) for m in (
+        rows = records_of(list(
             Message.select(Message, User.username)
             .join(User, on=(Message.sender == User.id))
             .where(condition)
             .order_by(Message.conversation, Message.seq)
             .limit(window)
             .objects()
-        )]
+        ))
         if len(rows) > room:
             messages.extend(rows[:room])
             return messages, True
