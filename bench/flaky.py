@@ -6,6 +6,7 @@
 The load is `stress --cpu N` when installed, else N Python processes spinning (the same effect on a
 scheduler: the suite's processes get a share of the cores, not all of them). A test that fails in
 some runs and passes in others is flaky; one that fails in every run is broken. Exit 1 on any failure.
+Each run's pytest output is kept in bench/results/flaky-run-N.log.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
 FAILED = re.compile(r"^(FAILED|ERROR) (\S+)", re.MULTILINE)
 SPIN = "import time\nwhile True:\n    pass\n"
 
@@ -61,6 +63,8 @@ def main() -> int:
                  "-p", "no:cacheprovider", *args.pytest_args],
                 cwd=ROOT, env=env, capture_output=True, text=True, check=False)
             durations.append(time.monotonic() - started)
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            (RESULTS / f"flaky-run-{run}.log").write_text(done.stdout + done.stderr)  # for the why
             failed = sorted(set(m.group(2) for m in FAILED.finditer(done.stdout)))
             failures.update(failed)
             summary = (done.stdout.strip().splitlines() or ["(no output)"])[-1]
