@@ -188,3 +188,15 @@ def shared_redis_url() -> str:
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"AURORA_REQUIRE_SERVICES={os.environ.get('AURORA_REQUIRE_SERVICES', '0')}"
+
+
+# The Python SDK (clients/python) against the in-process server: `await sdk.connected(account)`.
+@pytest.fixture
+async def sdk(server: RunningServer) -> AsyncIterator[Any]:
+    from tests.support.sdk import SdkFactory
+
+    factory = SdkFactory(server.url)
+    try:
+        yield factory
+    finally:
+        await factory.close_all()

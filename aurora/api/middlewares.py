@@ -20,7 +20,10 @@ _CODE_BY_STATUS = {400: "invalid", 401: "auth_required", 403: "forbidden", 404: 
 
 def error_response(error: AuroraError) -> web.Response:
     response = web.json_response({"error": error.to_dict()}, status=error.status)
-    if error.code == "unavailable" and "Retry-After" not in response.headers:
+    retry_after_ms = getattr(error, "retry_after_ms", None)
+    if retry_after_ms is not None:  # whole seconds, rounded up (RFC 9110)
+        response.headers["Retry-After"] = str(max(1, -(-retry_after_ms // 1000)))
+    elif error.code == "unavailable":
         response.headers["Retry-After"] = str(RETRY_AFTER_S)  # an outage: worth retrying soon
     return response
 

@@ -20,15 +20,16 @@ class CallsNamespace(AuroraNamespace):
         super().__init__(CALLS_NAMESPACE, app)
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        user = await self.authenticate(environ, auth)
+        user, credentials = await self.authenticate(environ, auth)
+        await self.admit(user["id"], sid, credentials)
         try:
             await self.save_session(sid, {"user": user})
             await self.enter_room(sid, user_room(user["id"]))
-            await self.app.registry.add(CALLS_NAMESPACE, user["id"], sid)
         except Exception as exc:
             # As on /chat: refuse at once with a code, and leave nothing registered behind
             # (a refused socket gets no disconnect event to clean up after it).
             error = client_error(exc, log, "setting up a /calls connection")
+            self.app.auth_watch.untrack(sid)
             with contextlib.suppress(Exception):
                 await self.app.registry.remove(CALLS_NAMESPACE, user["id"], sid)
             raise refusal(error) from None

@@ -27,8 +27,9 @@ class ChatNamespace(AuroraNamespace):
         super().__init__(CHAT_NAMESPACE, app)
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        user = await self.authenticate(environ, auth)
-        registered = False
+        user, credentials = await self.authenticate(environ, auth)
+        # Counted first, before any database work or presence: a flood of sockets is refused cheaply.
+        first = await self.admit(user["id"], sid, credentials)
         try:
             # Per-socket state: conversations this socket chose to leave, typing throttle.
             await self.save_session(sid, {"user": user, "left": set(), "typing": {}})
@@ -37,15 +38,14 @@ class ChatNamespace(AuroraNamespace):
             await self.enter_room(sid, user_room(user["id"]))
             for conversation_id in await self.app.conversations.ids_for(user["id"]):
                 await self.enter_room(sid, conversation_room(conversation_id))
-            registered = True
-            await self.app.presence.socket_connected(user, sid)
+            await self.app.presence.socket_connected(user, first)
         except Exception as exc:
             # Refuse at once with a code (an exception here would leave the client waiting
             # for an answer that never comes); a refused socket gets no disconnect event.
             error = client_error(exc, log, "setting up a /chat connection")
-            if registered:
-                with contextlib.suppress(Exception):
-                    await self.app.presence.socket_disconnected(user, sid)
+            self.app.auth_watch.untrack(sid)
+            with contextlib.suppress(Exception):
+                await self.app.presence.socket_disconnected(user, sid)
             raise refusal(error) from None
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
@@ -61,7 +61,7 @@ class ChatNamespace(AuroraNamespace):
         user = await self.user_of(sid)
         message, created = await self.app.messages.send(
             user, payload.get("conversation_id"), payload.get("body"), payload.get("client_id"), skip_sid=sid,
-            reply_to_seq=payload.get("reply_to_seq"),
+            reply_to_seq=payload.get("reply_to_seq"), attachments=payload.get("attachments"),
         )
         return {"message": message, "duplicate": not created}
 
@@ -136,7 +136,8 @@ class ChatNamespace(AuroraNamespace):
         if last_state == typing and now - last_at < interval:
             return {"throttled": True}
         session["typing"][conversation_id] = (typing, now)
-        await self.app.notifier.typing(conversation_id, user["id"], typing)
+        # Users who blocked the typist do not see it.
+        await self.app.notifier.typing(conversation_id, user["id"], typing, self.app.blocks.blockers_of(user["id"]))
         return {"throttled": False}
 
     async def on_delivered(self, sid: str, data: Any) -> dict[str, Any]:

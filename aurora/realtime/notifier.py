@@ -56,6 +56,25 @@ class Notifier:
         await self.sio.emit("new_message", message, to=room, skip_sid=skip_sid, namespace=CHAT_NAMESPACE)
         return count
 
+    async def emit_per_member(self, event: str, conversation_id: int, payloads: dict[int, dict[str, Any]],
+                              skip_sid: str | None = None) -> int:
+        """One payload per member (attachment URLs are signed per viewer), to each member's user room.
+
+        A socket of this process that left the conversation's room (leave_conversation) is skipped, as a
+        room emit would; returns how many sockets of this process get it."""
+        manager = self.sio.manager
+        in_room = {sid for sid, _ in manager.get_participants(CHAT_NAMESPACE, conversation_room(conversation_id))}
+        count = 0
+        for user_id, payload in payloads.items():
+            room = user_room(user_id)
+            mine = [sid for sid, _ in manager.get_participants(CHAT_NAMESPACE, room)]
+            skip = [sid for sid in mine if sid not in in_room or sid == skip_sid]
+            if skip_sid is not None and skip_sid not in skip:
+                skip.append(skip_sid)
+            count += sum(1 for sid in mine if sid not in skip)
+            await self.sio.emit(event, payload, to=room, skip_sid=skip or None, namespace=CHAT_NAMESPACE)
+        return count
+
     async def message_changed(self, entry: dict[str, Any], message: dict[str, Any],
                               skip_sid: str | None = None) -> None:
         """Emit message_changed {conversation_id, entry, message} to the conversation's room."""
@@ -98,11 +117,14 @@ class Notifier:
             to=conversation_room(conversation_id), namespace=CHAT_NAMESPACE,
         )
 
-    async def typing(self, conversation_id: int, user_id: int, typing: bool) -> None:
+    async def typing(self, conversation_id: int, user_id: int, typing: bool, not_to: Iterable[int] = ()) -> None:
+        """To the conversation, except the typist's own sockets and those of the users in not_to."""
+        skip = await self.sids_of_user(user_id)
+        for other in not_to:
+            skip += await self.sids_of_user(other)
         await self.sio.emit(
             "typing", {"conversation_id": conversation_id, "user_id": user_id, "typing": typing},
-            to=conversation_room(conversation_id), skip_sid=await self.sids_of_user(user_id),
-            namespace=CHAT_NAMESPACE,
+            to=conversation_room(conversation_id), skip_sid=skip, namespace=CHAT_NAMESPACE,
         )
 
     async def presence(self, user_id: int, online: bool, last_seen_at: str | None,

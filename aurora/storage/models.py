@@ -64,7 +64,8 @@ class Message(BaseModel):
     kind = pw.CharField(max_length=8, default="text")  # text | call | edit | delete | reaction
     sender = pw.ForeignKeyField(User)
     # "" means no text: a deleted message, an erased edit, a delete or reaction entry. (NOT NULL since
-    # version 1; dropping it would rebuild the table on SQLite for no gain: real bodies are never empty.)
+    # version 1; dropping it would rebuild the table on SQLite for no gain.) A message with attachments
+    # may have no text: its body is "" too.
     body = pw.TextField()
     client_id = pw.CharField(max_length=64, null=True)
     created_at = pw.DateTimeField(default=utcnow)
@@ -89,6 +90,27 @@ class Message(BaseModel):
             (("conversation", "sender", "client_id"), True),
             (("conversation", "target_seq"), False),
         )
+
+
+class Upload(BaseModel):
+    """A file a user uploaded: its bytes are a blob named by sha256 (identical files stored once).
+    Unattached (message null) until a send attaches it to exactly one message; deleting that
+    message deletes the row, and the blob goes once no row names it."""
+
+    owner = pw.ForeignKeyField(User, on_delete="CASCADE")
+    name = pw.CharField(max_length=255)
+    content_type = pw.CharField(max_length=127)
+    size = pw.BigIntegerField()
+    sha256 = pw.CharField(max_length=64, index=True)
+    width = pw.IntegerField(null=True)
+    height = pw.IntegerField(null=True)
+    thumbnail_sha256 = pw.CharField(max_length=64, null=True, index=True)
+    created_at = pw.DateTimeField(default=utcnow, index=True)
+    message = pw.ForeignKeyField(Message, null=True, on_delete="CASCADE")
+    position = pw.IntegerField(null=True)
+
+    class Meta:
+        indexes = ((("message", "position"), False), (("owner", "message"), False))
 
 
 class Call(BaseModel):
@@ -120,10 +142,37 @@ class CallParticipant(BaseModel):
         indexes = ((("call", "user"), True), (("user", "state"), False))
 
 
+class DeviceSession(BaseModel):
+    """One login (a device): tokens issued by login carry its id; revoking it ends that device."""
+    user = pw.ForeignKeyField(User, on_delete="CASCADE")
+    created_at = pw.DateTimeField(default=utcnow)
+    user_agent = pw.CharField(max_length=200, null=True)
+    address = pw.CharField(max_length=64, null=True)
+    # Set when the session ends (logout, DELETE /api/sessions/{id}, password change). Kept for a while
+    # so every process can find, by this index, the sessions ended since it last looked.
+    revoked_at = pw.DateTimeField(null=True, index=True)
+
+    class Meta:
+        table_name = "device_session"
+        indexes = ((("user", "revoked_at"), False),)
+
+
+class UserBlock(BaseModel):
+    blocker = pw.ForeignKeyField(User, on_delete="CASCADE")
+    blocked = pw.ForeignKeyField(User, on_delete="CASCADE")
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "user_block"
+        indexes = ((("blocker", "blocked"), True), (("blocked",), False))
+
+
 class SchemaVersion(BaseModel):
     version = pw.IntegerField(primary_key=True)
     applied_at = pw.DateTimeField(default=utcnow)
 
 
 CHAT_MODELS = [User, Conversation, Membership, Message]
+FILE_MODELS = [Upload]
 CALL_MODELS = [Call, CallParticipant]
+ACCOUNT_SECURITY_MODELS = [DeviceSession, UserBlock]
