@@ -118,8 +118,6 @@ async def test_a_full_disk_answers_unavailable_and_recovers(tmp_path: Path, smal
         await running.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="the message writer (issue 9, aurora/services/message_writer.py) "
-                   "turns storage's `unavailable` into `internal`; remove this mark when it passes it through")
 async def test_a_send_on_a_full_disk_answers_unavailable(tmp_path: Path, small_fs: Path) -> None:
     running = await start_server(make_settings(tmp_path, f"sqlite:///{small_fs}/aurora.db"))
     api = Api(running.url)
