@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from aurora.api.cors import cors_middleware
-from aurora.api.middlewares import error_middleware
+from aurora.api.middlewares import error_middleware, metrics_middleware
 from aurora.api.routes import setup_routes
 from aurora.context import AURORA, Aurora
 from aurora.realtime import json_codec
@@ -20,13 +20,18 @@ from aurora.realtime.call_notifier import CallNotifier
 from aurora.realtime.calls import CallsNamespace
 from aurora.realtime.chat import ChatNamespace
 from aurora.realtime.notifier import Notifier
-from aurora.realtime.transport import DirectEmitManager, disable_websocket_compression
+from aurora.realtime.transport import DirectEmitManager, JournalingRedisManager, disable_websocket_compression
 from aurora.services.accounts import Accounts
 from aurora.services.call_locks import CallLocks
 from aurora.services.calls import Calls
 from aurora.services.conversations import Conversations
 from aurora.services.files import Files
 from aurora.services.messages import Messages
+from aurora.services.ops.journal import DeliveryJournal
+from aurora.services.ops.metrics import Metrics, multiprocess_dir
+from aurora.services.ops.moderation import Moderation
+from aurora.services.ops.trace import Tracer
+from aurora.services.ops.trace_exchange import LocalTraceExchange, RedisTraceExchange
 from aurora.services.presence import Presence
 from aurora.services.socket_registry import LocalSocketRegistry, RedisSocketRegistry
 from aurora.services.tokens import TokenSigner
@@ -58,7 +63,7 @@ def build_client_manager(settings: Settings) -> socketio.AsyncManager:
     """Several processes share emits and room changes through Redis pub/sub (JSON, never pickle)."""
     if not settings.redis_url:
         return DirectEmitManager()
-    return socketio.AsyncRedisManager(
+    return JournalingRedisManager(
         settings.redis_url, channel=f"{settings.redis_prefix}:socketio",
         redis_options={"socket_connect_timeout": 2, "health_check_interval": 10},
     )
@@ -92,12 +97,18 @@ def build_aurora(settings: Settings, sio: socketio.AsyncServer) -> Aurora:
         settings.database_url, sqlite_synchronous=settings.sqlite_synchronous, base_dir=Path.cwd()
     )
     storage = Storage(database, threads=settings.db_threads)
+    metrics = Metrics(multiprocess_dir())
+    storage.on_error = lambda kind: metrics.db_errors.labels(kind).inc()
     registry = build_registry(settings)
+    registry_errors = metrics.redis_errors.labels("socket_registry")
+    registry.on_error = registry_errors.inc
+    journal = DeliveryJournal(capacity=settings.trace_buffer_entries)
+    sio.manager.journal = journal  # DirectEmitManager / JournalingRedisManager record live emits
     notifier = Notifier(sio, registry)
     signer = TokenSigner(settings.secret_keys, settings.token_max_age_s)
     presence = Presence(storage, notifier, registry)
     files = Files(settings, storage)
-    messages = Messages(settings, storage, notifier, files)
+    messages = Messages(settings, storage, notifier, files, metrics=metrics, journal=journal)
     return Aurora(
         settings=settings, storage=storage, sio=sio, notifier=notifier, signer=signer, registry=registry,
         accounts=Accounts(settings, storage, signer), presence=presence,
@@ -106,13 +117,32 @@ def build_aurora(settings: Settings, sio: socketio.AsyncServer) -> Aurora:
         calls=Calls(settings, storage, CallNotifier(sio, registry), messages,
                     CallLocks(settings.redis_url, settings.redis_prefix)),
         files=files,
+        metrics=metrics, journal=journal,
+        tracer=Tracer(storage, build_trace_exchange(settings, sio, journal)),
+        moderation=Moderation(storage, notifier, messages),
     )
+
+
+def build_trace_exchange(settings: Settings, sio: socketio.AsyncServer,
+                         journal: DeliveryJournal) -> LocalTraceExchange:
+    def transport_of(sid: str) -> str | None:
+        try:
+            return sio.transport(sid, namespace="/chat")
+        except (KeyError, ValueError):
+            return None
+
+    def answer(conversation_id: int, seq: int, user_ids: list[int], since: float) -> dict:
+        return journal.answer(conversation_id, seq, user_ids, since, transport_of)
+
+    if not settings.redis_url:
+        return LocalTraceExchange(answer)
+    return RedisTraceExchange(answer, settings.redis_url, settings.redis_prefix)
 
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_http_body_bytes,
-        middlewares=[cors_middleware(settings.cors_allowed_origins), error_middleware],
+        middlewares=[metrics_middleware, cors_middleware(settings.cors_allowed_origins), error_middleware],
     )
     sio = build_socketio_server(settings)
     aurora = build_aurora(settings, sio)
@@ -157,7 +187,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if ended:
         log.info("Ended %d call(s) left ringing or active by a previous process", ended)
     aurora.files.start()  # the orphan sweeper
+    await aurora.tracer.exchange.start()
     yield
+    await aurora.tracer.exchange.stop()
     await aurora.files.stop()
     await aurora.calls.stop()
     await aurora.registry.stop()

@@ -38,6 +38,16 @@ def _parser() -> argparse.ArgumentParser:
     create = commands.add_parser("create-user", help="create an account (password from a prompt)")
     create.add_argument("username")
     create.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    create.add_argument("--admin", action="store_true", help="give the account the admin role")
+    admin = commands.add_parser("admin", help="grant or revoke the admin role")
+    admin.add_argument("action", choices=["grant", "revoke"])
+    admin.add_argument("username")
+    trace = commands.add_parser("trace", help="why did each member (not) get a message? (asks the running server)")
+    trace.add_argument("conversation_id", type=int)
+    trace.add_argument("seq", type=int)
+    trace.add_argument("--url", help="the server (default http://127.0.0.1:PORT)")
+    trace.add_argument("--as", dest="as_user", help="the admin to ask as (default: the first admin)")
+    trace.add_argument("--json", action="store_true", help="print the whole trace as JSON")
     token = commands.add_parser("token", help="print a token for an existing user")
     token.add_argument("username")
     return parser
@@ -88,7 +98,21 @@ def main(argv: list[str]) -> int:
         if args.command == "create-user":
             password = _read_password(args.password_stdin)
             user = _with_storage(settings, lambda a: a.accounts.create_user_sync(args.username, password))
-            print(f"created user {user['username']} (id {user['id']})")
+            if args.admin:
+                _with_storage(settings, lambda a: a.moderation.set_admin_sync(args.username, True))
+            print(f"created {'admin' if args.admin else 'user'} {user['username']} (id {user['id']})")
+            return 0
+        if args.command == "admin":
+            granted = args.action == "grant"
+            user = _with_storage(settings, lambda a: a.moderation.set_admin_sync(args.username, granted))
+            print(f"{user['username']} is {'now' if granted else 'no longer'} an admin")
+            return 0
+        if args.command == "trace":
+            from aurora.ops_cli import trace as trace_cli
+
+            token = _with_storage(settings, lambda a: a.accounts.admin_token_sync(args.as_user))
+            print(trace_cli.run(args.url or trace_cli.default_url(settings.port), token, args.conversation_id,
+                                args.seq, args.json))
             return 0
         if args.command == "token":
             print(_with_storage(settings, lambda a: a.accounts.token_for_sync(args.username)))

@@ -13,6 +13,10 @@ from aurora.services.calls import Calls
 from aurora.services.conversations import Conversations
 from aurora.services.files import Files
 from aurora.services.messages import Messages
+from aurora.services.ops.journal import DeliveryJournal
+from aurora.services.ops.metrics import Metrics
+from aurora.services.ops.moderation import Moderation
+from aurora.services.ops.trace import Tracer
 from aurora.services.presence import Presence
 from aurora.services.socket_registry import LocalSocketRegistry
 from aurora.services.tokens import TokenSigner
@@ -34,6 +38,11 @@ class Aurora:
     messages: Messages
     calls: Calls
     files: Files
+    # Operations (issue 14): metrics, the delivery journal and trace, moderation.
+    metrics: Metrics
+    journal: DeliveryJournal
+    tracer: Tracer
+    moderation: Moderation
 
 
 AURORA = web.AppKey("aurora", Aurora)

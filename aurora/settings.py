@@ -73,6 +73,9 @@ class Settings:
     thumbnail_px: int = 320
     strip_image_metadata: bool = True
     file_workers: int = 2
+    # Operations (docs/operations.md): /metrics bearer token ("" = loopback only), trace journal size
+    metrics_token: str = field(default="", repr=False)
+    trace_buffer_entries: int = 10000
 
     @property
     def is_production(self) -> bool:
@@ -203,6 +206,7 @@ def _validate(s: Settings) -> None:
         "login_max_failures", "login_window_s",
         "max_upload_bytes", "max_attachments", "attachment_url_ttl_s", "upload_orphan_ttl_s",
         "upload_sweep_interval_s", "max_image_pixels", "thumbnail_px", "file_workers",
+        "trace_buffer_entries",
     )
     for name in positive:
         if getattr(s, name) <= 0:

@@ -7,7 +7,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from aurora.context import AURORA
 from aurora.errors import INTERNAL_MESSAGE, AuroraError
+from aurora.services.ops.metrics import status_class
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +21,31 @@ _CODE_BY_STATUS = {400: "invalid", 401: "auth_required", 403: "forbidden", 404: 
 
 def error_response(error: AuroraError) -> web.Response:
     return web.json_response({"error": error.to_dict()}, status=error.status)
+
+
+def _route_name(request: web.Request) -> str:
+    """The route's template (/api/conversations/{conversation_id}), never the raw path: bounded labels."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        if request.path.startswith("/api/"):
+            metrics = request.app[AURORA].metrics
+            route = _route_name(request)
+            metrics.http_requests.labels(route, status_class(status)).inc()
+            if status == 429:
+                metrics.rate_limited.labels(f"{request.method} {route}").inc()
 
 
 @web.middleware

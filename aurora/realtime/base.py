@@ -7,6 +7,7 @@ a handler just returns a dict or raises AuroraError, and never leaves an ack una
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -63,13 +64,39 @@ class AuroraNamespace(socketio.AsyncNamespace):
         session = await self.get_session(sid)
         return session["user"]
 
+    async def _lifecycle(self, event: str, *args: Any) -> Any:
+        """connect / disconnect, counted: outcome of each connect, reason of each disconnect."""
+        metrics, namespace = self.app.metrics, self.namespace
+        if event == "disconnect":
+            reason = args[1] if len(args) > 1 and isinstance(args[1], str) else "unknown"
+            try:
+                return await super().trigger_event(event, *args)
+            finally:
+                metrics.disconnects.labels(namespace, reason).inc()
+                metrics.sockets.labels(namespace).dec()
+        try:
+            result = await super().trigger_event(event, *args)
+        except socketio.exceptions.ConnectionRefusedError as exc:
+            data = exc.error_args.get("data") if isinstance(exc.error_args, dict) else None
+            code = data.get("code") if isinstance(data, dict) else None
+            metrics.connects.labels(namespace, code if isinstance(code, str) else "refused").inc()
+            if code == "rate_limited":
+                metrics.rate_limited.labels(f"{namespace} connect").inc()
+            raise
+        if result is False:  # a handler may refuse by returning False
+            metrics.connects.labels(namespace, "refused").inc()
+        else:
+            metrics.connects.labels(namespace, "accepted").inc()
+            metrics.sockets.labels(namespace).inc()
+        return result
+
     async def trigger_event(self, event: str, *args: Any) -> Any:
         sid = args[0]
         if event in _LIFECYCLE:
             # The server runs these while the socket is still connecting or already disconnecting;
             # a connected client that emits an event by that name must not fake either.
             if not self.server.manager.is_connected(sid, self.namespace):
-                return await super().trigger_event(event, *args)
+                return await self._lifecycle(event, *args)
             handler = None
         elif isinstance(event, str):
             handler = getattr(self, "on_" + event, None)
@@ -78,10 +105,15 @@ class AuroraNamespace(socketio.AsyncNamespace):
         if handler is None:
             return failure(AuroraError("invalid", f"unknown event {event!r}"))
         payload = args[1] if len(args) > 1 else None
+        started = time.perf_counter()
         try:
             return ok(await handler(sid, payload))
         except AuroraError as exc:
+            if exc.code == "rate_limited":
+                self.app.metrics.rate_limited.labels(event).inc()
             return failure(exc)
         except Exception:
             log.exception("event %r failed", event)
             return failure(AuroraError("internal", INTERNAL_MESSAGE))
+        finally:
+            self.app.metrics.observe_ack(event, started)

@@ -18,11 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aurora.errors import AuroraError
+from aurora.services.ops.metrics import Metrics
 from aurora.storage.database import Storage
 from aurora.storage.log_rules import LogRules
 from aurora.storage.messages import AppendResult, NewMessage, append_each_txn, append_entries_txn
@@ -52,8 +54,9 @@ class _Pending:
 class MessageWriter:
     def __init__(self, storage: Storage, on_stored: OnStored, *, rules: LogRules | None = None,
                  queue_max: int = DEFAULT_QUEUE_MAX, append_batch: AppendFn = append_entries_txn,
-                 append_each: AppendFn = append_each_txn) -> None:
+                 append_each: AppendFn = append_each_txn, metrics: Metrics | None = None) -> None:
         self._storage = storage
+        self._metrics = metrics
         self._on_stored = on_stored
         self._rules = rules or LogRules()
         self._append_batch = append_batch
@@ -134,6 +137,8 @@ class MessageWriter:
 
     async def _store(self, batch: list[_Pending]) -> None:
         items = [p.item for p in batch]
+        metrics = self._metrics
+        started = time.perf_counter()
         try:
             results = await self._storage.write(self._append_batch, items, self._rules)
         except Exception as exc:
@@ -149,6 +154,13 @@ class MessageWriter:
                 return
         if len(results) != len(batch):
             raise RuntimeError(f"storing {len(batch)} entries returned {len(results)} results")
+        if metrics is not None:
+            metrics.commit_duration.observe(time.perf_counter() - started)
+            metrics.batch_size.observe(len(batch))
+            metrics.queue_depth.set(self._queue.qsize())
+            for result in results:
+                if result.error is None and not result.duplicate and result.message is not None:
+                    metrics.entries.labels(result.message["kind"]).inc()
         for pending, result in zip(batch, results, strict=True):
             if result.error is None and not result.duplicate:
                 try:

@@ -13,6 +13,8 @@ from aurora.realtime.notifier import Notifier
 from aurora.services.files import Files
 from aurora.services.message_changes import change_item, check_emoji
 from aurora.services.message_writer import MessageWriter
+from aurora.services.ops.journal import DeliveryJournal
+from aurora.services.ops.metrics import Metrics
 from aurora.services.search_query import parse_search_query
 from aurora.services.validation import conversation_id_of, id_of, optional_int, seq_of, storable_text
 from aurora.settings import Settings
@@ -41,13 +43,15 @@ class SendContext:
 
 
 class Messages:
-    def __init__(self, settings: Settings, storage: Storage, notifier: Notifier, files: Files | None = None) -> None:
+    def __init__(self, settings: Settings, storage: Storage, notifier: Notifier, files: Files | None = None,
+                 metrics: Metrics | None = None, journal: DeliveryJournal | None = None) -> None:
         self._settings = settings
+        self._journal = journal
         self._storage = storage
         self._notifier = notifier
         self.files = files or Files(settings, storage)
         self.writer = MessageWriter(storage, self._broadcast, rules=LogRules(edit_window_s=settings.edit_window_s),
-                                    queue_max=settings.message_queue_max)
+                                    queue_max=settings.message_queue_max, metrics=metrics)
         # (conversation id, user id) -> [lock, how many advance() calls hold or await it]
         self._receipt_locks: dict[tuple[int, int], list[Any]] = {}
 
@@ -140,6 +144,15 @@ class Messages:
         item = change_item("reaction", user, conversation_id, seq, emoji=check_emoji(emoji), added=added)
         return await self._change(user, item, skip_sid)
 
+    async def moderate_delete(self, admin: dict[str, Any], conversation_id: int, seq: int) -> dict[str, Any]:
+        """An admin deletes any message: the same delete entry and tombstone as the sender's own."""
+        item = NewMessage(conversation_id=conversation_id, sender_id=admin["id"], body="", kind="delete",
+                          target_seq=seq, system=True, moderator=True)
+        result = await self.writer.submit(item, SendContext(None, admin["username"]))
+        assert result.state is not None
+        return {"entry": result.message, "message": self._present(result.state, admin["id"]),
+                "duplicate": result.duplicate}
+
     async def _change(self, user: dict[str, Any], item: NewMessage, skip_sid: str | None) -> dict[str, Any]:
         """The ack of a change: {entry, message, duplicate}, as the changing user sees them."""
         result = await self.writer.submit(item, SendContext(skip_sid, user["username"]))
@@ -150,6 +163,8 @@ class Messages:
     async def _broadcast(self, result: AppendResult, context: SendContext) -> None:
         entry = result.message
         assert entry is not None
+        if self._journal is not None:
+            self._journal.entry_stored(entry["conversation_id"], entry["seq"])
         self.files.release_later(result.released)  # a delete detached files: their bytes may go now
         shown = entry if entry["kind"] in MESSAGE_KINDS else result.state
         if shown and shown.get("attachments"):
