@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import RunningServer, _running, make_settings
 from tests.support.clients import Api, SocketFactory, acked
-from tests.support.metrics import scrape, total, value
+from tests.support.metrics import scrape, scrape_until, total, value
 
 METRICS_TOKEN = "metrics-token-for-tests-0123456789"
 
@@ -35,7 +35,7 @@ async def test_metrics_count_sockets_entries_acks_and_failures(api: Api, sockets
     assert status == 401
     await b.disconnect()
 
-    after = await scrape(api)
+    after = await scrape_until(api, "aurora_sockets_connected", 1, namespace="/chat")
     assert value(after, "aurora_sockets_connected", namespace="/chat") == 1
     assert value(after, "aurora_sockets_connected", namespace="/calls") == 1
     assert value(after, "aurora_socket_connects_total", namespace="/chat", outcome="accepted") == 2

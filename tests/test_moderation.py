@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.clients import DEFAULT_PASSWORD, Api, SocketFactory, TestSocket, acked, messages_of, unique_name
+from tests.support.clients import DEFAULT_PASSWORD, Api, SocketFactory, TestSocket, messages_of, unique_name
 from tests.support.cluster import Node, start_cluster, stop_cluster
 from tests.support.ops import app_cli, make_admin
 
@@ -113,12 +113,12 @@ async def test_admin_deletes_any_message_with_the_senders_tombstone(
     assert ack["entry"]["kind"] == "delete" and ack["message"]["deleted"] is True and ack["duplicate"] is False
     changed = await watcher.wait_for("message_changed")
     assert changed["entry"]["target_seq"] == first["message"]["seq"] and changed["message"]["deleted"] is True
-    status, own = await api.request("DELETE", f"/api/conversations/{cid}/messages/{second['message']['seq']}",
+    status, _ = await api.request("DELETE", f"/api/conversations/{cid}/messages/{second['message']['seq']}",
                                     token=alice.token)
     assert status == 200
     history = {m["seq"]: m for m in await messages_of(api, bob, cid)}
     moderated, by_sender = history[first["message"]["seq"]], history[second["message"]["seq"]]
-    assert moderated["deleted"] is True and moderated["body"] == ""
+    assert moderated["deleted"] is True and moderated["body"] in ("", None)
     assert {k for k in moderated if moderated[k] != by_sender[k]} <= {"id", "seq", "created_at", "state_seq"}
     status, again = await api.request("DELETE", f"/api/admin/messages/{cid}/{first['message']['seq']}",
                                       token=admin.token)

@@ -93,13 +93,20 @@ def _field_options(field: pw.Field) -> dict[str, int]:
     return {"max_length": field.max_length} if isinstance(field, pw.CharField) else {}
 
 
+def _create_session_and_block_tables() -> None:
+    """Device sessions and blocks. Existing users and their tokens are untouched: a token issued
+    before this step carries no session id and keeps working until logout or expiry."""
+    database_proxy.create_tables(models.ACCOUNT_SECURITY_MODELS)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[], None]]] = [
     (1, "users, conversations, memberships, messages", _create_chat_tables),
     (2, "calls and call participants", _create_call_tables),
     (3, "call devices and deadlines", _add_call_device_columns),
     (4, "message log: edits, deletes, reactions, replies, full-text search", _add_message_log_columns),
     (5, "uploads (attachments of messages)", _create_upload_table),
-    (6, "moderation: admin role, deactivated users, reports, audit log", _add_moderation),
+    (6, "device sessions and blocks", _create_session_and_block_tables),
+    (7, "moderation: admin role, deactivated users, reports, audit log", _add_moderation),
 ]
 
 

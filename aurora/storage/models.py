@@ -145,6 +145,31 @@ class CallParticipant(BaseModel):
         indexes = ((("call", "user"), True), (("user", "state"), False))
 
 
+class DeviceSession(BaseModel):
+    """One login (a device): tokens issued by login carry its id; revoking it ends that device."""
+    user = pw.ForeignKeyField(User, on_delete="CASCADE")
+    created_at = pw.DateTimeField(default=utcnow)
+    user_agent = pw.CharField(max_length=200, null=True)
+    address = pw.CharField(max_length=64, null=True)
+    # Set when the session ends (logout, DELETE /api/sessions/{id}, password change). Kept for a while
+    # so every process can find, by this index, the sessions ended since it last looked.
+    revoked_at = pw.DateTimeField(null=True, index=True)
+
+    class Meta:
+        table_name = "device_session"
+        indexes = ((("user", "revoked_at"), False),)
+
+
+class UserBlock(BaseModel):
+    blocker = pw.ForeignKeyField(User, on_delete="CASCADE")
+    blocked = pw.ForeignKeyField(User, on_delete="CASCADE")
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "user_block"
+        indexes = ((("blocker", "blocked"), True), (("blocked",), False))
+
+
 class Report(BaseModel):
     """A member reported a message to the admins."""
 
@@ -176,4 +201,5 @@ class SchemaVersion(BaseModel):
 CHAT_MODELS = [User, Conversation, Membership, Message]
 FILE_MODELS = [Upload]
 CALL_MODELS = [Call, CallParticipant]
+ACCOUNT_SECURITY_MODELS = [DeviceSession, UserBlock]
 MODERATION_MODELS = [Report, AuditEntry]

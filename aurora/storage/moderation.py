@@ -79,12 +79,14 @@ def add_report_txn(conversation_id: int, seq: int, reporter_id: int, reason: str
 
 
 def list_reports(limit: int, before_id: int | None) -> list[dict[str, Any]]:
-    query = Report.select(Report, User.username).join(User).order_by(Report.id.desc()).limit(limit)
+    query = Report.select().order_by(Report.id.desc()).limit(limit)
     if before_id is not None:
         query = query.where(Report.id < before_id)
+    rows = list(query)
+    names = dict(User.select(User.id, User.username).where(User.id.in_({r.reporter_id for r in rows})).tuples())
     reports = []
-    for report in query:
-        record = report_record(report, report.reporter.username)
+    for report in rows:
+        record = report_record(report, names.get(report.reporter_id, ""))
         message = Message.get_or_none((Message.conversation == report.conversation_id) & (Message.seq == report.seq))
         record["message"] = None if message is None else {
             "sender_id": message.sender_id, "body": message.body, "deleted": bool(message.deleted),

@@ -11,19 +11,23 @@ from aurora.storage.models import Call, Membership, Message, User
 
 def entry_facts(conversation_id: int, seq: int) -> dict[str, Any] | None:
     """The log entry at (conversation, seq) with its sender; None when there is none."""
-    row = (Message.select(Message, User.username).join(User, on=(Message.sender == User.id))
-           .where((Message.conversation == conversation_id) & (Message.seq == seq)).first())
+    row = (Message.select(Message.kind, Message.sender, User.username, Message.created_at, Message.target_seq)
+           .join(User, on=(Message.sender == User.id))
+           .where((Message.conversation == conversation_id) & (Message.seq == seq)).tuples().first())
     if row is None:
         return None
-    return {"conversation_id": conversation_id, "seq": seq, "kind": row.kind, "sender_id": row.sender_id,
-            "sender_username": row.sender.username, "created_at": row.created_at, "target_seq": row.target_seq}
+    kind, sender_id, username, created_at, target_seq = row
+    return {"conversation_id": conversation_id, "seq": seq, "kind": kind, "sender_id": sender_id,
+            "sender_username": username, "created_at": created_at, "target_seq": target_seq}
 
 
 def member_pointers(conversation_id: int) -> list[dict[str, Any]]:
-    query = (Membership.select(Membership, User.username).join(User)
-             .where(Membership.conversation == conversation_id).order_by(User.username_key))
-    return [{"user_id": m.user_id, "username": m.user.username, "joined_at": m.joined_at,
-             "delivered_seq": m.last_delivered_seq, "read_seq": m.last_read_seq} for m in query]
+    query = (Membership.select(Membership.user, User.username, Membership.joined_at, Membership.last_delivered_seq,
+                               Membership.last_read_seq)
+             .join(User, on=(Membership.user == User.id))
+             .where(Membership.conversation == conversation_id).order_by(User.username_key).tuples())
+    return [{"user_id": uid, "username": name, "joined_at": joined, "delivered_seq": delivered, "read_seq": read}
+            for uid, name, joined, delivered, read in query]
 
 
 def count_live_calls() -> dict[str, int]:

@@ -33,3 +33,18 @@ async def scrape(api: Api, token: str | None = None) -> Samples:
     status, text = await api.request("GET", "/metrics", token=token)
     assert status == 200, (status, text)
     return parse(text)
+
+
+async def scrape_until(api: Api, name: str, expected: float, token: str | None = None, timeout: float = 5.0,
+                       **labels: str) -> Samples:
+    """Scrape until `name{labels}` reaches `expected` (what the server does after a client's disconnect
+    happens after the client returns); the last scrape is returned either way for the asserts."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        samples = await scrape(api, token)
+        if value(samples, name, **labels) == expected or loop.time() > deadline:
+            return samples
+        await asyncio.sleep(0.05)
