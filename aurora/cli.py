@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     trace.add_argument("--url", help="the server (default http://127.0.0.1:PORT)")
     trace.add_argument("--as", dest="as_user", help="the admin to ask as (default: the first admin)")
     trace.add_argument("--json", action="store_true", help="print the whole trace as JSON")
+    doctor = commands.add_parser("doctor", help="check a running server (and the proxy in front of it)")
+    doctor.add_argument("--url", help="the server or its proxy (default http://127.0.0.1:PORT)")
+    doctor.add_argument("--origin", help="the front end's origin, to check CORS (e.g. https://chat.example.com)")
     token = commands.add_parser("token", help="print a token for an existing user")
     token.add_argument("username")
     return parser
@@ -107,6 +110,13 @@ def main(argv: list[str]) -> int:
             user = _with_storage(settings, lambda a: a.moderation.set_admin_sync(args.username, granted))
             print(f"{user['username']} is {'now' if granted else 'no longer'} an admin")
             return 0
+        if args.command == "doctor":
+            from aurora.ops_cli import doctor
+            from aurora.ops_cli.trace import default_url
+
+            code, report = doctor.run(args.url or default_url(settings.port), args.origin, settings)
+            print(report)
+            return code
         if args.command == "trace":
             from aurora.ops_cli import trace as trace_cli
 

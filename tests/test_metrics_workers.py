@@ -11,6 +11,7 @@ import sys
 import uuid
 from pathlib import Path
 
+from aurora.settings import PROJECT_ROOT
 from tests.support.clients import Api, SocketFactory
 from tests.support.metrics import scrape, value
 from tests.support.processes import TEST_CONFIG, TEST_SECRET, wait_http
@@ -41,7 +42,7 @@ async def test_workers_share_metrics_through_the_multiprocess_directory(
     log = (tmp_path / "workers.log").open("wb")
     supervisor = subprocess.Popen(
         [sys.executable, "app.py", "--workers", "2", "--host", "127.0.0.1", "--port", str(port),
-         "--database-url", postgres_url], cwd=Path(__file__).resolve().parent.parent, env=env,
+         "--database-url", postgres_url], cwd=PROJECT_ROOT, env=env,
         stdout=log, stderr=subprocess.STDOUT)
     apis = [Api(f"http://127.0.0.1:{port + i}") for i in range(2)]
     sockets = [SocketFactory(f"http://127.0.0.1:{port + i}") for i in range(2)]
