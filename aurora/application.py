@@ -206,7 +206,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         log.info("Ended %d call(s) left ringing or active by a previous process", ended)
     aurora.files.start()  # the orphan sweeper
     await aurora.tracer.exchange.start()
+    aurora.metrics.start()
     yield
+    await aurora.metrics.stop()
     await aurora.tracer.exchange.stop()
     await aurora.files.stop()
     await aurora.calls.stop()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from aurora.settings import PROJECT_ROOT
 from tests.support.clients import Api, SocketFactory
-from tests.support.metrics import scrape, value
+from tests.support.metrics import scrape_until, value
 from tests.support.processes import TEST_CONFIG, TEST_SECRET, wait_http
 
 
@@ -53,8 +53,8 @@ async def test_workers_share_metrics_through_the_multiprocess_directory(
         await sockets[0].connect(alice.token)
         await sockets[1].connect(alice.token)
         await apis[1].send(alice, (await apis[1].conversation(alice, [await apis[1].register()]))["id"], "hi")
-        for api in apis:  # either worker answers for both
-            samples = await scrape(api)
+        for api in apis:  # either worker answers for both (another worker's counts within a flush, 1 s)
+            samples = await scrape_until(api, "aurora_log_entries_stored_total", 1, kind="text")
             assert value(samples, "aurora_sockets_connected", namespace="/chat") == 2
             assert value(samples, "aurora_socket_connects_total", namespace="/chat", outcome="accepted") == 2
             assert value(samples, "aurora_log_entries_stored_total", kind="text") == 1

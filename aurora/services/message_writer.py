@@ -155,12 +155,10 @@ class MessageWriter:
         if len(results) != len(batch):
             raise RuntimeError(f"storing {len(batch)} entries returned {len(results)} results")
         if metrics is not None:
-            metrics.commit_duration.observe(time.perf_counter() - started)
-            metrics.batch_size.observe(len(batch))
-            metrics.queue_depth.set(self._queue.qsize())
+            metrics.batch_done(len(batch), time.perf_counter() - started, self._queue.qsize())
             for result in results:
                 if result.error is None and not result.duplicate and result.message is not None:
-                    metrics.entries.labels(result.message["kind"]).inc()
+                    metrics.stored.inc(result.message["kind"])
         for pending, result in zip(batch, results, strict=True):
             if result.error is None and not result.duplicate:
                 try:

@@ -16,9 +16,9 @@ import os
 import socket
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 DEFAULT_CAPACITY = 10000
 MAX_DEVICE_CHARS = 60
@@ -55,16 +55,16 @@ class SocketSession:
     reason: str | None = None
 
 
-@dataclass(frozen=True)
-class Emit:
+class Emit(NamedTuple):
+    """A plain tuple: made on the send path, where a dataclass costs several times more."""
+
     conversation_id: int
     seq: int
     at: float
-    sids: tuple[str, ...]
+    sids: list[str]
 
 
-@dataclass(frozen=True)
-class Stored:
+class Stored(NamedTuple):
     conversation_id: int
     seq: int
     at: float
@@ -108,8 +108,9 @@ class DeliveryJournal:
     def entry_stored(self, conversation_id: int, seq: int) -> None:
         self.stored.append(Stored(conversation_id, seq, self._clock()))
 
-    def emitted(self, conversation_id: int, seq: int, sids: Iterable[str]) -> None:
-        self.emits.append(Emit(conversation_id, seq, self._clock(), tuple(sids)))
+    def emitted(self, conversation_id: int, seq: int, sids: list[str]) -> None:
+        """`sids` is kept as given (the caller's fresh list, never changed afterwards)."""
+        self.emits.append(Emit(conversation_id, seq, self._clock(), sids))
 
     def served(self, user_id: int, sid: str | None, how: str, messages: list[dict[str, Any]]) -> None:
         """History went to a user's device: one record per conversation, with the seqs it covered."""
