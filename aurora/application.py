@@ -13,7 +13,7 @@ from aiohttp.abc import AbstractAccessLogger
 
 from aurora.api.cors import cors_middleware
 from aurora.api.limits import limits_middleware
-from aurora.api.middlewares import error_middleware, metrics_middleware
+from aurora.api.middlewares import error_middleware, metrics_middleware, request_id_middleware
 from aurora.api.routes import setup_routes
 from aurora.api.security_headers import security_headers
 from aurora.context import AURORA, Aurora
@@ -156,8 +156,8 @@ def build_trace_exchange(settings: Settings, sio: socketio.AsyncServer,
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_http_body_bytes,
-        middlewares=[metrics_middleware, cors_middleware(settings.cors_allowed_origins), error_middleware,
-                     limits_middleware],
+        middlewares=[request_id_middleware, metrics_middleware, cors_middleware(settings.cors_allowed_origins),
+                     error_middleware, limits_middleware],
     )
     sio = build_socketio_server(settings)
     aurora = build_aurora(settings, sio)

@@ -56,12 +56,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def configure_logging(level: str, log_format: str = "text") -> None:
+    from aurora.log_context import configure_logging as configure
+
+    configure(level, log_format)
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -96,7 +94,7 @@ def main(argv: list[str]) -> int:
     except SettingsError as exc:
         print(f"aurora: invalid setting: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         if args.command == "create-user":
             password = _read_password(args.password_stdin)

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from aurora.context import AURORA
 from aurora.errors import INTERNAL_MESSAGE, AuroraError
+from aurora.log_context import LOG_ID, new_request_id
 from aurora.services.ops.metrics import status_class
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,20 @@ def error_response(error: AuroraError) -> web.Response:
     retry_after_ms = getattr(error, "retry_after_ms", None)
     if retry_after_ms is not None:  # whole seconds, rounded up (RFC 9110)
         response.headers["Retry-After"] = str(max(1, -(-retry_after_ms // 1000)))
+    return response
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every log line of this request carries its id (the access log line too: same task, after this)."""
+    request_id = new_request_id(request.headers.get("X-Request-Id"))
+    LOG_ID.set(request_id)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers["X-Request-Id"] = request_id
+        raise
+    response.headers["X-Request-Id"] = request_id
     return response
 
 

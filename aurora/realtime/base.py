@@ -15,6 +15,7 @@ import socketio
 
 from aurora.context import Aurora
 from aurora.errors import INTERNAL_MESSAGE, AuroraError, RateLimited
+from aurora.log_context import LOG_ID
 from aurora.services.limits import LIMIT_OF
 from aurora.services.tokens import Credentials
 
@@ -125,6 +126,7 @@ class AuroraNamespace(socketio.AsyncNamespace):
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
         sid = args[0]
+        LOG_ID.set(f"sid:{sid}")  # each event runs in a task of its own: its lines carry the socket id
         if event in _LIFECYCLE:
             # The server runs these while the socket is still connecting or already disconnecting;
             # a connected client that emits an event by that name must not fake either.

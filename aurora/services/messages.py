@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aurora.errors import AuroraError, invalid
+from aurora.log_context import LOG_ID, current_log_id
 from aurora.realtime.notifier import Notifier
 from aurora.services.blocks import Blocks
 from aurora.services.files import Files
@@ -41,6 +42,8 @@ SEARCH_DEFAULT, SEARCH_MAX = 20, 100
 class SendContext:
     skip_sid: str | None
     sender_username: str
+    # The request or socket id of the sender: the writer's broadcast logs under it.
+    log_id: str = field(default_factory=current_log_id)
 
 
 class Messages:
@@ -166,6 +169,14 @@ class Messages:
                 "duplicate": result.duplicate}
 
     async def _broadcast(self, result: AppendResult, context: SendContext | None) -> None:
+        # The writer task's lines for this entry carry its sender's request or socket id.
+        token = LOG_ID.set(context.log_id if context is not None else "-")
+        try:
+            await self._broadcast_entry(result, context)
+        finally:
+            LOG_ID.reset(token)
+
+    async def _broadcast_entry(self, result: AppendResult, context: SendContext | None) -> None:
         entry = result.message
         assert entry is not None
         if self._journal is not None:
