@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from aurora.settings import PROJECT_ROOT
 from tests.conftest import RunningServer, _running, make_settings
 from tests.support.clients import Api, SocketFactory, acked
-from tests.support.metrics import scrape, scrape_until, total, value
+from tests.support.metrics import family_names, scrape, scrape_until, total, value
 
 METRICS_TOKEN = "metrics-token-for-tests-0123456789"
 
@@ -54,6 +57,18 @@ async def test_metrics_count_sockets_entries_acks_and_failures(api: Api, sockets
     assert value(after, "aurora_http_requests_total",
                  route="/api/conversations/{conversation_id}/messages", status="2xx") == 1
     assert value(after, "aurora_database_errors_total", kind="operational") == 0
+
+
+async def test_the_grafana_dashboard_names_only_metrics_the_server_exposes(api: Api, db_url: str) -> None:
+    if db_url.startswith("postgresql"):
+        pytest.skip("one database is enough: the names do not depend on it")
+    dashboard = json.loads((PROJECT_ROOT / "docs" / "grafana-dashboard.json").read_text())
+    used = {re.sub(r"_(bucket|sum|count|total)$", "", name) for panel in dashboard["panels"]
+            for target in panel["targets"] for name in re.findall(r"aurora_[a-z_]+", target["expr"])}
+    status, text = await api.request("GET", "/metrics")
+    assert status == 200
+    exposed = family_names(text) | {"aurora_redis_up"}  # redis_up: only with redis_url (the workers test)
+    assert used and used <= exposed, used - exposed
 
 
 async def test_login_refusals_count_as_rate_limited(tmp_path: Path, db_url: str) -> None:

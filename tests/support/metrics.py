@@ -18,6 +18,11 @@ def parse(text: str) -> Samples:
     return found
 
 
+def family_names(text: str) -> set[str]:
+    """Every family the exposition describes, with or without samples yet."""
+    return {family.name for family in text_string_to_metric_families(text)}
+
+
 def value(samples: Samples, name: str, **labels: str) -> float:
     """One sample's value; 0 when the series does not exist yet (a counter never incremented)."""
     return samples.get((name, frozenset(labels.items())), 0.0)
