@@ -25,8 +25,9 @@ from aurora.realtime.calls import CallsNamespace
 from aurora.realtime.chat import ChatNamespace
 from aurora.realtime.notifier import Notifier
 from aurora.realtime.room_channels import RoomChannelRedisManager
+from aurora.realtime.room_index import IndexedDirectEmitManager
 from aurora.realtime.server import AuroraServer
-from aurora.realtime.transport import DirectEmitManager, disable_websocket_compression
+from aurora.realtime.transport import disable_websocket_compression
 from aurora.services.accounts import Accounts
 from aurora.services.blocks import Blocks
 from aurora.services.call_locks import CallLocks
@@ -71,7 +72,7 @@ def _cors_origins(settings: Settings) -> str | list[str] | None:
 def build_client_manager(settings: Settings) -> socketio.AsyncManager:
     """Several processes share emits and room changes through Redis pub/sub (JSON, never pickle)."""
     if not settings.redis_url:
-        return DirectEmitManager()
+        return IndexedDirectEmitManager()  # DirectEmitManager + a sid -> rooms index (room_index.py)
     # After a queue blip the sockets that may have missed emits get `resync` (resync_manager.py);
     # an emit to one room travels on that room's channel, heard only where it has members (room_channels.py).
     # Its local half goes through DirectEmitManager, which records the delivery journal.

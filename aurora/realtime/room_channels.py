@@ -29,6 +29,7 @@ import time
 from typing import Any
 
 from aurora.realtime.resync_manager import RESYNC_EVENT, ResyncingRedisManager
+from aurora.realtime.room_index import RoomIndexMixin
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ SUBSCRIBE_WAIT_S = 2.0
 UNSUBSCRIBE_EVERY_S = 30.0
 
 
-class RoomChannelRedisManager(ResyncingRedisManager):
+class RoomChannelRedisManager(RoomIndexMixin, ResyncingRedisManager):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._room_channels: set[str] = set()  # subscribed (or to subscribe on the next reconnect)
