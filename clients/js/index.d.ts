@@ -255,6 +255,8 @@ export interface ClientEvents {
   conversation_removed: (info: { conversation_id: number }) => void;
   /** a sync or background task failed (it is retried on the next connect) */
   error: (error: AuroraError) => void;
+  /** the store is loaded (once per client, before any connection): render from it now */
+  loaded: (info: { user: User | null; conversations: number; pending: number }) => void;
 }
 
 export interface HistoryPage { messages: Message[]; has_more: boolean }
@@ -270,6 +272,13 @@ export class AuroraClient {
   readonly user: User | null;
   readonly state: ConnectionState;
   readonly calls: CallsClient;
+  /**
+   * Resolves when the store is loaded (conversations, messages, outbox, the persisted user), with or
+   * without a connection; reading it starts the load if connect() has not. The `loaded` event fires then.
+   */
+  readonly ready: Promise<void>;
+  /** the Engine.IO transport while connected ("polling" until an upgrade, then "websocket"), else null */
+  readonly transport: "polling" | "websocket" | null;
 
   /** loads the store, connects /chat and /calls, syncs until has_more is false; then resolves. Rejects on auth errors. */
   connect(): Promise<void>;

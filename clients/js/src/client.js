@@ -104,6 +104,21 @@ export class AuroraClient extends Emitter {
     return this._state;
   }
 
+  /**
+   * Resolves once the store is loaded (conversations, messages, the outbox and, if persisted, the
+   * user are readable), without waiting for a connection: an offline start renders from here.
+   * Starts loading if connect() has not yet. The `loaded` event fires at the same moment.
+   */
+  get ready() {
+    return this._load().then(() => undefined);
+  }
+
+  /** The Engine.IO transport of the connection: "polling" | "websocket", or null while not connected. */
+  get transport() {
+    if (!this._chat || !this._chat.connected) return null;
+    return this._manager?.engine?.transport?.name ?? null;
+  }
+
   // ------------------------------------------------------------ connection
 
   connect() {
@@ -294,7 +309,10 @@ export class AuroraClient extends Emitter {
       }
     }
     for (const entry of this._outbox.values()) this._outboxN = Math.max(this._outboxN, entry.n);
+    // messages() read before the load cached what was there then (nothing): drop those lists.
+    this._sorted.clear();
     if (this._outbox.size) this._emitPending();
+    this.emit("loaded", { user: this._user, conversations: this._convs.size, pending: this._outbox.size });
   }
 
   async _adoptUser(user) {
