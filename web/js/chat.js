@@ -11,8 +11,6 @@ const SEARCH_DEBOUNCE_MS = 200;
 const TYPING_SHOWN_MS = 6000;
 const AUTH_ERRORS = new Set(["auth_required", "auth_invalid", "auth_expired"]);
 const OPEN_KEY = "aurora.openConversation";
-// While not connected the SDK fills its state from the store without an event for every piece.
-const OFFLINE_RENDER_MS = 1000;
 
 export function startChat(root, { serverUrl, session, onSignedOut }) {
   const me = session.user;
@@ -202,7 +200,6 @@ export function startChat(root, { serverUrl, session, onSignedOut }) {
 
   async function shutdown() {
     closed = true;
-    clearInterval(offlineTimer);
     sessionStorage.removeItem(OPEN_KEY);
     try { await client.close(); } catch { /* closing anyway */ }
   }
@@ -239,7 +236,8 @@ export function startChat(root, { serverUrl, session, onSignedOut }) {
   const reopen = Number(sessionStorage.getItem(OPEN_KEY));
   if (reopen > 0) open(reopen);
   else view.show(null);
-  const offlineTimer = setInterval(() => { if (client.state !== "connected") render(); }, OFFLINE_RENDER_MS);
+  // The store (IndexedDB) is loaded before any connection: an offline start shows it at once.
+  client.ready.then(() => render(), () => { /* connect() reports it */ });
   client.connect().then(() => {
     render();
   }).catch(async (err) => {

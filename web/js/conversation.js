@@ -105,9 +105,8 @@ export class ConversationView {
     }
 
     const atBottom = this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight < 40;
-    // Before the SDK has loaded its store (client.user is set by then), reading messages() would
-    // cache an empty list (see web-needs-from-sdk.md); the pending outbox is safe to read.
-    const messages = this.client.user ? this.client.messages(cid) : [];
+    // Before the store is loaded this is empty; chat.js renders again when client.ready resolves.
+    const messages = this.client.messages(cid);
     const storedIds = new Set(messages.map((m) => m.client_id).filter(Boolean));
     const pending = this.client.pending(cid).filter((p) => !storedIds.has(p.clientId));
     const wanted = [];
