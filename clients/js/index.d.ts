@@ -331,7 +331,8 @@ export class AuroraClient {
   search(query: string, options?: { conversationId?: number; limit?: number; before?: string }): Promise<{ results: Array<{ message: Message; conversation_id: number; highlight: string }>; next: string | null }>;
   callHistory(conversationId: number, options?: { limit?: number }): Promise<Call[]>;
   iceServers(): Promise<RTCIceServerLike[]>;
-  logout(): Promise<void>;
+  /** ends this device's session (everywhere: every session of the user), then close() */
+  logout(options?: { everywhere?: boolean }): Promise<void>;
   /** any other route: returns the parsed JSON, throws AuroraError */
   request(method: string, path: string, body?: unknown): Promise<any>;
 }

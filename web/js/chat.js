@@ -208,6 +208,8 @@ export function startChat(root, { serverUrl, session, onSignedOut }) {
   client.on("state", ({ state, reason, error }) => {
     setBanner(state, error && !AUTH_ERRORS.has(error.code) ? `${error.message || error.code}` : undefined);
     render();
+    // The server ended this device's session (logged out elsewhere, token expired): back to the login.
+    if (state === "offline" && AUTH_ERRORS.has(error?.code) && !closed) signedOutByServer();
   });
   for (const event of ["message", "conversation", "pending", "receipt", "presence", "conversation_removed"]) {
     client.on(event, () => render());
@@ -238,15 +240,16 @@ export function startChat(root, { serverUrl, session, onSignedOut }) {
   else view.show(null);
   // The store (IndexedDB) is loaded before any connection: an offline start shows it at once.
   client.ready.then(() => render(), () => { /* connect() reports it */ });
+  async function signedOutByServer() {
+    if (closed) return;
+    await shutdown();
+    onSignedOut("Your session has ended; log in again.");
+  }
   client.connect().then(() => {
     render();
   }).catch(async (err) => {
-    if (AUTH_ERRORS.has(err?.code)) {
-      await shutdown();
-      onSignedOut("Your session has ended; log in again.");
-    } else {
-      setBanner("offline", err?.message);
-    }
+    if (AUTH_ERRORS.has(err?.code)) await signedOutByServer();
+    else setBanner("offline", err?.message);
   });
   runSearch();
   render();

@@ -153,12 +153,21 @@ export class AuroraClient extends Emitter {
 
   _fatal(err) {
     const error = err instanceof AuroraError ? err : new AuroraError("internal", String(err?.message ?? err), { cause: err });
+    if (this._state === "offline" && this._fatalError) return; // already stopped (closing, then connect_error)
+    this._fatalError = error;
     this._setState("offline", error.code, error);
     if (this._connectReject) {
       this._connectReject(error);
       this._connectReject = this._connectResolve = null;
     }
-    if (AUTH_CODES.has(error.code)) this._shutdownSockets();
+    if (AUTH_CODES.has(error.code)) {
+      this._shutdownSockets();
+      // Waiting sends and requests get the reason; the outbox itself stays (in a persistent store,
+      // for the next client with a fresh token), as with close().
+      for (const waiter of this._connWaiters.splice(0)) waiter.reject(error);
+      for (const { reject } of this._sendPromises.values()) reject(error);
+      this._sendPromises.clear();
+    }
   }
 
   _openSockets() {
@@ -175,10 +184,25 @@ export class AuroraClient extends Emitter {
     const chat = this._chat;
 
     chat.on("connect", () => this._onConnected());
+    // The server says why before it closes a socket on its own (docs/protocol.md "closing").
+    const onClosing = (payload) => {
+      const code = payload?.code;
+      if (this._closed || typeof code !== "string") return;
+      if (AUTH_CODES.has(code)) {
+        // The session ended or the token expired: reconnecting cannot help. The outbox stays.
+        this._fatal(new AuroraError(code, payload.message ?? code));
+        return;
+      }
+      this._closingCode = code; // e.g. rate_limited (a flood): the disconnect's reason, then reconnect
+    };
+    chat.on("closing", onClosing);
+    this._callsSocket.on("closing", onClosing);
     chat.on("disconnect", (reason) => {
       this._epoch++;
-      if (this._closed) return;
-      this._setState("reconnecting", reason);
+      if (this._closed || this._state === "offline") return;
+      const why = this._closingCode ?? reason;
+      this._closingCode = null;
+      this._setState("reconnecting", why);
       // The server closed the socket (a restart, a logout): socket.io does not reconnect by itself then.
       if (reason === "io server disconnect") this._reconnectLater(chat);
     });
@@ -253,6 +277,7 @@ export class AuroraClient extends Emitter {
 
   _whenConnected() {
     if (this._closed) return Promise.reject(new AuroraError("closed", "the client was closed"));
+    if (this._fatalError && AUTH_CODES.has(this._fatalError.code)) return Promise.reject(this._fatalError);
     if (this._chat && this._chat.connected) return Promise.resolve();
     return new Promise((resolve, reject) => this._connWaiters.push({ resolve, reject }));
   }
@@ -866,7 +891,11 @@ export class AuroraClient extends Emitter {
         await this._deliver(this._outbox.get(next.clientId));
       }
     } catch (err) {
-      if (!this._closed) this.emit("error", err);
+      if (AUTH_CODES.has(err?.code)) {
+        // Signed out (closing/connect_error): the sends stay in the outbox; their promises say why.
+        for (const { reject } of this._sendPromises.values()) reject(err);
+        this._sendPromises.clear();
+      } else if (!this._closed) this.emit("error", err);
     } finally {
       this._sending.delete(cid);
     }
@@ -1012,8 +1041,9 @@ export class AuroraClient extends Emitter {
     return (await this.request("GET", "/api/ice-servers")).ice_servers;
   }
 
-  async logout() {
-    await this.request("POST", "/api/auth/logout");
+  /** Ends this device's session (`{everywhere: true}`: every session of the user), then close(). */
+  async logout({ everywhere = false } = {}) {
+    await this.request("POST", "/api/auth/logout", everywhere ? { everywhere: true } : undefined);
     await this.close();
   }
 }

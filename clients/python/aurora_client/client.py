@@ -367,9 +367,10 @@ class AuroraClient:
     async def ice_servers(self) -> list[dict[str, Any]]:
         return await self.rest.ice_servers()
 
-    async def logout(self) -> None:
-        """End every token of this user (the server closes its sockets); then close the client."""
-        await self.rest.request("POST", "/api/auth/logout")
+    async def logout(self, everywhere: bool = False) -> None:
+        """End this token's device session (the server closes its sockets), or with `everywhere=True`
+        every session of the user; then close the client."""
+        await self.rest.request("POST", "/api/auth/logout", json={"everywhere": True} if everywhere else None)
         await self.close()
 
     async def request(self, method: str, path: str, body: Any = None) -> Any:
