@@ -17,7 +17,7 @@ import socketio
 from aurora.context import Aurora
 from aurora.errors import INTERNAL_MESSAGE, invalid, not_found
 from aurora.realtime.base import AuroraNamespace
-from aurora.realtime.rooms import CHAT_NAMESPACE, conversation_room, user_room
+from aurora.realtime.rooms import CHAT_NAMESPACE, conversation_room, user_of_rooms, user_room
 from aurora.services.validation import conversation_id_of, payload_dict
 
 log = logging.getLogger(__name__)
@@ -52,10 +52,11 @@ class ChatNamespace(AuroraNamespace):
             ) from None
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
-        session = await self.get_session(sid)
-        if session and "user" in session:
+        # Not from the session: with /calls on the same connection it may be gone by now (rooms.py).
+        user_id = user_of_rooms(self.rooms(sid))
+        if user_id is not None:
             try:
-                await self.app.presence.socket_disconnected(session["user"], sid)
+                await self.app.presence.socket_disconnected({"id": user_id}, sid)
             except Exception:
                 log.exception("presence update on disconnect failed")
 
