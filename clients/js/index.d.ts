@@ -238,6 +238,8 @@ export interface ClientOptions {
    * (simulates a lost event so gap detection can be tested).
    */
   dropIncoming?: (namespace: "/chat" | "/calls", event: string, payload: unknown) => boolean;
+  /** timeout of one upload() (default 120000 ms) */
+  uploadTimeoutMs?: number;
 }
 
 export interface ClientEvents {
@@ -257,6 +259,17 @@ export interface ClientEvents {
   error: (error: AuroraError) => void;
   /** the store is loaded (once per client, before any connection): render from it now */
   loaded: (info: { user: User | null; conversations: number; pending: number }) => void;
+}
+
+/** An upload, before it is attached to a message (send(cid, body, {attachments: [upload.id]})). */
+export interface Upload {
+  id: number;
+  name: string;
+  content_type: string;
+  size: number;
+  sha256: string;
+  width?: number;
+  height?: number;
 }
 
 export interface HistoryPage { messages: Message[]; has_more: boolean }
@@ -333,6 +346,13 @@ export class AuroraClient {
   iceServers(): Promise<RTCIceServerLike[]>;
   /** ends this device's session (everywhere: every session of the user), then close() */
   logout(options?: { everywhere?: boolean }): Promise<void>;
+  /**
+   * POST /api/uploads (multipart field `file`, this token): a Blob/File, bytes, or (Node) a file path.
+   * Errors: AuroraError too_large (413), invalid (400), rate_limited (429), unavailable (503).
+   */
+  upload(file: Blob | ArrayBuffer | ArrayBufferView | string, options?: { filename?: string; timeoutMs?: number }): Promise<Upload>;
+  /** fresh (signed, expiring) attachment URLs for a conversation's stored messages; resolves with those updated */
+  refreshAttachments(conversationId: number): Promise<Message[]>;
   /** any other route: returns the parsed JSON, throws AuroraError */
   request(method: string, path: string, body?: unknown): Promise<any>;
 }

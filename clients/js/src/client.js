@@ -35,6 +35,14 @@ function byActivity(a, b) {
   return b.id - a.id;
 }
 
+/** A message as persisted: its attachments without their (expiring, per-viewer) URLs. */
+function withoutUrls(message) {
+  if (!message.attachments?.length) return message;
+  return { ...message, attachments: message.attachments.map(({ url, thumbnail_url: thumb, ...rest }) => rest) };
+}
+
+const needsUrls = (m) => !m.deleted && (m.attachments ?? []).some((a) => !a.url);
+
 function publicPending(entry) {
   const { n, local, ...rest } = entry;
   return { ...rest };
@@ -54,6 +62,7 @@ export class AuroraClient extends Emitter {
     this._reconnectDelayMs = options.reconnectDelayMs ?? 500;
     this._reconnectDelayMaxMs = options.reconnectDelayMaxMs ?? 5000;
     this._drop = options.dropIncoming ?? null;
+    this._uploadTimeoutMs = options.uploadTimeoutMs ?? 120000;
 
     this._user = null;
     this._state = "offline";
@@ -269,6 +278,7 @@ export class AuroraClient extends Emitter {
     }
     if (epoch !== this._epoch || this._closed) return;
     this._setState("connected", "caught_up");
+    this._refreshMissingUrls().catch((err) => this.emit("error", err));
     if (this._connectResolve) {
       this._connectResolve();
       this._connectResolve = this._connectReject = null;
@@ -360,6 +370,9 @@ export class AuroraClient extends Emitter {
   }
 
   _put(key, value) {
+    // Attachment URLs are signed for this viewer and expire: never persisted (refreshed after a connect).
+    if (key[0] === "m" && value) value = withoutUrls(value);
+    else if (key[0] === "c" && value?.last_message) value = { ...value, last_message: withoutUrls(value.last_message) };
     this._dirty.set(key, value);
     if (!this._flushTimer && !this._closed) this._flushTimer = setTimeout(() => { this._flushTimer = null; this._flush().catch((err) => this.emit("error", err)); }, 0);
   }
@@ -991,6 +1004,68 @@ export class AuroraClient extends Emitter {
 
   typing(conversationId, typing) {
     if (this._chat && this._chat.connected) this._chat.volatile.emit("typing", { conversation_id: Number(conversationId), typing: Boolean(typing) });
+  }
+
+  // ------------------------------------------------------------ attachments
+
+  /**
+   * Upload a file (POST /api/uploads, multipart field `file`): a Blob or File, bytes (Uint8Array,
+   * ArrayBuffer) or, in Node, a path. Resolves with {id, name, content_type, size, sha256, width?,
+   * height?}; send it with send(cid, body, {attachments: [upload.id]}). Errors: AuroraError
+   * too_large (413), invalid (400), rate_limited, unavailable (503).
+   */
+  async upload(file, { filename, timeoutMs = this._uploadTimeoutMs } = {}) {
+    let blob = file;
+    let name = filename;
+    if (typeof file === "string") {
+      const [{ readFile }, path] = await Promise.all([import("node:fs/promises"), import("node:path")]);
+      blob = new Blob([await readFile(file)]);
+      name ??= path.basename(file);
+    } else if (file instanceof ArrayBuffer || ArrayBuffer.isView(file)) {
+      blob = new Blob([file]);
+    } else if (!(typeof Blob !== "undefined" && file instanceof Blob)) {
+      throw new TypeError("upload() takes a Blob or File, bytes, or a file path");
+    }
+    name ??= file?.name || "file";
+    const form = new FormData();
+    form.append("file", blob, name);
+    const { upload } = await restRequest(this.url, "POST", "/api/uploads", { token: this.token, body: form, timeoutMs });
+    return upload;
+  }
+
+  /**
+   * Fetch fresh attachment URLs for a conversation's stored messages (they expire: a message fetch
+   * signs new ones). The client does it by itself after every connect for messages loaded from the
+   * store; call it when an image fails to load in a long session. Resolves with the messages changed.
+   */
+  async refreshAttachments(conversationId, { all = true } = {}) {
+    const cid = Number(conversationId);
+    const wanted = (this.messages(cid)).filter((m) => !m.deleted && m.attachments?.length && (all || needsUrls(m)));
+    if (!wanted.length) return [];
+    const bySeq = new Map(wanted.map((m) => [m.seq, m]));
+    const last = wanted.at(-1).seq;
+    const changed = [];
+    for (let after = wanted[0].seq - 1; after < last;) {
+      const page = await this.history(cid, { afterSeq: after, limit: 200 });
+      for (const fresh of page.messages) {
+        const stale = bySeq.get(fresh.seq);
+        const current = this._msgs.get(cid)?.get(fresh.seq);
+        if (!stale || !current) continue;
+        const updated = { ...current, attachments: fresh.attachments ?? [] };
+        this._storeMessage(cid, updated);
+        this.emit("message", updated);
+        changed.push(updated);
+      }
+      if (!page.has_more || !page.messages.length) break;
+      after = page.messages.at(-1).seq;
+    }
+    return changed;
+  }
+
+  async _refreshMissingUrls() {
+    for (const cid of this._convs.keys()) {
+      if (this.messages(cid).some(needsUrls)) await this.refreshAttachments(cid, { all: false });
+    }
   }
 
   // ------------------------------------------------------------ REST helpers
