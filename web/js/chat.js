@@ -96,7 +96,7 @@ export function startChat(root, { serverUrl, session, onSignedOut }) {
       const other = c.kind === "direct" ? c.members.find((m) => m.id !== me.id) : null;
       const last = c.last_message;
       const preview = !last ? "No messages yet" : last.deleted ? "Message deleted"
-        : `${last.sender_id === me.id ? "You: " : ""}${last.body ?? ""}`;
+        : `${last.sender_id === me.id ? "You: " : ""}${last.body || (last.attachments ?? []).map((a) => `📎 ${a.name}`).join(" ")}`;
       const unread = c.id === currentId ? 0 : c.unread_count;
       return h("li", {}, h("button", { type: "button", className: "item", testid: "conversation",
         dataset: { conversationId: String(c.id) }, "aria-current": String(c.id === currentId),
