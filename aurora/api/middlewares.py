@@ -7,7 +7,11 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from aurora.errors import INTERNAL_MESSAGE, AuroraError
+from aurora.context import AURORA
+from aurora.errors import AuroraError
+from aurora.log_context import LOG_ID, new_request_id
+from aurora.outages import RETRY_AFTER_S, client_error
+from aurora.services.ops.metrics import status_class
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +26,48 @@ def error_response(error: AuroraError) -> web.Response:
     retry_after_ms = getattr(error, "retry_after_ms", None)
     if retry_after_ms is not None:  # whole seconds, rounded up (RFC 9110)
         response.headers["Retry-After"] = str(max(1, -(-retry_after_ms // 1000)))
+    elif error.code == "unavailable":
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)  # an outage: worth retrying soon
     return response
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every log line of this request carries its id (the access log line too: same task, after this)."""
+    request_id = new_request_id(request.headers.get("X-Request-Id"))
+    LOG_ID.set(request_id)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers["X-Request-Id"] = request_id
+        raise
+    response.headers["X-Request-Id"] = request_id
+    return response
+
+
+def _route_name(request: web.Request) -> str:
+    """The route's template (/api/conversations/{conversation_id}), never the raw path: bounded labels."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        if request.path.startswith("/api/"):
+            metrics = request.app[AURORA].metrics
+            route = _route_name(request)
+            metrics.http_requests.labels(route, status_class(status)).inc()
+            if status == 429:
+                metrics.rate_limited.labels(f"{request.method} {route}").inc()
 
 
 @web.middleware
@@ -38,6 +83,5 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         message = {404: "no such route", 405: "method not allowed",
                    413: "request body too large"}.get(exc.status, exc.reason)
         return error_response(AuroraError(code, message, status=exc.status))
-    except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path)
-        return error_response(AuroraError("internal", INTERNAL_MESSAGE))
+    except Exception as exc:
+        return error_response(client_error(exc, log, "%s %s", request.method, request.path))

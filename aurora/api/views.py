@@ -10,7 +10,7 @@ from aiohttp import web
 
 from aurora import __version__
 from aurora.api.helpers import aurora, current_credentials, current_user, device_of, json_body
-from aurora.errors import invalid
+from aurora.errors import AuroraError, invalid
 from aurora.services.ice import ice_servers
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,11 @@ async def health(request: web.Request) -> web.Response:
         log.warning("health check: database unreachable: %s", exc.__class__.__name__)
         body.update(status="error", database="error")
         status = 503
+    else:
+        # Readable but unable to store (a full disk, a read-only database): out of service too.
+        if not await app.storage.can_write():
+            body.update(status="error", database="cannot_write", database_error=app.storage.write_error)
+            status = 503
     queue = await app.registry.status()
     if queue is not None:
         body["message_queue"] = queue
@@ -65,8 +70,12 @@ async def register(request: web.Request) -> web.Response:
 
 async def login(request: web.Request) -> web.Response:
     data = await json_body(request)
-    user, token = await aurora(request).accounts.login(data.get("username"), data.get("password"),
-                                                       device_of(request))
+    try:
+        user, token = await aurora(request).accounts.login(data.get("username"), data.get("password"),
+                                                           device_of(request))
+    except AuroraError as exc:  # invalid_credentials, rate_limited, forbidden (deactivated), invalid
+        aurora(request).metrics.login_failures.labels(exc.code).inc()
+        raise
     return web.json_response({"token": token, "user": user})
 
 
@@ -155,7 +164,10 @@ async def create_conversation(request: web.Request) -> web.Response:
 
 async def list_conversations(request: web.Request) -> web.Response:
     user = await current_user(request)
-    return web.json_response({"conversations": await aurora(request).conversations.list(user)})
+    conversations, following = await aurora(request).conversations.list(
+        user, request.query.get("cursor"), request.query.get("limit")
+    )
+    return web.json_response({"conversations": conversations, "next": following})
 
 
 async def get_conversation(request: web.Request) -> web.Response:
@@ -186,6 +198,7 @@ async def list_messages(request: web.Request) -> web.Response:
     messages, has_more = await aurora(request).messages.page(
         user, request.match_info["conversation_id"], q.get("before_seq"), q.get("after_seq"), q.get("limit")
     )
+    aurora(request).journal.served(user["id"], None, "history", messages)
     return web.json_response({"messages": messages, "has_more": has_more})
 
 

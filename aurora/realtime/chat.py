@@ -11,13 +11,14 @@ import contextlib
 import logging
 import time
 from typing import Any
-
-import socketio
+from urllib.parse import parse_qs
 
 from aurora.context import Aurora
-from aurora.errors import INTERNAL_MESSAGE, invalid, not_found
-from aurora.realtime.base import AuroraNamespace
+from aurora.errors import invalid, not_found
+from aurora.outages import client_error, log_failure
+from aurora.realtime.base import AuroraNamespace, refusal
 from aurora.realtime.rooms import CHAT_NAMESPACE, conversation_room, user_of_rooms, user_room
+from aurora.services.ops.journal import device_label
 from aurora.services.validation import conversation_id_of, payload_dict
 
 log = logging.getLogger(__name__)
@@ -40,25 +41,26 @@ class ChatNamespace(AuroraNamespace):
             for conversation_id in await self.app.conversations.ids_for(user["id"]):
                 await self.enter_room(sid, conversation_room(conversation_id))
             await self.app.presence.socket_connected(user, first)
-        except Exception:
+            transport = parse_qs(environ.get("QUERY_STRING", "")).get("transport", ["polling"])[0]
+            self.app.journal.socket_opened(sid, user["id"], device_label(environ, auth), transport)
+        except Exception as exc:
             # Refuse at once with a code (an exception here would leave the client waiting
             # for an answer that never comes); a refused socket gets no disconnect event.
-            log.exception("setting up a /chat connection failed")
+            error = client_error(exc, log, "setting up a /chat connection")
             self.app.auth_watch.untrack(sid)
             with contextlib.suppress(Exception):
                 await self.app.presence.socket_disconnected(user, sid)
-            raise socketio.exceptions.ConnectionRefusedError(
-                INTERNAL_MESSAGE, {"code": "internal", "message": INTERNAL_MESSAGE}
-            ) from None
+            raise refusal(error) from None
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        self.app.journal.socket_closed(sid, reason if isinstance(reason, str) else None)
         # Not from the session: with /calls on the same connection it may be gone by now (rooms.py).
         user_id = user_of_rooms(self.rooms(sid))
         if user_id is not None:
             try:
                 await self.app.presence.socket_disconnected({"id": user_id}, sid)
-            except Exception:
-                log.exception("presence update on disconnect failed")
+            except Exception as exc:
+                log_failure(exc, log, "presence update on disconnect")
 
     async def on_send_message(self, sid: str, data: Any) -> dict[str, Any]:
         payload = payload_dict(data)
@@ -159,6 +161,7 @@ class ChatNamespace(AuroraNamespace):
         session = await self.get_session(sid)
         user = session["user"]
         messages, has_more = await self.app.messages.sync(user, payload.get("cursors"), payload.get("limit"))
+        self.app.journal.served(user["id"], sid, "sync", messages)
         conversations = await self.app.conversations.last_seqs(user["id"])
         # Heal the room cache: every conversation the user is in, except those this socket left.
         rooms = set(self.rooms(sid))

@@ -2,8 +2,9 @@
 
 from collections.abc import Iterable
 
-CHAT_NAMESPACE = "/chat"
-CALLS_NAMESPACE = "/calls"
+from aurora.services.ports import CALLS_NAMESPACE, CHAT_NAMESPACE
+
+__all__ = ["CALLS_NAMESPACE", "CHAT_NAMESPACE", "conversation_room", "user_of_rooms", "user_room"]
 
 
 def user_room(user_id: int) -> str:

@@ -5,21 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aurora.errors import AuroraError, invalid
-from aurora.realtime.notifier import Notifier
+from aurora.log_context import LOG_ID, current_log_id
 from aurora.services.blocks import Blocks
 from aurora.services.files import Files
 from aurora.services.message_changes import change_item, check_emoji
 from aurora.services.message_writer import MessageWriter
+from aurora.services.ops.journal import DeliveryJournal
+from aurora.services.ops.metrics import Metrics
+from aurora.services.ports import Notifier
 from aurora.services.search_query import parse_search_query
 from aurora.services.validation import conversation_id_of, id_of, optional_int, seq_of, storable_text
 from aurora.settings import Settings
 from aurora.storage import conversations as conversation_store
 from aurora.storage import messages as message_store
 from aurora.storage import search as search_store
+from aurora.storage import sync as sync_store
 from aurora.storage.database import Storage
 from aurora.storage.log_rules import LogRules
 from aurora.storage.messages import AppendResult, NewMessage
@@ -39,16 +43,20 @@ SEARCH_DEFAULT, SEARCH_MAX = 20, 100
 class SendContext:
     skip_sid: str | None
     sender_username: str
+    # The request or socket id of the sender: the writer's broadcast logs under it.
+    log_id: str = field(default_factory=current_log_id)
 
 
 class Messages:
-    def __init__(self, settings: Settings, storage: Storage, notifier: Notifier, files: Files | None = None) -> None:
+    def __init__(self, settings: Settings, storage: Storage, notifier: Notifier, files: Files | None = None,
+                 metrics: Metrics | None = None, journal: DeliveryJournal | None = None) -> None:
         self._settings = settings
+        self._journal = journal
         self._storage = storage
         self._notifier = notifier
         self.files = files or Files(settings, storage)
         self.writer = MessageWriter(storage, self._broadcast, rules=LogRules(edit_window_s=settings.edit_window_s),
-                                    queue_max=settings.message_queue_max)
+                                    queue_max=settings.message_queue_max, metrics=metrics)
         self.blocks: Blocks | None = None  # set by create_app: a blocked user cannot write into the blocker's DM
         # (conversation id, user id) -> [lock, how many advance() calls hold or await it]
         self._receipt_locks: dict[tuple[int, int], list[Any]] = {}
@@ -145,6 +153,15 @@ class Messages:
         item = change_item("reaction", user, conversation_id, seq, emoji=check_emoji(emoji), added=added)
         return await self._change(user, item, skip_sid)
 
+    async def moderate_delete(self, admin: dict[str, Any], conversation_id: int, seq: int) -> dict[str, Any]:
+        """An admin deletes any message: the same delete entry and tombstone as the sender's own."""
+        item = NewMessage(conversation_id=conversation_id, sender_id=admin["id"], body="", kind="delete",
+                          target_seq=seq, system=True, moderator=True)
+        result = await self.writer.submit(item, SendContext(None, admin["username"]))
+        assert result.state is not None
+        return {"entry": result.message, "message": self._present(result.state, admin["id"]),
+                "duplicate": result.duplicate}
+
     async def _change(self, user: dict[str, Any], item: NewMessage, skip_sid: str | None) -> dict[str, Any]:
         """The ack of a change: {entry, message, duplicate}, as the changing user sees them."""
         result = await self.writer.submit(item, SendContext(skip_sid, user["username"]))
@@ -153,8 +170,18 @@ class Messages:
                 "duplicate": result.duplicate}
 
     async def _broadcast(self, result: AppendResult, context: SendContext | None) -> None:
+        # The writer task's lines for this entry carry its sender's request or socket id.
+        token = LOG_ID.set(context.log_id if context is not None else "-")
+        try:
+            await self._broadcast_entry(result, context)
+        finally:
+            LOG_ID.reset(token)
+
+    async def _broadcast_entry(self, result: AppendResult, context: SendContext | None) -> None:
         entry = result.message
         assert entry is not None
+        if self._journal is not None:
+            self._journal.entry_stored(entry["conversation_id"], entry["seq"])
         self.files.release_later(result.released)  # a delete detached files: their bytes may go now
         shown = entry if entry["kind"] in MESSAGE_KINDS else result.state
         if shown and shown.get("attachments"):
@@ -223,7 +250,7 @@ class Messages:
             cid = conversation_id_of(key)
             parsed[cid] = seq_of(value, "cursor")
         size = optional_int(limit, "limit", minimum=1, maximum=SYNC_MAX) or SYNC_DEFAULT
-        rows, has_more = await self._storage.read(message_store.sync_messages, user["id"], parsed, size)
+        rows, has_more = await self._storage.read(sync_store.sync_messages, user["id"], parsed, size)
         return [self._present(r, user["id"]) for r in rows], has_more
 
     async def advance(self, user: dict[str, Any], conversation_id: Any, seq: Any, *, read: bool) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any
 import peewee as pw
 
 from aurora.errors import AuroraError, not_found
+from aurora.outages import database_outage
 from aurora.storage.conversations import require_member
 from aurora.storage.log_rules import NOOP, LogRules, Target, apply_change, stored_reactions
 from aurora.storage.models import Membership, Message, User, utcnow
@@ -53,6 +54,9 @@ class NewMessage:
     added: bool = True
     # Messages: upload ids to attach, in order (the sender's own, unattached uploads).
     attachments: list[int] | None = None
+    # A delete by an admin (moderation): the same tombstone as the sender's own delete; the entry names
+    # the admin as its sender (who need not be a member: set system too).
+    moderator: bool = False
 
 
 @dataclass
@@ -148,7 +152,8 @@ def append_entries_txn(items: list[NewMessage], rules: LogRules = DEFAULT_RULES)
             else:
                 if target is None or not target.is_message:
                     raise not_found("message")
-                outcome = apply_change(target, item.kind, item.sender_id, rules, now, body=item.body,
+                actor = target.row.sender_id if item.moderator else item.sender_id
+                outcome = apply_change(target, item.kind, actor, rules, now, body=item.body,
                                        emoji=item.emoji, added=item.added)
                 if outcome == NOOP:
                     states[index] = (target, target.snapshot())
@@ -392,7 +397,10 @@ def append_each_txn(items: list[NewMessage], rules: LogRules = DEFAULT_RULES) ->
                 if attempt == 2:
                     log.exception("storing a log entry failed")
                     results.append(AppendResult(error=AuroraError("internal", "message could not be stored")))
-            except (pw.DatabaseError, ValueError):  # ValueError: the driver cannot encode a value (NUL, surrogate)
+            # ValueError: the driver cannot encode a value (NUL, surrogate).
+            except (pw.DatabaseError, ValueError) as exc:
+                if database_outage(exc) is not None:
+                    raise  # an outage, not this item: the whole batch answers unavailable
                 log.exception("storing a log entry failed")
                 results.append(AppendResult(error=AuroraError("internal", "message could not be stored")))
                 break

@@ -1,8 +1,10 @@
 """Versioned schema steps: a new database gets every step, an existing one the missing ones.
 
-Each step runs in its own transaction together with the row recording it, so a
-step is applied completely or not at all. Add steps at the end; never edit one
-that has shipped.
+All pending steps run in one transaction (on PostgreSQL under an advisory lock, so
+two processes starting together do not both run a step); each step runs in a
+savepoint together with the row recording it. A failing step rolls back everything
+applied in this start, so the schema is at the old version or the new one, never in
+between. Add steps at the end; never edit one that has shipped.
 """
 
 from __future__ import annotations
@@ -73,6 +75,22 @@ def _create_upload_table() -> None:
     database_proxy.create_tables(models.FILE_MODELS)
 
 
+def _add_moderation() -> None:
+    """Admin role, deactivated users, reports and the audit log."""
+    from playhouse.migrate import SchemaMigrator
+    from playhouse.migrate import migrate as run
+
+    db = database_proxy.obj
+    migrator = SchemaMigrator.from_database(db)
+    table = models.User._meta.table_name
+    present = {c.name for c in db.get_columns(table)}
+    if "is_admin" not in present:  # version 1 creates the table from today's model, which has them
+        run(migrator.add_column(table, "is_admin", pw.BooleanField(default=False)))
+    if "deactivated_at" not in present:
+        run(migrator.add_column(table, "deactivated_at", pw.DateTimeField(null=True)))
+    database_proxy.create_tables(models.MODERATION_MODELS)
+
+
 def _field_options(field: pw.Field) -> dict[str, int]:
     return {"max_length": field.max_length} if isinstance(field, pw.CharField) else {}
 
@@ -90,6 +108,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[], None]]] = [
     (4, "message log: edits, deletes, reactions, replies, full-text search", _add_message_log_columns),
     (5, "uploads (attachments of messages)", _create_upload_table),
     (6, "device sessions and blocks", _create_session_and_block_tables),
+    (7, "moderation: admin role, deactivated users, reports, audit log", _add_moderation),
 ]
 
 
