@@ -16,7 +16,7 @@ from aurora_client import AuroraClient
 
 from aurora.context import AURORA
 from aurora.realtime.rooms import CALLS_NAMESPACE, CHAT_NAMESPACE
-from tests.conftest import make_settings, start_server
+from tests.conftest import QUICK_GRACE_S, RunningServer, clock_of, make_settings, start_server
 from tests.support.clients import Account, Api, SocketFactory, TestSocket, acked, for_call, invite_call, round_trip
 
 
@@ -31,7 +31,7 @@ async def shared_connection(url: str, account: Account) -> tuple[socketio.AsyncC
 
 
 async def test_dropping_a_connection_shared_by_chat_and_calls_cleans_up_both(
-        quick_api: Api, quick_sockets: SocketFactory) -> None:
+        quick: RunningServer, quick_api: Api, quick_sockets: SocketFactory) -> None:
     api, sockets = quick_api, quick_sockets
     alice, bob = await api.register(), await api.register()
     direct = await api.conversation(alice, [bob])
@@ -49,7 +49,9 @@ async def test_dropping_a_connection_shared_by_chat_and_calls_cleans_up_both(
 
     # /chat: bob's last socket is gone, so alice hears him go offline.
     await a_chat.wait_for("presence", lambda p: p["user_id"] == bob.id and not p["online"])
-    # /calls: bob's device in the call was lost; after the grace period the direct call ends.
+    # /calls: bob's device in the call was lost (its grace timer is armed); once it runs out the call ends.
+    await clock_of(quick).wait_for_timer("grace")
+    clock_of(quick).advance(QUICK_GRACE_S)
     ended = await a_calls.wait_for("call_ended", for_call(call["id"]))
     assert ended["reason"] == "disconnected"
     # And the registry forgot both sockets: bob is offline and has no /calls device anywhere.
@@ -60,7 +62,7 @@ async def test_dropping_a_connection_shared_by_chat_and_calls_cleans_up_both(
 
 
 async def test_the_server_closing_a_shared_connection_cleans_up_both(
-        quick_api: Api, quick_sockets: SocketFactory) -> None:
+        quick: RunningServer, quick_api: Api, quick_sockets: SocketFactory) -> None:
     """Logout closes /chat, then /calls; on the last DISCONNECT the client closes the whole connection
     at once, so the server's own disconnect handler runs after the Engine.IO session is gone."""
     api, sockets = quick_api, quick_sockets
@@ -81,6 +83,8 @@ async def test_the_server_closing_a_shared_connection_cleans_up_both(
         assert (await b_calls.wait_for("closing"))["code"] == "auth_invalid"
 
         await a_chat.wait_for("presence", lambda p: p["user_id"] == bob.id and not p["online"])
+        await clock_of(quick).wait_for_timer("grace")
+        clock_of(quick).advance(QUICK_GRACE_S)
         ended = await a_calls.wait_for("call_ended", for_call(call["id"]))
         assert ended["reason"] == "disconnected"
     finally:
