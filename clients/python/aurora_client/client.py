@@ -413,6 +413,10 @@ class AuroraClient:
 
     async def _refresh_missing_urls(self) -> None:
         for conversation_id in list(self._conversations):
+            stored = self._messages.get(conversation_id, {}).values()
+            if not any(not m.get("deleted") and any(not a.get("url") for a in m.get("attachments") or ())
+                       for m in stored):
+                continue  # the common case: nothing to fetch, and no copy of the store made
             try:
                 await self.refresh_attachments(conversation_id, only_missing=True)
             except AuroraError as exc:
