@@ -104,6 +104,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--catchup-group", type=int, help="readers per S5 conversation")
     p.add_argument("--page", type=int, help="sync limit in S5")
     p.add_argument("--body-bytes", type=int, help="message body size")
+    p.add_argument("--min-judged", type=int,
+                   help="S1, S2, S4, S6: a run that acked and judged fewer messages is inconclusive and fails")
     p.add_argument("--no-pin", action="store_true", help="do not pin server and load generator to cores")
     p.add_argument("--workers", type=int, default=1,
                    help="run Aurora PostgreSQL as `app.py --workers N` behind Redis, clients spread over the "
@@ -154,6 +156,9 @@ def _apply_overrides(sizes: dict[str, Any], args: argparse.Namespace) -> None:
     if args.body_bytes is not None:
         for name in SCENARIOS:
             sizes[name]["body_bytes"] = args.body_bytes
+    if args.min_judged is not None:
+        for name in SCENARIOS:
+            sizes[name]["min_judged"] = args.min_judged
 
 
 def _targets(args: argparse.Namespace) -> list[str]:
