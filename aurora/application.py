@@ -27,6 +27,7 @@ from aurora.services.calls import Calls
 from aurora.services.conversations import Conversations
 from aurora.services.messages import Messages
 from aurora.services.presence import Presence
+from aurora.services.push import Mutes, Push
 from aurora.services.socket_registry import LocalSocketRegistry, RedisSocketRegistry
 from aurora.services.tokens import TokenSigner
 from aurora.settings import Settings
@@ -96,13 +97,18 @@ def build_aurora(settings: Settings, sio: socketio.AsyncServer) -> Aurora:
     signer = TokenSigner(settings.secret_keys, settings.token_max_age_s)
     presence = Presence(storage, notifier, registry)
     messages = Messages(settings, storage, notifier)
+    push = Push(settings, storage, registry)
+    messages.push = push
+    calls = Calls(settings, storage, CallNotifier(sio, registry), messages,
+                  CallLocks(settings.redis_url, settings.redis_prefix))
+    calls.push = push
     return Aurora(
         settings=settings, storage=storage, sio=sio, notifier=notifier, signer=signer, registry=registry,
         accounts=Accounts(settings, storage, signer), presence=presence,
         conversations=Conversations(storage, notifier, presence),
         messages=messages,
-        calls=Calls(settings, storage, CallNotifier(sio, registry), messages,
-                    CallLocks(settings.redis_url, settings.redis_prefix)),
+        calls=calls,
+        push=push, mutes=Mutes(storage),
     )
 
 
@@ -142,6 +148,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if applied:
         log.info("Database schema migrated to version %d", applied[-1])
     aurora.messages.writer.start()
+    aurora.push.start()
 
     async def host_gone(users: list[int], call_sids: list[str]) -> None:
         await aurora.presence.users_gone(users)
@@ -157,4 +164,5 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await aurora.calls.stop()
     await aurora.registry.stop()
     await aurora.messages.writer.stop()
+    await aurora.push.stop()
     aurora.storage.close()

@@ -13,6 +13,7 @@ from aurora.services.calls import Calls
 from aurora.services.conversations import Conversations
 from aurora.services.messages import Messages
 from aurora.services.presence import Presence
+from aurora.services.push import Mutes, Push
 from aurora.services.socket_registry import LocalSocketRegistry
 from aurora.services.tokens import TokenSigner
 from aurora.settings import Settings
@@ -32,6 +33,8 @@ class Aurora:
     conversations: Conversations
     messages: Messages
     calls: Calls
+    push: Push
+    mutes: Mutes
 
 
 AURORA = web.AppKey("aurora", Aurora)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from aurora.api import views
+from aurora.api import push_views, views
 
 
 def setup_routes(app: web.Application) -> None:
@@ -30,3 +30,10 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/search", views.search_messages)
     app.router.add_get("/api/calls", views.list_calls)
     app.router.add_get("/api/ice-servers", views.get_ice_servers)
+    # Web Push (issue 15)
+    app.router.add_get("/api/push/vapid-public-key", push_views.vapid_public_key)
+    app.router.add_get("/api/push/subscriptions", push_views.list_subscriptions)
+    app.router.add_post("/api/push/subscriptions", push_views.subscribe)
+    app.router.add_delete("/api/push/subscriptions", push_views.unsubscribe)
+    app.router.add_put(r"/api/conversations/{conversation_id}/mute", push_views.mute)
+    app.router.add_delete(r"/api/conversations/{conversation_id}/mute", push_views.unmute)

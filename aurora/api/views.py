@@ -32,6 +32,7 @@ async def health(request: web.Request) -> web.Response:
         if queue != "ok" and status == 200:
             body["status"] = "degraded"  # still 200: this process serves its own clients
     body["connections"] = app.presence.connection_count()
+    body["push"] = app.push.stats()
     return web.json_response(body, status=status)
 
 
@@ -53,6 +54,7 @@ async def login(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     user = await current_user(request)
     await aurora(request).accounts.logout(user["id"])
+    await aurora(request).push.forget_user(user["id"])  # a logged-out browser hears nothing more
     # Tokens issued before now are dead; so are the sockets opened with them.
     await aurora(request).notifier.disconnect_user(user["id"])
     return web.json_response({"ok": True})

@@ -51,6 +51,8 @@ class Calls:
         self._notifier = notifier
         self._messages = messages
         self._locks = locks
+        # Web Push (aurora.services.push.Push) for invitees with no open app; None: no pushes.
+        self.push: Any = None
         self._timers: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -90,6 +92,8 @@ class Calls:
                 self._spawn(self._end_soon(call, "busy"))
                 return call
             await self._notifier.to_users("call_incoming", {"call": call, "from_user": user}, call["ringing"])
+            if self.push is not None:
+                self.push.call_incoming(call, user)
             self._spawn(self._ring_timeout(call))
             return call
 
@@ -231,8 +235,11 @@ class Calls:
             return None
         await self._notifier.to_users("call_ended", {"call_id": call_id, "reason": reason, "call": call},
                                       list(dict.fromkeys(live_for)))
+        # Rung and never answered (not those who declined or were busy): a missed call, pushed.
+        missed = [int(uid) for uid, state in call["invitees"].items()
+                  if state == "missed" and int(uid) not in call["participants"]]
         try:
-            await self._messages.store_system_message(summary_message(call))
+            await self._messages.store_system_message(summary_message(call), push_to=missed)
         except Exception:
             log.exception("storing the summary of call %s failed", call_id)
         log.info("Call %s in conversation %s ended: %s", call_id, call["conversation_id"], reason)

@@ -36,6 +36,8 @@ SEARCH_DEFAULT, SEARCH_MAX = 20, 100
 class SendContext:
     skip_sid: str | None
     sender_username: str
+    # A call summary: the users it is a missed call for (they get a push); None: nobody.
+    push_to: list[int] | None = None
 
 
 class Messages:
@@ -45,6 +47,8 @@ class Messages:
         self._notifier = notifier
         self.writer = MessageWriter(storage, self._broadcast, rules=LogRules(edit_window_s=settings.edit_window_s),
                                     queue_max=settings.message_queue_max)
+        # Web Push for members with no open app (aurora.services.push.Push); None: no pushes.
+        self.push: Any = None
         # (conversation id, user id) -> [lock, how many advance() calls hold or await it]
         self._receipt_locks: dict[tuple[int, int], list[Any]] = {}
 
@@ -87,9 +91,10 @@ class Messages:
         assert result.message is not None
         return for_viewer(result.message, user["id"]), not result.duplicate
 
-    async def store_system_message(self, item: NewMessage) -> dict[str, Any]:
-        """Messages the server writes itself (call summaries), through the same ordered path."""
-        result = await self.writer.submit(item, SendContext(None, ""))
+    async def store_system_message(self, item: NewMessage, push_to: list[int] | None = None) -> dict[str, Any]:
+        """Messages the server writes itself (call summaries), through the same ordered path;
+        push_to: who gets a push for it (a missed call)."""
+        result = await self.writer.submit(item, SendContext(None, "", push_to))
         assert result.message is not None
         return result.message
 
@@ -126,6 +131,8 @@ class Messages:
                       entry["sender_username"])
             return
         count = await self._notifier.new_message(entry, skip_sid=context.skip_sid)
+        if self.push is not None:
+            self.push.message_stored(entry, context.push_to)  # only queues: the ack never waits for it
         what = "DM" if result.conversation_kind == "direct" else "message in group"
         log.info("New %s in conversation %s from %s. Broadcast to %d connections.",
                  what, entry["conversation_id"], entry["sender_username"], count)

@@ -73,11 +73,24 @@ def _field_options(field: pw.Field) -> dict[str, int]:
     return {"max_length": field.max_length} if isinstance(field, pw.CharField) else {}
 
 
+def _add_push_tables() -> None:
+    """Web Push subscriptions, and a mute per membership."""
+    from playhouse.migrate import SchemaMigrator
+    from playhouse.migrate import migrate as run
+
+    db = database_proxy.obj
+    table = models.Membership._meta.table_name
+    if "muted_until" not in {c.name for c in db.get_columns(table)}:  # version 1 has it on a new database
+        run(SchemaMigrator.from_database(db).add_column(table, "muted_until", pw.DateTimeField(null=True)))
+    database_proxy.create_tables(models.PUSH_MODELS)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[], None]]] = [
     (1, "users, conversations, memberships, messages", _create_chat_tables),
     (2, "calls and call participants", _create_call_tables),
     (3, "call devices and deadlines", _add_call_device_columns),
     (4, "message log: edits, deletes, reactions, replies, full-text search", _add_message_log_columns),
+    (5, "push subscriptions and conversation mutes", _add_push_tables),
 ]
 
 

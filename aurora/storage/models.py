@@ -48,6 +48,8 @@ class Membership(BaseModel):
     joined_at = pw.DateTimeField(default=utcnow)
     last_read_seq = pw.BigIntegerField(default=0)
     last_delivered_seq = pw.BigIntegerField(default=0)
+    # No push notification from this conversation before this time; MUTED_FOREVER: until unmuted.
+    muted_until = pw.DateTimeField(null=True)
 
     class Meta:
         indexes = ((("user", "conversation"), True),)
@@ -120,6 +122,23 @@ class CallParticipant(BaseModel):
         indexes = ((("call", "user"), True), (("user", "state"), False))
 
 
+class PushSubscription(BaseModel):
+    """A browser's Web Push subscription (RFC 8030): where to POST, and the keys to encrypt for.
+    An endpoint belongs to one user: the browser that made it is that user's."""
+
+    user = pw.ForeignKeyField(User, on_delete="CASCADE")
+    endpoint = pw.CharField(max_length=1024, unique=True)
+    p256dh = pw.CharField(max_length=128)
+    auth = pw.CharField(max_length=64)
+    # The VAPID public key the browser subscribed with: pushes to it are signed with that key.
+    vapid_key = pw.CharField(max_length=128)
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "push_subscription"
+        indexes = ((("user",), False),)
+
+
 class SchemaVersion(BaseModel):
     version = pw.IntegerField(primary_key=True)
     applied_at = pw.DateTimeField(default=utcnow)
@@ -127,3 +146,4 @@ class SchemaVersion(BaseModel):
 
 CHAT_MODELS = [User, Conversation, Membership, Message]
 CALL_MODELS = [Call, CallParticipant]
+PUSH_MODELS = [PushSubscription]
