@@ -95,6 +95,12 @@ class PushSender:
     def pending(self) -> int:
         return self._queue.qsize() + self._in_flight + len(self._retries)
 
+    async def put(self, job: PushJob) -> None:
+        """For the dispatcher (off the send path): wait for room, so that while the push service is
+        slow the events wait in their own bounded queue, where dropping one costs nothing."""
+        self._quiet.clear()
+        await self._queue.put(job)
+
     def offer(self, job: PushJob) -> bool:
         try:
             self._queue.put_nowait(job)

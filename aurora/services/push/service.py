@@ -4,7 +4,9 @@ The send path only ever calls message_stored() / call_incoming(), which put an e
 queue and return (a full queue drops the event, counted). One dispatcher task takes the events in
 batches: one query finds the members of their conversations who have a subscription and have not
 muted it, one registry look-up (Redis in a cluster) keeps those with no /chat socket anywhere, one
-query fetches their subscriptions; each subscription gets one push through PushSender.
+query fetches their subscriptions; each subscription gets one push through PushSender, whose queue
+the dispatcher waits on: while a push service is slow, events pile up (and are dropped) before any
+work is spent on them.
 """
 
 from __future__ import annotations
@@ -166,7 +168,7 @@ class Push:
                     if not self.keys.knows(sub["vapid_key"]):
                         await self._forget_stale(sub)
                         continue
-                    self.sender.offer(PushJob(sub, payload, ttl, topic_for(event.conversation_id), urgency))
+                    await self.sender.put(PushJob(sub, payload, ttl, topic_for(event.conversation_id), urgency))
                     pushes += 1
             log.debug("%s in conversation %s (seq %s): %d push(es); %d member(s) online, not pushed",
                       event.type, event.conversation_id, event.seq, pushes, sum(1 for u in chosen if u in online))
