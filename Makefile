@@ -11,7 +11,7 @@ BENCH_STAMP := bench/node_modules/.installed-stamp
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: run test lint bench bench-quick venv js clean
+.PHONY: run test lint bench bench-quick bench-upload venv js clean
 
 venv: $(STAMP)
 
@@ -50,6 +50,10 @@ bench: $(STAMP) $(BENCH_STAMP)
 # Everything once, small and short (under a minute).
 bench-quick: $(STAMP) $(BENCH_STAMP)
 	$(PY) bench/run.py --quick $(BENCH_ARGS)
+
+# Server RSS growth while receiving a 100 MB upload, raw and multipart (target < 20 MB).
+bench-upload: $(STAMP)
+	$(PY) bench/upload_memory.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) tests/js/node_modules bench/node_modules .pytest_cache

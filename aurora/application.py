@@ -25,6 +25,7 @@ from aurora.services.accounts import Accounts
 from aurora.services.call_locks import CallLocks
 from aurora.services.calls import Calls
 from aurora.services.conversations import Conversations
+from aurora.services.files import Files
 from aurora.services.messages import Messages
 from aurora.services.presence import Presence
 from aurora.services.push import Mutes, Push
@@ -96,7 +97,8 @@ def build_aurora(settings: Settings, sio: socketio.AsyncServer) -> Aurora:
     notifier = Notifier(sio, registry)
     signer = TokenSigner(settings.secret_keys, settings.token_max_age_s)
     presence = Presence(storage, notifier, registry)
-    messages = Messages(settings, storage, notifier)
+    files = Files(settings, storage)
+    messages = Messages(settings, storage, notifier, files)
     push = Push(settings, storage, registry)
     messages.push = push
     calls = Calls(settings, storage, CallNotifier(sio, registry), messages,
@@ -105,9 +107,10 @@ def build_aurora(settings: Settings, sio: socketio.AsyncServer) -> Aurora:
     return Aurora(
         settings=settings, storage=storage, sio=sio, notifier=notifier, signer=signer, registry=registry,
         accounts=Accounts(settings, storage, signer), presence=presence,
-        conversations=Conversations(storage, notifier, presence),
+        conversations=Conversations(storage, notifier, presence, files.urls),
         messages=messages,
         calls=calls,
+        files=files,
         push=push, mutes=Mutes(storage),
     )
 
@@ -160,7 +163,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     ended = await aurora.calls.start(end_live_calls=not aurora.settings.redis_url)
     if ended:
         log.info("Ended %d call(s) left ringing or active by a previous process", ended)
+    aurora.files.start()  # the orphan sweeper
     yield
+    await aurora.files.stop()
     await aurora.calls.stop()
     await aurora.registry.stop()
     await aurora.messages.writer.stop()

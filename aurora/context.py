@@ -11,6 +11,7 @@ from aurora.realtime.notifier import Notifier
 from aurora.services.accounts import Accounts
 from aurora.services.calls import Calls
 from aurora.services.conversations import Conversations
+from aurora.services.files import Files
 from aurora.services.messages import Messages
 from aurora.services.presence import Presence
 from aurora.services.push import Mutes, Push
@@ -33,6 +34,7 @@ class Aurora:
     conversations: Conversations
     messages: Messages
     calls: Calls
+    files: Files
     push: Push
     mutes: Mutes
 

@@ -64,6 +64,17 @@ class Settings:
     presence_dead_after_s: float = 10.0
     websocket_compression: bool = False
     event_loop: str = "uvloop"
+    # Attachments (aurora/services/files)
+    max_upload_bytes: int = 26214400
+    upload_quota_bytes: int = 1073741824
+    max_attachments: int = 10
+    attachment_url_ttl_s: int = 3600
+    upload_orphan_ttl_s: int = 86400
+    upload_sweep_interval_s: float = 300.0
+    max_image_pixels: int = 40000000
+    thumbnail_px: int = 320
+    strip_image_metadata: bool = True
+    file_workers: int = 2
     # Web Push (docs/operations.md#web-push): VAPID keys (first signs new subscriptions, all sign
     # the subscriptions made with them), who to contact, which push services, what a push says.
     vapid_private_keys: tuple[str, ...] = field(default=(), repr=False)
@@ -208,13 +219,15 @@ def _validate(s: Settings) -> None:
         "argon2_time_cost", "argon2_memory_kib", "argon2_parallelism", "db_threads",
         "ring_timeout_s", "signal_max_bytes", "turn_ttl_s", "presence_dead_after_s",
         "login_max_failures", "login_window_s",
+        "max_upload_bytes", "max_attachments", "attachment_url_ttl_s", "upload_orphan_ttl_s",
+        "upload_sweep_interval_s", "max_image_pixels", "thumbnail_px", "file_workers",
     )
     for name in positive:
         if getattr(s, name) <= 0:
             raise SettingsError(f"{name}: must be greater than 0, got {getattr(s, name)}")
     if s.message_queue_max <= 0:
         raise SettingsError(f"message_queue_max: must be greater than 0, got {s.message_queue_max}")
-    for name in ("typing_throttle_ms", "call_grace_s", "edit_window_s"):
+    for name in ("typing_throttle_ms", "call_grace_s", "edit_window_s", "upload_quota_bytes"):
         if getattr(s, name) < 0:
             raise SettingsError(f"{name}: must not be negative, got {getattr(s, name)}")
     if not s.redis_prefix or not s.redis_prefix.replace("-", "").replace("_", "").isalnum():

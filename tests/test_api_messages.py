@@ -14,7 +14,7 @@ from tests.support.clients import Account, Api
 from tests.support.foundation import raw_query
 
 MESSAGE_KEYS = {"id", "conversation_id", "seq", "kind", "sender_id", "sender_username", "body", "client_id",
-                "created_at", "edited_at", "deleted", "reactions", "reply_to", "state_seq"}
+                "created_at", "edited_at", "deleted", "reactions", "reply_to", "state_seq", "attachments"}
 ISO_MS_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
 

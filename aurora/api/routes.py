@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from aurora.api import push_views, views
+from aurora.api import files, push_views, views
 
 
 def setup_routes(app: web.Application) -> None:
@@ -30,6 +30,11 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/search", views.search_messages)
     app.router.add_get("/api/calls", views.list_calls)
     app.router.add_get("/api/ice-servers", views.get_ice_servers)
+    # Attachments. The route name "upload" is the key of its rate limit (the limits mechanism's
+    # LIMIT_OF maps it to the `upload` bucket once that lands).
+    app.router.add_post("/api/uploads", files.upload, name="upload")
+    app.router.add_get(r"/api/files/{upload_id}", files.download)
+    app.router.add_get(r"/api/files/{upload_id}/thumbnail", files.download_thumbnail)
     # Web Push (issue 15)
     app.router.add_get("/api/push/vapid-public-key", push_views.vapid_public_key)
     app.router.add_get("/api/push/subscriptions", push_views.list_subscriptions)

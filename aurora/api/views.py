@@ -123,7 +123,7 @@ async def send_message(request: web.Request) -> web.Response:
     data = await json_body(request)
     message, created = await aurora(request).messages.send(
         user, request.match_info["conversation_id"], data.get("body"), data.get("client_id"),
-        reply_to_seq=data.get("reply_to_seq"),
+        reply_to_seq=data.get("reply_to_seq"), attachments=data.get("attachments"),
     )
     return web.json_response({"message": message}, status=201 if created else 200)
 

@@ -64,7 +64,7 @@ class ChatNamespace(AuroraNamespace):
         user = await self.user_of(sid)
         message, created = await self.app.messages.send(
             user, payload.get("conversation_id"), payload.get("body"), payload.get("client_id"), skip_sid=sid,
-            reply_to_seq=payload.get("reply_to_seq"),
+            reply_to_seq=payload.get("reply_to_seq"), attachments=payload.get("attachments"),
         )
         return {"message": message, "duplicate": not created}
 

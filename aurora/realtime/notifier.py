@@ -54,6 +54,25 @@ class Notifier:
         await self.sio.emit("new_message", message, to=room, skip_sid=skip_sid, namespace=CHAT_NAMESPACE)
         return count
 
+    async def emit_per_member(self, event: str, conversation_id: int, payloads: dict[int, dict[str, Any]],
+                              skip_sid: str | None = None) -> int:
+        """One payload per member (attachment URLs are signed per viewer), to each member's user room.
+
+        A socket of this process that left the conversation's room (leave_conversation) is skipped, as a
+        room emit would; returns how many sockets of this process get it."""
+        manager = self.sio.manager
+        in_room = {sid for sid, _ in manager.get_participants(CHAT_NAMESPACE, conversation_room(conversation_id))}
+        count = 0
+        for user_id, payload in payloads.items():
+            room = user_room(user_id)
+            mine = [sid for sid, _ in manager.get_participants(CHAT_NAMESPACE, room)]
+            skip = [sid for sid in mine if sid not in in_room or sid == skip_sid]
+            if skip_sid is not None and skip_sid not in skip:
+                skip.append(skip_sid)
+            count += sum(1 for sid in mine if sid not in skip)
+            await self.sio.emit(event, payload, to=room, skip_sid=skip or None, namespace=CHAT_NAMESPACE)
+        return count
+
     async def message_changed(self, entry: dict[str, Any], message: dict[str, Any],
                               skip_sid: str | None = None) -> None:
         """Emit message_changed {conversation_id, entry, message} to the conversation's room."""

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aurora.errors import AuroraError, invalid, not_found
 from aurora.realtime.call_notifier import CallNotifier
@@ -30,6 +30,9 @@ from aurora.services.validation import conversation_id_of, id_of, optional_int
 from aurora.settings import Settings
 from aurora.storage import calls as store
 from aurora.storage.database import Storage
+
+if TYPE_CHECKING:  # push imports nothing of these; only the type is needed here
+    from aurora.services.push import Push
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +55,7 @@ class Calls:
         self._messages = messages
         self._locks = locks
         # Web Push (aurora.services.push.Push) for invitees with no open app; None: no pushes.
-        self.push: Any = None
+        self.push: Push | None = None
         self._timers: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
 

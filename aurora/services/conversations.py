@@ -6,6 +6,7 @@ from typing import Any
 
 from aurora.errors import invalid, not_found
 from aurora.realtime.notifier import Notifier
+from aurora.services.files.urls import AttachmentUrls
 from aurora.services.presence import Presence
 from aurora.services.validation import conversation_id_of, id_list, storable_text
 from aurora.storage import conversations as store
@@ -25,10 +26,12 @@ def _check_title(title: Any) -> str | None:
 
 
 class Conversations:
-    def __init__(self, storage: Storage, notifier: Notifier, presence: Presence) -> None:
+    def __init__(self, storage: Storage, notifier: Notifier, presence: Presence,
+                 urls: AttachmentUrls | None = None) -> None:
         self._storage = storage
         self._notifier = notifier
         self._presence = presence
+        self._urls = urls
 
     async def _require_users(self, user_ids: list[int]) -> None:
         if not user_ids:
@@ -62,7 +65,11 @@ class Conversations:
         return await self._presence.annotate(conversation)
 
     async def list(self, user: dict[str, Any]) -> list[dict[str, Any]]:
-        return [await self._presence.annotate(c) for c in await self._storage.read(store.list_for_user, user["id"])]
+        conversations = await self._storage.read(store.list_for_user, user["id"])
+        if self._urls is not None:  # last_message's attachments get URLs signed for this user
+            for c in conversations:
+                c["last_message"] = self._urls.present(c.get("last_message"), user["id"])
+        return [await self._presence.annotate(c) for c in conversations]
 
     async def add_members(self, user: dict[str, Any], conversation_id: Any, user_ids: Any) -> dict[str, Any]:
         cid = conversation_id_of(conversation_id)

@@ -6,21 +6,26 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aurora.errors import AuroraError, invalid
 from aurora.realtime.notifier import Notifier
+from aurora.services.files import Files
 from aurora.services.message_changes import change_item, check_emoji
 from aurora.services.message_writer import MessageWriter
 from aurora.services.search_query import parse_search_query
 from aurora.services.validation import conversation_id_of, id_of, optional_int, seq_of, storable_text
 from aurora.settings import Settings
+from aurora.storage import conversations as conversation_store
 from aurora.storage import messages as message_store
 from aurora.storage import search as search_store
 from aurora.storage.database import Storage
 from aurora.storage.log_rules import LogRules
 from aurora.storage.messages import AppendResult, NewMessage
 from aurora.storage.records import MESSAGE_KINDS, for_viewer
+
+if TYPE_CHECKING:  # push imports nothing of these; only the type is needed here
+    from aurora.services.push import Push
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +46,15 @@ class SendContext:
 
 
 class Messages:
-    def __init__(self, settings: Settings, storage: Storage, notifier: Notifier) -> None:
+    def __init__(self, settings: Settings, storage: Storage, notifier: Notifier, files: Files | None = None) -> None:
         self._settings = settings
         self._storage = storage
         self._notifier = notifier
+        self.files = files or Files(settings, storage)
         self.writer = MessageWriter(storage, self._broadcast, rules=LogRules(edit_window_s=settings.edit_window_s),
                                     queue_max=settings.message_queue_max)
         # Web Push for members with no open app (aurora.services.push.Push); None: no pushes.
-        self.push: Any = None
+        self.push: Push | None = None
         # (conversation id, user id) -> [lock, how many advance() calls hold or await it]
         self._receipt_locks: dict[tuple[int, int], list[Any]] = {}
 
@@ -64,6 +70,25 @@ class Messages:
             )
         return storable_text(text, "body")
 
+    def _check_attachments(self, attachments: Any) -> list[int] | None:
+        if attachments is None:
+            return None
+        most = self._settings.max_attachments
+        if not isinstance(attachments, list):
+            raise invalid("attachments must be a list of upload ids")
+        if len(attachments) > most:
+            raise invalid(f"a message can have at most {most} attachments")
+        ids = [id_of(a, "attachments") for a in attachments]
+        if len(set(ids)) != len(ids):
+            raise invalid("attachments must not name an upload twice")
+        return ids or None
+
+    def _present(self, record: dict[str, Any], viewer_id: int) -> dict[str, Any]:
+        """A message record as this viewer gets it: own reactions marked, attachment URLs signed for them."""
+        presented = self.files.urls.present(for_viewer(record, viewer_id), viewer_id)
+        assert presented is not None
+        return presented
+
     @staticmethod
     def _check_client_id(client_id: Any) -> str | None:
         if client_id is None:
@@ -75,21 +100,30 @@ class Messages:
         return storable_text(client_id, "client_id")
 
     async def send(self, user: dict[str, Any], conversation_id: Any, body: Any, client_id: Any = None,
-                   skip_sid: str | None = None, reply_to_seq: Any = None) -> tuple[dict[str, Any], bool]:
+                   skip_sid: str | None = None, reply_to_seq: Any = None,
+                   attachments: Any = None) -> tuple[dict[str, Any], bool]:
         """Store then broadcast; returns (message, created). A repeated client_id returns the original.
 
         Everything before submit() is synchronous on purpose: messages keep the order they came in.
+        With attachments (upload ids: stored and checked before, the writer only links them), the body
+        may be empty or absent.
         """
+        upload_ids = self._check_attachments(attachments)
+        if upload_ids and (body is None or (isinstance(body, str) and not body.strip())):
+            text = ""
+        else:
+            text = self._check_body(body)
         item = NewMessage(
             conversation_id=conversation_id_of(conversation_id),
             sender_id=user["id"],
-            body=self._check_body(body),
+            body=text,
             client_id=self._check_client_id(client_id),
             reply_to_seq=None if reply_to_seq is None else id_of(reply_to_seq, "reply_to_seq"),
+            attachments=upload_ids,
         )
         result = await self.writer.submit(item, SendContext(skip_sid, user["username"]))
         assert result.message is not None
-        return for_viewer(result.message, user["id"]), not result.duplicate
+        return self._present(result.message, user["id"]), not result.duplicate
 
     async def store_system_message(self, item: NewMessage, push_to: list[int] | None = None) -> dict[str, Any]:
         """Messages the server writes itself (call summaries), through the same ordered path;
@@ -118,12 +152,18 @@ class Messages:
         """The ack of a change: {entry, message, duplicate}, as the changing user sees them."""
         result = await self.writer.submit(item, SendContext(skip_sid, user["username"]))
         assert result.state is not None
-        return {"entry": result.message, "message": for_viewer(result.state, user["id"]),
+        return {"entry": result.message, "message": self._present(result.state, user["id"]),
                 "duplicate": result.duplicate}
 
     async def _broadcast(self, result: AppendResult, context: SendContext) -> None:
         entry = result.message
         assert entry is not None
+        self.files.release_later(result.released)  # a delete detached files: their bytes may go now
+        shown = entry if entry["kind"] in MESSAGE_KINDS else result.state
+        if shown and shown.get("attachments"):
+            # Attachment URLs are signed per viewer: one payload per member instead of one per room.
+            await self._broadcast_per_member(result, context)
+            return
         if entry["kind"] not in MESSAGE_KINDS:
             assert result.state is not None
             await self._notifier.message_changed(entry, result.state, skip_sid=context.skip_sid)
@@ -137,6 +177,21 @@ class Messages:
         log.info("New %s in conversation %s from %s. Broadcast to %d connections.",
                  what, entry["conversation_id"], entry["sender_username"], count)
 
+    async def _broadcast_per_member(self, result: AppendResult, context: SendContext) -> None:
+        entry = result.message
+        assert entry is not None
+        cid = entry["conversation_id"]
+        members = await self._storage.read(conversation_store.member_ids, cid)
+        if entry["kind"] in MESSAGE_KINDS:
+            payloads = {uid: self.files.urls.present(entry, uid) for uid in members}
+            count = await self._notifier.emit_per_member("new_message", cid, payloads, skip_sid=context.skip_sid)
+            log.info("New message with %d attachment(s) in conversation %s from %s. Sent to %d connections.",
+                     len(entry["attachments"]), cid, entry["sender_username"], count)
+            return
+        payloads = {uid: {"conversation_id": cid, "entry": entry, "message": self.files.urls.present(result.state, uid)}
+                    for uid in members}
+        await self._notifier.emit_per_member("message_changed", cid, payloads, skip_sid=context.skip_sid)
+
     async def search(self, user: dict[str, Any], q: Any, conversation_id: Any = None, limit: Any = None,
                      before: Any = None) -> dict[str, Any]:
         query = parse_search_query(q)
@@ -146,6 +201,8 @@ class Messages:
         results, next_before = await self._storage.read(
             search_store.search_messages, user["id"], query, cid, size, before_id
         )
+        for found in results:
+            found["message"] = self.files.urls.present(found["message"], user["id"])
         return {"results": results, "next": next_before}
 
     async def page(self, user: dict[str, Any], conversation_id: Any, before_seq: Any = None,
@@ -157,7 +214,7 @@ class Messages:
         rows, has_more = await self._storage.read(
             message_store.list_messages, cid, user["id"], before, after, size or PAGE_DEFAULT
         )
-        return [for_viewer(r, user["id"]) for r in rows], has_more
+        return [self._present(r, user["id"]) for r in rows], has_more
 
     async def sync(self, user: dict[str, Any], cursors: Any, limit: Any = None) -> tuple[list[dict[str, Any]], bool]:
         if cursors is None:
@@ -170,7 +227,7 @@ class Messages:
             parsed[cid] = seq_of(value, "cursor")
         size = optional_int(limit, "limit", minimum=1, maximum=SYNC_MAX) or SYNC_DEFAULT
         rows, has_more = await self._storage.read(message_store.sync_messages, user["id"], parsed, size)
-        return [for_viewer(r, user["id"]) for r in rows], has_more
+        return [self._present(r, user["id"]) for r in rows], has_more
 
     async def advance(self, user: dict[str, Any], conversation_id: Any, seq: Any, *, read: bool) -> dict[str, Any]:
         """delivered / mark_read: pointers move forward only; a receipt goes to the room when one moved."""

@@ -34,6 +34,8 @@ class Target:
     erase_edits: bool = False
     # Index in the batch of the last item that changed it (its seq becomes the state_seq).
     last_change: int | None = None
+    # A delete: the blobs of the files it detached.
+    released: list[str] = field(default_factory=list)
 
     @classmethod
     def of(cls, row: Message, sender_username: str) -> Target:

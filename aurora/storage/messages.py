@@ -21,6 +21,14 @@ from aurora.storage.conversations import require_member
 from aurora.storage.log_rules import NOOP, LogRules, Target, apply_change, stored_reactions
 from aurora.storage.models import Membership, Message, User, utcnow
 from aurora.storage.records import MESSAGE_KINDS, message_record, reply_record
+from aurora.storage.uploads import (
+    attach_txn,
+    attachment_record,
+    attachments_of,
+    check_attachable,
+    detach_txn,
+    uploads_for_attach,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +51,8 @@ class NewMessage:
     target_seq: int | None = None
     emoji: str | None = None
     added: bool = True
+    # Messages: upload ids to attach, in order (the sender's own, unattached uploads).
+    attachments: list[int] | None = None
 
 
 @dataclass
@@ -55,6 +65,8 @@ class AppendResult:
     error: AuroraError | None = field(default=None)
     # Change entries: the target message's state after the batch.
     state: dict[str, Any] | None = None
+    # Deletes: blobs the deleted message's files named (the caller removes those now unreferenced).
+    released: list[str] = field(default_factory=list)
 
 
 DEFAULT_RULES = LogRules()
@@ -82,6 +94,9 @@ def append_entries_txn(items: list[NewMessage], rules: LogRules = DEFAULT_RULES)
         (*conversation_ids, *sender_ids),
     ).fetchall())
     targets = _load_targets(items, conversation_ids)
+    wanted_uploads = [u for i in items if i.kind in MESSAGE_KINDS for u in (i.attachments or [])]
+    uploads = uploads_for_attach(wanted_uploads) if wanted_uploads else {}
+    claimed: set[int] = set()
     client_ids = sorted({i.client_id for i in items if i.client_id is not None})
     stored: dict[tuple[int, int, str], Message] = {}
     if client_ids:
@@ -112,6 +127,9 @@ def append_entries_txn(items: list[NewMessage], rules: LogRules = DEFAULT_RULES)
                 if item.reply_to_seq is not None and not _is_message(targets, item.conversation_id,
                                                                      item.reply_to_seq):
                     raise not_found("message")
+                if item.attachments:
+                    check_attachable(item.attachments, item.sender_id, uploads, claimed)
+                    claimed.update(item.attachments)
                 with_messages.add(item.conversation_id)
             else:
                 target = targets.get((item.conversation_id, item.target_seq))
@@ -171,7 +189,18 @@ def append_entries_txn(items: list[NewMessage], rules: LogRules = DEFAULT_RULES)
         ids = {(conversation_id, seq): message_id for message_id, conversation_id, seq in inserted}
         for m in entries.values():
             m.id = ids[(m.conversation_id, m.seq)]
+        for index, m in entries.items():
+            if items[index].attachments:
+                attach_txn(db, m.id, items[index].attachments)
     _write_targets(db, targets, entries)
+    # Attachments of what the results show: new messages from the uploads loaded above; duplicates
+    # and changed messages (rare on the hot path) in one query, after this batch's attaches/detaches.
+    shown = [v.id for d, v in plan if d == "stored" and v.kind in MESSAGE_KINDS]
+    shown += [t.row.id for t in targets.values() if t.is_message]
+    attached = attachments_of(shown) if shown else {}
+    for index, m in entries.items():
+        if items[index].attachments:
+            attached[m.id] = [attachment_record(uploads[u]) for u in items[index].attachments]
     # The sender has seen what they wrote: one pointer update per (conversation, sender) of new messages.
     newest: dict[tuple[int, int], int] = {}
     for m in entries.values():
@@ -201,12 +230,17 @@ def append_entries_txn(items: list[NewMessage], rules: LogRules = DEFAULT_RULES)
             entry = _existing_change(item, entries, items)
         else:
             entry = entries[index]
-        record = _record(entry, names, targets) if entry is not None else None
+        record = _record(entry, names, targets, attached=attached) if entry is not None else None
         state = None
+        released: list[str] = []
         if item.kind not in MESSAGE_KINDS:
             target = targets.get((item.conversation_id, item.target_seq))
-            state = _record(target.row, names, targets, username=target.sender_username) if target else None
-        results.append(AppendResult(record, duplicate=decision != "new", conversation_kind=kind, state=state))
+            state = _record(target.row, names, targets, username=target.sender_username,
+                            attached=attached) if target else None
+            if decision == "new" and item.kind == "delete" and target is not None:
+                released = target.released
+        results.append(AppendResult(record, duplicate=decision != "new", conversation_kind=kind, state=state,
+                                    released=released))
     return results
 
 
@@ -267,6 +301,8 @@ def _write_targets(db: pw.Database, targets: dict[tuple[int, int], Target], entr
                 "AND kind = 'edit'",
                 (row.conversation_id, row.seq),
             )
+            # ...and detaches its files (their bytes go once nothing else names them).
+            target.released = detach_txn(db, row.id)
             for entry in entries.values():
                 if entry.kind == "edit" and (entry.conversation_id, entry.target_seq) == (row.conversation_id, row.seq):
                     entry.body = ""
@@ -295,7 +331,7 @@ def _existing_change(item: NewMessage, entries: dict[int, Message], items: list[
 
 
 def _record(entry: Message, names: dict[int, str], targets: dict[tuple[int, int], Target],
-            username: str | None = None) -> dict[str, Any]:
+            username: str | None = None, attached: dict[int, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
     if username is None:
         if entry.sender_id not in names:
             names[entry.sender_id] = User.select(User.username).where(User.id == entry.sender_id).scalar()
@@ -305,7 +341,7 @@ def _record(entry: Message, names: dict[int, str], targets: dict[tuple[int, int]
         target = targets.get((entry.conversation_id, entry.reply_to_seq))
         reply = reply_record(target.row, target.sender_username) if target else _reply_map(
             {(entry.conversation_id, entry.reply_to_seq)}).get((entry.conversation_id, entry.reply_to_seq))
-    return message_record(entry, username, reply)
+    return message_record(entry, username, reply, (attached or {}).get(entry.id))
 
 
 def _placeholders(param: str, values: Any) -> str:
@@ -357,7 +393,9 @@ def records_of(rows: list[Message]) -> list[dict[str, Any]]:
     """Records of rows selected with their sender's username, replies resolved in one more query."""
     replies = _reply_map({(m.conversation_id, m.reply_to_seq) for m in rows
                           if m.reply_to_seq is not None and m.kind in MESSAGE_KINDS})
-    return [message_record(m, m.username, replies.get((m.conversation_id, m.reply_to_seq))) for m in rows]
+    attached = attachments_of(m.id for m in rows if m.kind in MESSAGE_KINDS)
+    return [message_record(m, m.username, replies.get((m.conversation_id, m.reply_to_seq)), attached.get(m.id))
+            for m in rows]
 
 
 def list_messages(conversation_id: int, user_id: int, before_seq: int | None,

@@ -69,6 +69,10 @@ def _add_message_log_columns() -> None:
         search.create_sqlite_search(db)
 
 
+def _create_upload_table() -> None:
+    database_proxy.create_tables(models.FILE_MODELS)
+
+
 def _field_options(field: pw.Field) -> dict[str, int]:
     return {"max_length": field.max_length} if isinstance(field, pw.CharField) else {}
 
@@ -90,7 +94,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[], None]]] = [
     (2, "calls and call participants", _create_call_tables),
     (3, "call devices and deadlines", _add_call_device_columns),
     (4, "message log: edits, deletes, reactions, replies, full-text search", _add_message_log_columns),
-    (5, "push subscriptions and conversation mutes", _add_push_tables),
+    (5, "uploads (attachments of messages)", _create_upload_table),
+    (6, "push subscriptions and conversation mutes", _add_push_tables),
 ]
 
 

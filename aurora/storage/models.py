@@ -66,7 +66,8 @@ class Message(BaseModel):
     kind = pw.CharField(max_length=8, default="text")  # text | call | edit | delete | reaction
     sender = pw.ForeignKeyField(User)
     # "" means no text: a deleted message, an erased edit, a delete or reaction entry. (NOT NULL since
-    # version 1; dropping it would rebuild the table on SQLite for no gain: real bodies are never empty.)
+    # version 1; dropping it would rebuild the table on SQLite for no gain.) A message with attachments
+    # may have no text: its body is "" too.
     body = pw.TextField()
     client_id = pw.CharField(max_length=64, null=True)
     created_at = pw.DateTimeField(default=utcnow)
@@ -91,6 +92,27 @@ class Message(BaseModel):
             (("conversation", "sender", "client_id"), True),
             (("conversation", "target_seq"), False),
         )
+
+
+class Upload(BaseModel):
+    """A file a user uploaded: its bytes are a blob named by sha256 (identical files stored once).
+    Unattached (message null) until a send attaches it to exactly one message; deleting that
+    message deletes the row, and the blob goes once no row names it."""
+
+    owner = pw.ForeignKeyField(User, on_delete="CASCADE")
+    name = pw.CharField(max_length=255)
+    content_type = pw.CharField(max_length=127)
+    size = pw.BigIntegerField()
+    sha256 = pw.CharField(max_length=64, index=True)
+    width = pw.IntegerField(null=True)
+    height = pw.IntegerField(null=True)
+    thumbnail_sha256 = pw.CharField(max_length=64, null=True, index=True)
+    created_at = pw.DateTimeField(default=utcnow, index=True)
+    message = pw.ForeignKeyField(Message, null=True, on_delete="CASCADE")
+    position = pw.IntegerField(null=True)
+
+    class Meta:
+        indexes = ((("message", "position"), False), (("owner", "message"), False))
 
 
 class Call(BaseModel):
@@ -145,5 +167,6 @@ class SchemaVersion(BaseModel):
 
 
 CHAT_MODELS = [User, Conversation, Membership, Message]
+FILE_MODELS = [Upload]
 CALL_MODELS = [Call, CallParticipant]
 PUSH_MODELS = [PushSubscription]

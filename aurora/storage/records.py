@@ -45,8 +45,8 @@ def reply_record(target: Message, sender_username: str) -> dict[str, Any]:
             "excerpt": excerpt(target.body, bool(target.deleted))}
 
 
-def message_record(message: Message, sender_username: str,
-                   reply_to: dict[str, Any] | None = None) -> dict[str, Any]:
+def message_record(message: Message, sender_username: str, reply_to: dict[str, Any] | None = None,
+                   attachments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """A log entry as the API sends it: a message in its current state, or a change entry.
 
     reply_to is the reply_record of the message's target (None if it replies to nothing); reactions
@@ -79,6 +79,9 @@ def message_record(message: Message, sender_username: str,
     ]
     record["reply_to"] = reply_to if message.reply_to_seq is not None else None
     record["state_seq"] = message.state_seq if message.state_seq is not None else message.seq
+    # Files (storage/uploads.attachment_record); their url and thumbnail_url are signed per viewer by
+    # the service layer for each response (services/files/urls.py).
+    record["attachments"] = attachments or []
     if message.extra:
         record.update(json.loads(message.extra))
     return record
