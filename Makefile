@@ -7,11 +7,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 JS_STAMP := tests/js/node_modules/.installed-stamp
 BENCH_STAMP := bench/node_modules/.installed-stamp
+SDK_STAMP := clients/js/node_modules/.installed-stamp
+BROWSER_STAMP := tests/browser/node_modules/.installed-stamp
 # Parallel test workers (2 cores here); `make test PYTEST_WORKERS=0` runs serially.
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: run test lint bench bench-quick bench-upload venv js clean
+.PHONY: run test lint audit bench bench-quick bench-upload venv js clean vendor
 
 venv: $(STAMP)
 
@@ -23,22 +25,42 @@ $(STAMP): requirements.txt requirements-dev.txt clients/python/pyproject.toml
 
 js: $(JS_STAMP)
 
-$(JS_STAMP): tests/js/package.json tests/js/package-lock.json
+$(JS_STAMP): tests/js/package.json tests/js/package-lock.json $(SDK_STAMP)
 	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(SDK_STAMP): clients/js/package.json clients/js/package-lock.json
+	cd clients/js && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 $(BENCH_STAMP): bench/package.json bench/package-lock.json
 	cd bench && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The browser tests' driver (playwright-core, no browser download: they use Debian's chromium).
+$(BROWSER_STAMP): tests/browser/package.json tests/browser/package-lock.json
+	cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Refresh web/vendor/ from the socket.io-client pinned in tests/browser (see web/vendor/README.md).
+vendor: $(BROWSER_STAMP)
+	cp tests/browser/node_modules/socket.io-client/dist/socket.io.esm.min.js \
+	   tests/browser/node_modules/socket.io-client/dist/socket.io.esm.min.js.map web/vendor/
+	cp tests/browser/node_modules/socket.io-client/LICENSE web/vendor/socket.io-client.LICENSE
+
 run: $(STAMP)
 	$(PY) app.py
 
-test: $(STAMP) $(JS_STAMP) $(BENCH_STAMP)
+test: $(STAMP) $(JS_STAMP) $(SDK_STAMP) $(BENCH_STAMP) $(BROWSER_STAMP)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q -rs $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check app.py aurora tests bench clients/python
+	$(VENV)/bin/ruff check app.py aurora tests bench tools clients/python
+
+# Known advisories against the pinned runtime packages (pip-audit in its own .venv-audit); skipped with
+# the reason, exit 0, when the advisory service cannot be reached.
+audit:
+	$(PYTHON) tools/audit_dependencies.py
 
 # The benchmark suite of issue 5 (bench/run.py --help): every scenario on Aurora (SQLite and
 # PostgreSQL) and both relays, 3 runs each, table on stdout, JSON in bench/results/.
@@ -56,4 +78,4 @@ bench-upload: $(STAMP)
 	$(PY) bench/upload_memory.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) tests/js/node_modules bench/node_modules .pytest_cache
+	rm -rf $(VENV) .venv-audit tests/js/node_modules clients/js/node_modules bench/node_modules tests/browser/node_modules .pytest_cache

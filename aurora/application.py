@@ -12,20 +12,26 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from aurora.api.cors import cors_middleware
+from aurora.api.limits import limits_middleware
 from aurora.api.middlewares import error_middleware
 from aurora.api.routes import setup_routes
+from aurora.api.security_headers import security_headers
 from aurora.context import AURORA, Aurora
 from aurora.realtime import json_codec
+from aurora.realtime.auth_watch import AuthWatch
 from aurora.realtime.call_notifier import CallNotifier
 from aurora.realtime.calls import CallsNamespace
 from aurora.realtime.chat import ChatNamespace
 from aurora.realtime.notifier import Notifier
+from aurora.realtime.server import AuroraServer
 from aurora.realtime.transport import DirectEmitManager, disable_websocket_compression
 from aurora.services.accounts import Accounts
+from aurora.services.blocks import Blocks
 from aurora.services.call_locks import CallLocks
 from aurora.services.calls import Calls
 from aurora.services.conversations import Conversations
 from aurora.services.files import Files
+from aurora.services.limits import Limiter
 from aurora.services.messages import Messages
 from aurora.services.presence import Presence
 from aurora.services.push import Mutes, Push
@@ -74,8 +80,9 @@ def build_registry(settings: Settings) -> LocalSocketRegistry:
 
 
 def build_socketio_server(settings: Settings) -> socketio.AsyncServer:
-    sio = socketio.AsyncServer(
+    sio = AuroraServer(
         async_mode="aiohttp",
+        connect_timeout_s=settings.connect_timeout_s,
         client_manager=build_client_manager(settings),
         cors_allowed_origins=_cors_origins(settings),
         max_http_buffer_size=settings.max_packet_bytes,
@@ -97,20 +104,26 @@ def build_aurora(settings: Settings, sio: socketio.AsyncServer) -> Aurora:
     notifier = Notifier(sio, registry)
     signer = TokenSigner(settings.secret_keys, settings.token_max_age_s)
     presence = Presence(storage, notifier, registry)
+    limiter = Limiter(settings)
+    blocks = Blocks(storage, settings.redis_url, settings.redis_prefix)
+    auth_watch = AuthWatch(sio, storage, settings.auth_check_interval_s, settings.token_max_age_s)
     files = Files(settings, storage)
     messages = Messages(settings, storage, notifier, files)
+    presence.blocks = messages.blocks = blocks
     push = Push(settings, storage, registry)
     messages.push = push
     calls = Calls(settings, storage, CallNotifier(sio, registry), messages,
                   CallLocks(settings.redis_url, settings.redis_prefix))
+    calls.blocks = blocks
     calls.push = push
     return Aurora(
         settings=settings, storage=storage, sio=sio, notifier=notifier, signer=signer, registry=registry,
-        accounts=Accounts(settings, storage, signer), presence=presence,
-        conversations=Conversations(storage, notifier, presence, files.urls),
+        accounts=Accounts(settings, storage, signer, limiter), presence=presence,
+        conversations=Conversations(storage, notifier, presence, blocks, settings.max_group_members, files.urls),
         messages=messages,
         calls=calls,
         files=files,
+        limiter=limiter, auth_watch=auth_watch, blocks=blocks,
         push=push, mutes=Mutes(storage),
     )
 
@@ -118,7 +131,7 @@ def build_aurora(settings: Settings, sio: socketio.AsyncServer) -> Aurora:
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_http_body_bytes,
-        middlewares=[cors_middleware(settings.cors_allowed_origins), error_middleware],
+        middlewares=[cors_middleware(settings.cors_allowed_origins), error_middleware, limits_middleware],
     )
     sio = build_socketio_server(settings)
     aurora = build_aurora(settings, sio)
@@ -127,6 +140,7 @@ def create_app(settings: Settings) -> web.Application:
     sio.register_namespace(ChatNamespace(aurora))
     sio.register_namespace(CallsNamespace(aurora))
     setup_routes(app)
+    app.on_response_prepare.append(security_headers(settings))
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_disconnect_clients)
     return app
@@ -160,6 +174,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await aurora.registry.start(host_gone)
     # One process alone: calls a previous run left live are over. In a cluster, other processes may
     # own live calls; dead processes' devices are reaped and their grace deadlines end them.
+    await aurora.auth_watch.start()
+    await aurora.blocks.start()
     ended = await aurora.calls.start(end_live_calls=not aurora.settings.redis_url)
     if ended:
         log.info("Ended %d call(s) left ringing or active by a previous process", ended)
@@ -167,7 +183,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     yield
     await aurora.files.stop()
     await aurora.calls.stop()
+    await aurora.auth_watch.stop()
+    await aurora.blocks.stop()
     await aurora.registry.stop()
     await aurora.messages.writer.stop()
     await aurora.push.stop()
+    await aurora.limiter.close()
+    aurora.accounts.close()
     aurora.storage.close()

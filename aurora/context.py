@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import socketio
 from aiohttp import web
 
+from aurora.realtime.auth_watch import AuthWatch
 from aurora.realtime.notifier import Notifier
 from aurora.services.accounts import Accounts
+from aurora.services.blocks import Blocks
 from aurora.services.calls import Calls
 from aurora.services.conversations import Conversations
 from aurora.services.files import Files
+from aurora.services.limits import Limiter, parse_networks
+from aurora.services.limits.addresses import Network
 from aurora.services.messages import Messages
 from aurora.services.presence import Presence
 from aurora.services.push import Mutes, Push
@@ -35,6 +40,13 @@ class Aurora:
     messages: Messages
     calls: Calls
     files: Files
+    limiter: Limiter
+    auth_watch: AuthWatch
+    blocks: Blocks
+
+    @cached_property
+    def trusted_networks(self) -> tuple[Network, ...]:
+        return parse_networks(self.settings.trusted_proxies)
     push: Push
     mutes: Mutes
 

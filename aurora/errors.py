@@ -35,6 +35,20 @@ class AuroraError(Exception):
         return {"code": self.code, "message": self.message}
 
 
+class RateLimited(AuroraError):
+    """`rate_limited` with the wait in milliseconds (REST adds a Retry-After header)."""
+
+    def __init__(self, message: str, retry_after_ms: int | None) -> None:
+        super().__init__("rate_limited", message)
+        self.retry_after_ms = retry_after_ms
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        if self.retry_after_ms is not None:
+            data["retry_after_ms"] = self.retry_after_ms
+        return data
+
+
 def invalid(message: str) -> AuroraError:
     return AuroraError("invalid", message)
 

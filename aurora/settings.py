@@ -75,6 +75,40 @@ class Settings:
     thumbnail_px: int = 320
     strip_image_metadata: bool = True
     file_workers: int = 2
+    # Abuse limits (docs/operations.md#abuse-limits): token buckets per user, per address before login.
+    rate_limits_enabled: bool = True
+    rate_message_per_s: float = 5.0
+    rate_message_burst: int = 50
+    rate_edit_per_s: float = 2.0
+    rate_edit_burst: int = 30
+    rate_react_per_s: float = 5.0
+    rate_react_burst: int = 50
+    rate_typing_per_s: float = 3.0
+    rate_typing_burst: int = 20
+    rate_sync_per_s: float = 2.0
+    rate_sync_burst: int = 60
+    rate_conversation_per_s: float = 1.0
+    rate_conversation_burst: int = 30
+    rate_call_invite_per_s: float = 0.2
+    rate_call_invite_burst: int = 10
+    rate_call_signal_per_s: float = 50.0
+    rate_call_signal_burst: int = 500
+    rate_upload_per_s: float = 1.0
+    rate_upload_burst: int = 20
+    rate_register_per_s: float = 0.05
+    rate_register_burst: int = 10
+    rate_login_per_s: float = 1.0
+    rate_login_burst: int = 30
+    flood_disconnect_refusals: int = 200
+    trusted_proxies: tuple[str, ...] = ()
+    hash_threads: int = 1
+    hash_queue_max: int = 32
+    max_sockets_per_user: int = 10
+    connect_timeout_s: float = 10.0
+    max_group_members: int = 1000
+    auth_check_interval_s: float = 2.0
+    metrics_token: str = field(default="", repr=False)
+    hsts_max_age_s: int = 31536000
     # Web Push (docs/operations.md#web-push): VAPID keys (first signs new subscriptions, all sign
     # the subscriptions made with them), who to contact, which push services, what a push says.
     vapid_private_keys: tuple[str, ...] = field(default=(), repr=False)
@@ -103,8 +137,8 @@ class Settings:
 
 
 # Names that are lists in Settings but comma-separated strings in files and env.
-_LIST_FIELDS = {"cors_allowed_origins", "stun_urls", "turn_urls", "secret_keys", "vapid_private_keys",
-                "push_endpoint_hosts"}
+_LIST_FIELDS = {"cors_allowed_origins", "stun_urls", "turn_urls", "secret_keys", "trusted_proxies",
+                "vapid_private_keys", "push_endpoint_hosts"}
 # File/env key -> Settings field, where they differ.
 _RENAMED = {"secret_key": "secret_keys", "vapid_private_key": "vapid_private_keys"}
 _PLAIN_ENV = {"DATABASE_URL": "database_url", "PORT": "port"}
@@ -230,6 +264,7 @@ def _validate(s: Settings) -> None:
     for name in ("typing_throttle_ms", "call_grace_s", "edit_window_s", "upload_quota_bytes"):
         if getattr(s, name) < 0:
             raise SettingsError(f"{name}: must not be negative, got {getattr(s, name)}")
+    _validate_limits(s)
     if not s.redis_prefix or not s.redis_prefix.replace("-", "").replace("_", "").isalnum():
         raise SettingsError(f"redis_prefix: letters, digits, - and _ only, got {s.redis_prefix!r}")
     if s.event_loop not in ("uvloop", "asyncio"):
@@ -248,6 +283,24 @@ def _validate(s: Settings) -> None:
             raise SettingsError(
                 f"secret_key: every key must have at least {MIN_PRODUCTION_KEY_CHARS} characters in production"
             )
+
+
+def _validate_limits(s: Settings) -> None:
+    for f in dataclasses.fields(s):
+        if f.name.startswith("rate_") and f.name != "rate_limits_enabled" and getattr(s, f.name) < 0:
+            raise SettingsError(f"{f.name}: must not be negative (0 turns that limit off), got {getattr(s, f.name)}")
+    for name in ("flood_disconnect_refusals", "hash_threads", "hash_queue_max", "max_sockets_per_user",
+                 "connect_timeout_s", "max_group_members", "auth_check_interval_s"):
+        if getattr(s, name) <= 0:
+            raise SettingsError(f"{name}: must be greater than 0, got {getattr(s, name)}")
+    if s.hsts_max_age_s < 0:
+        raise SettingsError(f"hsts_max_age_s: must not be negative, got {s.hsts_max_age_s}")
+    from aurora.services.limits.addresses import parse_networks
+
+    try:
+        parse_networks(s.trusted_proxies)
+    except ValueError as exc:
+        raise SettingsError(f"trusted_proxies: {exc}") from None
 
 
 def _with_secret_keys(s: Settings) -> Settings:

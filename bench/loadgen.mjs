@@ -123,7 +123,12 @@ function openSocket(i) {
       timeout: P.connect_timeout_s * 1000,
     });
     closing.delete(i);
-    socket.on("new_message", (message) => onNewMessage(i, message));
+    if (MIXED) {
+      socket.on("new_message", (message) => onMixedEntry(i, message));
+      socket.on("message_changed", ({ entry }) => onMixedEntry(i, entry));
+    } else {
+      socket.on("new_message", (message) => onNewMessage(i, message));
+    }
     socket.on("disconnect", (reason) => {
       if (!closing.has(i)) fail(`client ${i}: disconnected by ${reason}`);
     });
@@ -343,9 +348,123 @@ function ackedList() {
   for (const c of conversations) {
     const rows = [];
     for (let k = 0; k < c.log.n; k++) if (c.log.seq[k] !== 0) rows.push([c.log.seq[k], clientId(c.j, k)]);
+    if (c.changeSeqs) for (const seq of c.changeSeqs) rows.push([seq, null]);
     out[c.id] = rows;
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// S6 mixed log: S1's closed loop, but every params.change_every-th operation of a sender is a change
+// entry (edit to the same text, or a reaction toggle) of its latest acked message. Checks: every operation
+// acked ok; the conversation's acked seqs (messages and changes) are 1..N without gaps; every receiver
+// gets every entry (new_message or message_changed) exactly once, in seq order.
+
+const MIXED = setup.scenario === "s6";
+let changesInWindow = 0;
+
+function onMixedEntry(i, e) {
+  const c = e && byId.get(e.conversation_id);
+  if (!c) return fail(`client ${i}: entry for unknown conversation ${e && e.conversation_id}`);
+  const state = c.recv.get(i);
+  if (!state) return fail(`client ${i}: the sender received its own entry ${e.seq}`);
+  if (e.seq !== state.last + 1) fail(`client ${i}, conversation ${c.id}: seq ${e.seq} after ${state.last}`);
+  if (e.seq > state.last) state.last = e.seq;
+  state.count += 1;
+  totalDeliveries += 1;
+  const t = now();
+  if (inWindow(t)) deliveriesInWindow += 1;
+  let sentAt;
+  if (e.kind === "text") {
+    const k = Number(String(e.client_id).slice(String(e.client_id).indexOf(".") + 1));
+    sentAt = c.log.sentAt[k];
+  } else {
+    sentAt = c.sentAtBySeq.get(e.seq); // set at emit time, keyed once the ack gives the seq
+    c.sentAtBySeq.delete(e.seq);
+  }
+  if (sentAt !== undefined && inWindow(sentAt)) deliveryLatencies.push(t - sentAt);
+}
+
+function mixedOp(c, onDone) {
+  const op = c.ops++;
+  if (op % P.change_every !== P.change_every - 1 || !c.lastMessage) {
+    return send(c, undefined, onDone);
+  }
+  const target = c.lastMessage;
+  // Alternate edits and reaction toggles (react if not reacted yet, else unreact): each adds an entry.
+  let event = "edit_message";
+  if (Math.floor(op / P.change_every) % 2) {
+    event = c.reacted.has(target.seq) ? "unreact" : "react";
+    if (event === "react") c.reacted.add(target.seq);
+    else c.reacted.delete(target.seq);
+  }
+  const payload = event === "edit_message"
+    ? { conversation_id: c.id, seq: target.seq, body: target.body }
+    : { conversation_id: c.id, seq: target.seq, emoji: "👍" };
+  const sentAt = now();
+  c.inflight += 1;
+  sockets[c.sender].timeout(P.ack_timeout_s * 1000).emit(event, payload, (err, ack) => {
+    const t = now();
+    c.inflight -= 1;
+    if (err) fail(`conversation ${c.id}: no ack for ${event} within ${P.ack_timeout_s}s`);
+    else if (!ack || ack.ok !== true) fail(`conversation ${c.id}: ${event} refused: ${JSON.stringify(ack)}`);
+    else if (ack.entry && !ack.duplicate) {
+      c.changeSeqs.push(ack.entry.seq);
+      c.sentAtBySeq.set(ack.entry.seq, sentAt);
+      totalAcked += 1;
+      expectedDeliveries += c.receivers.length;
+      if (inWindow(sentAt)) ackLatencies.push(t - sentAt);
+      if (inWindow(t)) { acksInWindow += 1; changesInWindow += 1; }
+    }
+    onDone(c);
+  });
+}
+
+async function mixedLoop() {
+  for (const c of conversations) Object.assign(c, { ops: 0, changeSeqs: [], sentAtBySeq: new Map(), lastMessage: null, reacted: new Set() });
+  phase = "connect";
+  await connectAll(allClients());
+  phase = "run";
+  const t0 = now();
+  win.start = t0 + P.warmup_s * 1000;
+  win.end = win.start + P.duration_s * 1000;
+  let running = true;
+  const next = (c) => {
+    // The latest acked message is the target of the next changes (its body is known: bodyFor).
+    for (let k = c.log.n - 1; k >= 0; k--) {
+      if (c.log.seq[k] !== 0) {
+        c.lastMessage = { seq: c.log.seq[k], body: bodyFor(clientId(c.j, k)) };
+        break;
+      }
+    }
+    if (running) mixedOp(c, next);
+  };
+  for (const c of conversations) for (let w = 0; w < P.inflight; w++) mixedOp(c, next);
+  await sleepUntil(win.start);
+  const proc0 = readProc();
+  const cpu0 = process.cpuUsage();
+  await sleepUntil(win.end);
+  const proc1 = readProc();
+  const cpu1 = process.cpuUsage();
+  running = false;
+  await drain();
+  for (const c of conversations) {
+    const seqs = [...c.changeSeqs];
+    for (let k = 0; k < c.log.n; k++) {
+      if (c.log.seq[k] !== 0) seqs.push(c.log.seq[k]);
+      else fail(`conversation ${c.id}: message ${clientId(c.j, k)} never acked ok`);
+    }
+    seqs.sort((a, b) => a - b);
+    seqs.forEach((seq, index) => { if (seq !== c.start + index + 1) fail(`conversation ${c.id}: acked seqs have a gap at ${seq}`); });
+    for (const [r, state] of c.recv) {
+      if (state.last !== c.start + seqs.length || state.count !== seqs.length) {
+        fail(`client ${r}, conversation ${c.id}: received ${state.count} up to ${state.last}; ${seqs.length} acked`);
+      }
+    }
+  }
+  const stats = windowStats(proc0, proc1, cpu0, cpu1, P.duration_s);
+  stats.changes_per_s = changesInWindow / P.duration_s;
+  return stats;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -652,7 +771,7 @@ async function waitForConnections(count) {
 
 // ---------------------------------------------------------------------------------------------
 
-const scenarios = { s1: closedLoop, s2: closedLoop, s3: idle, s4: openLoop, s5: catchUp };
+const scenarios = { s1: closedLoop, s2: closedLoop, s3: idle, s4: openLoop, s5: catchUp, s6: mixedLoop };
 
 async function main() {
   const run = scenarios[setup.scenario];

@@ -74,6 +74,7 @@ HEADLINE = {
     "s3": ("kib_per_connection", "{:.1f} KiB/connection"),
     "s4": ("delivery_p99_ms", "delivery p99 {:.1f} ms"),
     "s5": ("catchup_s", "caught up in {:.2f} s"),
+    "s6": ("acked_per_s", "acked {:,.0f} entries/s"),
 }
 
 
@@ -134,15 +135,15 @@ def _parser() -> argparse.ArgumentParser:
 def _apply_overrides(sizes: dict[str, Any], args: argparse.Namespace) -> None:
     if args.runs is not None:
         sizes["runs"] = max(1, args.runs)
-    for name in ("s1", "s2", "s4"):
+    for name in ("s1", "s2", "s4", "s6"):
         if args.duration is not None:
             sizes[name]["duration_s"] = args.duration
         if args.warmup is not None:
             sizes[name]["warmup_s"] = args.warmup
     if args.pairs is not None:
-        sizes["s1"]["pairs"] = sizes["s4"]["pairs"] = args.pairs
+        sizes["s1"]["pairs"] = sizes["s4"]["pairs"] = sizes["s6"]["pairs"] = args.pairs
     if args.inflight is not None:
-        sizes["s1"]["inflight"] = sizes["s2"]["inflight"] = args.inflight
+        sizes["s1"]["inflight"] = sizes["s2"]["inflight"] = sizes["s6"]["inflight"] = args.inflight
     if args.members is not None:
         sizes["s2"]["members"] = args.members
     if args.connections:

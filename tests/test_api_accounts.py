@@ -186,7 +186,7 @@ async def test_login_with_missing_or_wrong_fields_is_refused(api: Api, body: dic
     assert _error(answer) == "invalid"
 
 
-async def test_logout_revokes_every_earlier_token(api: Api, db_url: str) -> None:
+async def test_logout_ends_this_session_only(api: Api, db_url: str) -> None:
     account = await api.register()
     status, body = await api.request("POST", "/api/auth/login",
                                      json={"username": account.username, "password": account.password})
@@ -194,14 +194,26 @@ async def test_logout_revokes_every_earlier_token(api: Api, db_url: str) -> None
 
     status, body = await api.request("POST", "/api/auth/logout", token=account.token)
     assert status == 200, body
-    for token in (account.token, second_token):
-        status, body = await api.request("GET", "/api/me", token=token)
-        assert status == 401
-        assert _error(body) == "auth_invalid"
-    # Logging out again with a revoked token is refused as well.
+    status, body = await api.request("GET", "/api/me", token=account.token)
+    assert status == 401 and _error(body) == "auth_invalid"
+    status, body = await api.request("GET", "/api/me", token=second_token)  # another device: still in
+    assert status == 200, body
+    # Logging out again with the ended session's token is refused.
     status, body = await api.request("POST", "/api/auth/logout", token=account.token)
     assert status == 401 and _error(body) == "auth_invalid"
+    assert _stored_user(db_url, account.username)[4] == 1
 
+
+async def test_logout_everywhere_revokes_every_earlier_token(api: Api, db_url: str) -> None:
+    account = await api.register()
+    status, body = await api.request("POST", "/api/auth/login",
+                                     json={"username": account.username, "password": account.password})
+    second_token = body["token"]
+    status, body = await api.request("POST", "/api/auth/logout", token=account.token, json={"everywhere": True})
+    assert status == 200, body
+    for token in (account.token, second_token):
+        status, body = await api.request("GET", "/api/me", token=token)
+        assert status == 401 and _error(body) == "auth_invalid"
     status, body = await api.request("POST", "/api/auth/login",
                                      json={"username": account.username, "password": account.password})
     assert status == 200

@@ -52,7 +52,7 @@ def test_smoke_run_of_the_whole_suite_passes(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert document["correct"] is True
     ran = {(r["scenario"], r["target"]) for r in document["results"]}
-    for scenario in ("s1", "s2", "s3", "s4", "s5"):
+    for scenario in ("s1", "s2", "s3", "s4", "s5", "s6"):
         assert (scenario, "aurora-sqlite") in ran
     for scenario in ("s1", "s2", "s3", "s4"):
         assert (scenario, "py-relay") in ran
@@ -96,7 +96,7 @@ def _message_db(path: Path, rows: list[tuple[int, int, int, str | None, str]], l
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE conversation (id INTEGER PRIMARY KEY, last_seq INTEGER)")
     conn.execute("CREATE TABLE message (id INTEGER PRIMARY KEY, conversation_id INTEGER, seq INTEGER, "
-                 "sender_id INTEGER, client_id TEXT, body TEXT)")
+                 "sender_id INTEGER, client_id TEXT, body TEXT, kind TEXT DEFAULT 'text')")
     conn.execute("INSERT INTO conversation VALUES (1, ?)", (last_seq,))
     conn.executemany("INSERT INTO message (conversation_id, seq, sender_id, client_id, body) VALUES (?, ?, ?, ?, ?)",
                      rows)

@@ -52,7 +52,8 @@ def render_nginx_conf(tmp: Path, listen_port: int, backends: list[int]) -> Path:
             "worker_processes 1;\nevents { worker_connections 256; }\n")
     temp_paths = "".join(f"    {name}_temp_path {tmp}/{name};\n"
                          for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    body = text.replace("http {", "http {\n" + temp_paths + f"    access_log {tmp}/access.log;\n", 1)
+    body = text.replace("http {", "http {\n" + temp_paths, 1).replace("/var/log/nginx/aurora-access.log",
+                                                                     f"{tmp}/access.log")
     conf = tmp / "nginx.conf"
     conf.write_text(head + body)
     return conf
@@ -105,7 +106,7 @@ async def nginx(tmp_path: Path, workers: list[int]) -> AsyncIterator[str]:
             process.kill()
 
 
-async def test_polling_and_websocket_clients_through_nginx(nginx: str, workers: list[int]) -> None:
+async def test_polling_and_websocket_clients_through_nginx(nginx: str, workers: list[int], tmp_path: Path) -> None:
     api = Api(nginx)
     through_proxy = SocketFactory(nginx)
     try:
@@ -134,6 +135,12 @@ async def test_polling_and_websocket_clients_through_nginx(nginx: str, workers: 
         assert reply["ok"], reply
         assert (await alice_polling.wait_for("new_message"))["id"] == reply["message"]["id"]
         assert (await bob_elsewhere.wait_for("new_message", lambda m: m["seq"] == 6))["body"] == "ws"
+
+        # A legacy client with ?token= in the URL: the documented access log keeps the path, not the token.
+        legacy = await through_proxy.connect(None, url_suffix=f"/?token={alice.token}", transports=["polling"])
+        await legacy.call("__round_trip__")
+        access_log = (tmp_path / "nginx" / "access.log").read_text()
+        assert "/socket.io/" in access_log and alice.token not in access_log and "token=" not in access_log
     finally:
         await through_proxy.close_all()
         await api.close()

@@ -21,6 +21,7 @@ from tests.support.services import require_or_skip
 
 JS_DIR = Path(__file__).resolve().parent / "js"
 SCENARIO = JS_DIR / "chat_scenario.mjs"
+SDK_SCENARIO = JS_DIR / "sdk_chat_scenario.mjs"
 
 pytestmark = pytest.mark.node
 
@@ -96,3 +97,31 @@ async def test_scenario_reports_failure_with_non_zero_exit(server: RunningServer
     code, result, _ = await run_scenario(node, SCENARIO, server.url, "bad-token", "bad-token")
     assert code != 0
     assert result["ok"] is False and result["error"]
+
+
+@pytest.mark.parametrize("transports", ["websocket", "polling,websocket"])
+async def test_sdk_chat_scenario(server: RunningServer, api: Api, transports: str) -> None:
+    """The same story through aurora-client: catch-up, delivered and read without hand-written protocol."""
+    node = _node()
+    if not (JS_DIR / "node_modules" / "aurora-client" / "src" / "index.js").exists():
+        require_or_skip("aurora-client", "tests/js/node_modules/aurora-client is missing (run `make test`)")
+    alice = await api.register()
+    bob = await api.register()
+    code, result, stderr = await run_scenario(node, SDK_SCENARIO, server.url, alice.token, bob.token, transports)
+    assert code == 0 and result.get("ok") is True, (code, result, stderr)
+    assert result["steps"] == ["connected", "conversation_created", "delivered", "caught_up", "read"]
+    cid = result["conversation_id"]
+    status, body = await api.request("GET", f"/api/conversations/{cid}/messages", token=bob.token)
+    assert status == 200, body
+    stored = [(m["seq"], m["body"]) for m in body["messages"]]
+    assert stored == [(1, "hello from the SDK"), (2, "while away 0"), (3, "while away 1"), (4, "while away 2"),
+                      (5, "welcome back")]
+    # Both SDK stores hold exactly what the server stored; bob saw each message once.
+    for key in ("bob_messages", "alice_messages"):
+        assert [(m["seq"], m["body"]) for m in result[key]] == stored
+        assert [m["id"] for m in result[key]] == [m["id"] for m in body["messages"]]
+    assert result["bob_events"] == [1, 2, 3, 4, 5]
+    assert result["bob_unread"] == 0
+    status, body = await api.request("GET", "/api/conversations", token=bob.token)
+    [listed] = [c for c in body["conversations"] if c["id"] == cid]
+    assert listed["read_seq"] == 5 and listed["delivered_seq"] == 5 and listed["unread_count"] == 0

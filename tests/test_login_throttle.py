@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from tests.conftest import RunningServer, make_settings, start_server
 from tests.support.clients import Api
+from tests.support.flood import median_round_trip, unaffected_during
 
 
 @pytest.fixture
@@ -55,3 +57,50 @@ async def test_one_address_guessing_many_usernames_is_limited(strict: Api) -> No
         assert status == 401
     status, body = await _login(strict, "nobody-else", "wrong password!")
     assert status == 429 and body["error"]["code"] == "rate_limited", body
+
+
+async def _server(tmp_path: Path, db_url: str, **overrides: object) -> tuple[RunningServer, Api]:
+    running = await start_server(make_settings(tmp_path, db_url, **overrides))
+    return running, Api(running.url)
+
+
+async def test_concurrent_wrong_logins_are_counted_before_the_password_check(tmp_path: Path, db_url: str) -> None:
+    """60 guesses at once with login_max_failures = 10: ten are checked, fifty refused at once, and
+    another user's login meanwhile is not slowed down."""
+    running, api = await _server(tmp_path, db_url, login_max_failures=10)
+    try:
+        alice, bob = await api.register(), await api.register()
+
+        async def bob_logs_in() -> None:
+            assert (await _login(api, bob.username, bob.password))[0] == 200
+
+        before = await median_round_trip(bob_logs_in, count=5)
+        guesses = asyncio.gather(*(_login(api, alice.username, f"guess number {i}") for i in range(60)))
+        answers = await unaffected_during(guesses, bob_logs_in, before)
+        statuses = sorted(status for status, _ in answers)
+        assert statuses.count(401) == 10 and statuses.count(429) == 50, statuses
+        refused = next(body for status, body in answers if status == 429)
+        assert refused["error"]["code"] == "rate_limited" and refused["error"]["retry_after_ms"] > 0, refused
+    finally:
+        await api.close()
+        await running.stop()
+
+
+async def test_forwarded_for_counts_only_behind_a_trusted_proxy(tmp_path: Path, sqlite_url: str) -> None:
+    """Untrusted peer: X-Forwarded-For is ignored, so rotating it does not escape the address limit.
+    Trusted peer (the proxy): each forwarded client has its own address budget."""
+    for trusted, expect_refused in (("", True), ("127.0.0.1", False)):
+        running, api = await _server(tmp_path / (trusted or "none"), sqlite_url.replace("aurora.db", f"a{trusted}.db"),
+                                     login_max_failures=3, trusted_proxies=trusted)
+        try:
+            statuses = []
+            for index in range(16):  # the per-address limit is 5 x 3 = 15
+                status, _ = await api.request(
+                    "POST", "/api/auth/login", json={"username": f"nobody{index}", "password": "wrong password!"},
+                    headers={"X-Forwarded-For": f"198.51.100.{index + 1}"})
+                statuses.append(status)
+            assert statuses[:15] == [401] * 15, statuses
+            assert statuses[15] == (429 if expect_refused else 401), (trusted, statuses)
+        finally:
+            await api.close()
+            await running.stop()

@@ -307,14 +307,39 @@ async def test_gone_subscriptions_are_removed_and_failures_retried_then_dropped(
     assert standin.violations == []
 
 
-async def test_logout_forgets_the_users_subscriptions(papi: Api, standin: StandInPushService) -> None:
-    bob = await papi.register()
-    await subscribe(papi, bob, standin, "bob")
-    status, _ = await papi.request("POST", "/api/auth/logout", token=bob.token)
+async def _login(api: Api, account: Account) -> Account:
+    status, body = await api.request("POST", "/api/auth/login", json={"username": account.username,
+                                                                     "password": account.password})
+    assert status == 200, body
+    return Account(account.id, account.username, body["token"], account.user, account.password)
+
+
+async def test_subscriptions_belong_to_device_sessions(push_server: RunningServer, papi: Api,
+                                                       standin: StandInPushService) -> None:
+    alice, bob = await papi.register(), await papi.register()
+    phone, laptop, tablet = await _login(papi, bob), await _login(papi, bob), await _login(papi, bob)
+    await subscribe(papi, phone, standin, "phone")
+    await subscribe(papi, laptop, standin, "laptop")
+    await subscribe(papi, tablet, standin, "tablet")
+    status, body = await papi.request("GET", "/api/push/subscriptions", token=laptop.token)
+    listed = {s["endpoint"].rsplit("/", 1)[1]: s for s in body["subscriptions"]}
+    assert [name for name, s in listed.items() if s["current"]] == ["laptop"]
+    assert len({s["session_id"] for s in listed.values()}) == 3
+    # The phone's session ended from another device; the tablet logs out: only the laptop hears.
+    status, _ = await papi.request("DELETE", f"/api/sessions/{listed['phone']['session_id']}", token=laptop.token)
     assert status == 200
-    status, body = await papi.request("POST", "/api/auth/login", json={"username": bob.username,
-                                                                      "password": bob.password})
-    assert await subscriptions_of(papi, Account(bob.id, bob.username, body["token"], bob.user)) == []
+    status, _ = await papi.request("POST", "/api/auth/logout", token=tablet.token)
+    assert status == 200
+    assert [e.rsplit("/", 1)[1] for e in await subscriptions_of(papi, laptop)] == ["laptop"]
+    direct = await papi.conversation(alice, [bob])
+    await send(papi, alice, direct["id"], "which device?")
+    await push_of(push_server).idle()
+    assert [d.device for d in standin.deliveries] == ["laptop"]
+    # Logging out everywhere forgets every subscription of the user.
+    status, _ = await papi.request("POST", "/api/auth/logout", token=laptop.token, json={"everywhere": True})
+    assert status == 200
+    assert await subscriptions_of(papi, await _login(papi, bob)) == []
+    assert standin.violations == []
 
 
 # -- calls ------------------------------------------------------------------------------------

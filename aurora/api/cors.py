@@ -1,4 +1,4 @@
-"""CORS for the REST API, from the same setting as Socket.IO's cors_allowed_origins.
+"""CORS for the REST API and /health, from the same setting as Socket.IO's cors_allowed_origins.
 
 Default (empty): same origin only, so no CORS headers are sent at all.
 """
@@ -26,7 +26,8 @@ def cors_middleware(allowed_origins: tuple[str, ...]) -> Middleware:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not request.path.startswith("/api/"):
+        # /health too: the web app's diagnostics panel reads the server version from another origin.
+        if not (request.path.startswith("/api/") or request.path == "/health"):
             return await handler(request)
         origin = request.headers.get("Origin")
         if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):

@@ -9,8 +9,12 @@ from aiohttp import web
 
 from aurora.context import AURORA, Aurora
 from aurora.errors import AuroraError, invalid
+from aurora.services.accounts import Device
+from aurora.services.limits import client_address
+from aurora.services.tokens import Credentials
 
 _USER = web.RequestKey("user", dict)
+_CREDENTIALS = web.RequestKey("credentials", Credentials)
 
 def aurora(request: web.Request) -> Aurora:
     return request.app[AURORA]
@@ -22,11 +26,24 @@ def bearer_token(request: web.Request) -> str | None:
         return None
     return token.strip()
 
+def client_ip(request: web.Request) -> str:
+    """The client's address: X-Forwarded-For only when the peer is one of trusted_proxies."""
+    return client_address(request.remote, request.headers.get("X-Forwarded-For"), aurora(request).trusted_networks)
+
 async def current_user(request: web.Request) -> dict[str, Any]:
     """The authenticated user (cached on the request); auth_* errors otherwise."""
     if _USER not in request:
-        request[_USER] = await aurora(request).accounts.authenticate(bearer_token(request))
+        request[_USER], request[_CREDENTIALS] = await aurora(request).accounts.authenticate_credentials(
+            bearer_token(request))
     return request[_USER]
+
+async def current_credentials(request: web.Request) -> Credentials:
+    """The bearer token's credentials (its session); auth_* errors otherwise."""
+    await current_user(request)
+    return request[_CREDENTIALS]
+
+def device_of(request: web.Request) -> Device:
+    return Device(address=client_ip(request), user_agent=request.headers.get("User-Agent"))
 
 async def json_body(request: web.Request) -> dict[str, Any]:
     if not request.can_read_body:

@@ -18,7 +18,11 @@ _CODE_BY_STATUS = {400: "invalid", 401: "auth_required", 403: "forbidden", 404: 
 
 
 def error_response(error: AuroraError) -> web.Response:
-    return web.json_response({"error": error.to_dict()}, status=error.status)
+    response = web.json_response({"error": error.to_dict()}, status=error.status)
+    retry_after_ms = getattr(error, "retry_after_ms", None)
+    if retry_after_ms is not None:  # whole seconds, rounded up (RFC 9110)
+        response.headers["Retry-After"] = str(max(1, -(-retry_after_ms // 1000)))
+    return response
 
 
 @web.middleware

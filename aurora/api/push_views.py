@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from aurora.api.helpers import aurora, current_user, json_body
+from aurora.api.helpers import aurora, current_credentials, current_user, json_body
 
 
 async def vapid_public_key(request: web.Request) -> web.Response:
@@ -14,13 +14,15 @@ async def vapid_public_key(request: web.Request) -> web.Response:
 
 async def list_subscriptions(request: web.Request) -> web.Response:
     user = await current_user(request)
-    return web.json_response({"subscriptions": await aurora(request).push.subscriptions(user)})
+    session_id = (await current_credentials(request)).session_id
+    return web.json_response({"subscriptions": await aurora(request).push.subscriptions(user, session_id)})
 
 
 async def subscribe(request: web.Request) -> web.Response:
     user = await current_user(request)
+    session_id = (await current_credentials(request)).session_id
     data = await json_body(request)
-    subscription, created = await aurora(request).push.subscribe(user, data)
+    subscription, created = await aurora(request).push.subscribe(user, session_id, data)
     return web.json_response({"subscription": subscription}, status=201 if created else 200)
 
 

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import logging
 
 from aiohttp import web
 
-from aurora.api.helpers import aurora, current_user, json_body
+from aurora import __version__
+from aurora.api.helpers import aurora, current_credentials, current_user, device_of, json_body
+from aurora.errors import invalid
 from aurora.services.ice import ice_servers
 
 log = logging.getLogger(__name__)
-
-
-async def index(request: web.Request) -> web.Response:
-    return web.Response(text="Aurora WebSocket Server Running")
 
 
 async def health(request: web.Request) -> web.Response:
@@ -31,32 +31,88 @@ async def health(request: web.Request) -> web.Response:
         body["message_queue"] = queue
         if queue != "ok" and status == 200:
             body["status"] = "degraded"  # still 200: this process serves its own clients
-    body["connections"] = app.presence.connection_count()
-    body["push"] = app.push.stats()
+    if _may_see_metrics(request):
+        body["connections"] = app.presence.connection_count()
+        body["push"] = app.push.stats()  # like connections: how busy the service is
+    body["version"] = __version__  # the web app's diagnostics panel shows it
     return web.json_response(body, status=status)
+
+
+def _may_see_metrics(request: web.Request) -> bool:
+    """Connection counts are for operators: a local probe (a loopback peer and no X-Forwarded-For:
+    behind a reverse proxy on the same host every request comes from loopback, with that header),
+    or a request with Authorization: Bearer <metrics_token> when that setting is set."""
+    token = aurora(request).settings.metrics_token
+    if token:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+            return True
+    if "X-Forwarded-For" in request.headers:
+        return False
+    try:
+        return ipaddress.ip_address(request.remote or "").is_loopback
+    except ValueError:
+        return False
 
 
 # -- accounts ---------------------------------------------------------------
 async def register(request: web.Request) -> web.Response:
     data = await json_body(request)
     user, token = await aurora(request).accounts.register(
-        data.get("username"), data.get("password"), data.get("display_name")
+        data.get("username"), data.get("password"), data.get("display_name"), device_of(request)
     )
     return web.json_response({"token": token, "user": user}, status=201)
 
 
 async def login(request: web.Request) -> web.Response:
     data = await json_body(request)
-    user, token = await aurora(request).accounts.login(data.get("username"), data.get("password"), request.remote)
+    user, token = await aurora(request).accounts.login(data.get("username"), data.get("password"),
+                                                       device_of(request))
     return web.json_response({"token": token, "user": user})
 
 
 async def logout(request: web.Request) -> web.Response:
+    """Ends this token's device session; {"everywhere": true} ends every session and token of the user."""
+    credentials = await current_credentials(request)
+    everywhere = False
+    if request.can_read_body:
+        everywhere = (await json_body(request)).get("everywhere", False)
+        if not isinstance(everywhere, bool):
+            raise invalid("everywhere must be true or false")
+    app = aurora(request)
+    await app.accounts.logout(credentials, everywhere)
+    # A logged-out browser hears nothing more: this session's push subscriptions go (all, everywhere).
+    await app.push.forget(credentials.user_id, None if everywhere else credentials.session_id)
+    if everywhere or credentials.session_id is None:
+        # Every token of the user is dead; so are the sockets opened with them, on every process.
+        await app.notifier.disconnect_user(credentials.user_id)
+    else:  # this process's sockets of the session now; the other processes within auth_check_interval_s
+        await app.auth_watch.end_sessions_now({credentials.session_id})
+    return web.json_response({"ok": True})
+
+
+async def change_password(request: web.Request) -> web.Response:
     user = await current_user(request)
-    await aurora(request).accounts.logout(user["id"])
-    await aurora(request).push.forget_user(user["id"])  # a logged-out browser hears nothing more
-    # Tokens issued before now are dead; so are the sockets opened with them.
-    await aurora(request).notifier.disconnect_user(user["id"])
+    credentials = await current_credentials(request)
+    data = await json_body(request)
+    app = aurora(request)
+    token, ended = await app.accounts.change_password(
+        user, credentials, data.get("current_password"), data.get("new_password"), device_of(request))
+    # Sockets of the ended sessions (and of old tokens without a session) close through the auth watch.
+    await app.auth_watch.check()
+    return web.json_response({"token": token, "ended_sessions": ended})
+
+
+async def list_sessions(request: web.Request) -> web.Response:
+    credentials = await current_credentials(request)
+    return web.json_response({"sessions": await aurora(request).accounts.sessions(credentials)})
+
+
+async def end_session(request: web.Request) -> web.Response:
+    credentials = await current_credentials(request)
+    app = aurora(request)
+    await app.accounts.end_session(credentials.user_id, request.match_info["session_id"])
+    await app.auth_watch.end_sessions_now({int(request.match_info["session_id"])})
     return web.json_response({"ok": True})
 
 
@@ -70,6 +126,24 @@ async def search_users(request: web.Request) -> web.Response:
     app = aurora(request)
     users = await app.accounts.search(request.query.get("q"))
     return web.json_response({"users": await app.presence.annotate_users(users)})
+
+
+# -- blocks -----------------------------------------------------------------
+async def block_user(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    created = await aurora(request).blocks.block(user, request.match_info["user_id"])
+    return web.json_response({"ok": True, "created": created}, status=201 if created else 200)
+
+
+async def unblock_user(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    removed = await aurora(request).blocks.unblock(user, request.match_info["user_id"])
+    return web.json_response({"ok": True, "removed": removed})
+
+
+async def list_blocks(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    return web.json_response({"blocks": await aurora(request).blocks.listed(user)})
 
 
 # -- conversations ----------------------------------------------------------

@@ -13,7 +13,9 @@ from urllib.parse import parse_qs
 import socketio
 
 from aurora.context import Aurora
-from aurora.errors import INTERNAL_MESSAGE, AuroraError
+from aurora.errors import INTERNAL_MESSAGE, AuroraError, RateLimited
+from aurora.services.limits import LIMIT_OF
+from aurora.services.tokens import Credentials
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +49,10 @@ class AuroraNamespace(socketio.AsyncNamespace):
         super().__init__(namespace)
         self.app = app
 
-    async def authenticate(self, environ: dict[str, Any], auth: Any) -> dict[str, Any]:
-        """The handshake's user, or ConnectionRefusedError whose data is {code, message}."""
+    async def authenticate(self, environ: dict[str, Any], auth: Any) -> tuple[dict[str, Any], Credentials]:
+        """The handshake's user and token, or ConnectionRefusedError whose data is {code, message}."""
         try:
-            return await self.app.accounts.authenticate(token_from_handshake(environ, auth))
+            return await self.app.accounts.authenticate_credentials(token_from_handshake(environ, auth))
         except AuroraError as exc:
             raise socketio.exceptions.ConnectionRefusedError(exc.message, exc.to_dict()) from None
         except Exception:
@@ -58,6 +60,37 @@ class AuroraNamespace(socketio.AsyncNamespace):
             raise socketio.exceptions.ConnectionRefusedError(
                 INTERNAL_MESSAGE, {"code": "internal", "message": INTERNAL_MESSAGE}
             ) from None
+
+    async def admit(self, user_id: int, sid: str, credentials: Credentials) -> bool:
+        """Count the socket against max_sockets_per_user (cluster-wide with Redis) and watch its token;
+        True when it is the user's first socket in this namespace. Refused with code rate_limited."""
+        first, count = await self.app.registry.add_counted(self.namespace, user_id, sid)
+        limit = self.app.settings.max_sockets_per_user
+        if count > limit:
+            await self.app.registry.remove(self.namespace, user_id, sid)
+            message = f"at most {limit} connections per user on {self.namespace}; close another one first"
+            raise socketio.exceptions.ConnectionRefusedError(message, {"code": "rate_limited", "message": message})
+        self.app.auth_watch.track(self.namespace, sid, credentials)
+        return first
+
+    async def _spend(self, sid: str, limit: str) -> None:
+        """Take the event's token before the handler runs (and before any await in it): a burst of
+        parallel events cannot all pass a check that is only counted later. A socket that goes on
+        sending after flood_disconnect_refusals refusals in a row ignores retry_after_ms: it is
+        closed, so the rest of its flood is never even read."""
+        session = await self.get_session(sid)
+        try:
+            await self.app.limiter.take(limit, session["user"]["id"])
+        except RateLimited:
+            session["refused"] = session.get("refused", 0) + 1
+            if session["refused"] == self.app.settings.flood_disconnect_refusals:
+                log.warning("closing socket %s of user %s: %d refused events in a row", sid, session["user"]["id"],
+                            session["refused"])
+                await self.emit("closing", {"code": "rate_limited", "message": "too many refused events; slow down"},
+                                to=sid)
+                await self.disconnect(sid)
+            raise
+        session["refused"] = 0
 
     async def user_of(self, sid: str) -> dict[str, Any]:
         session = await self.get_session(sid)
@@ -69,6 +102,8 @@ class AuroraNamespace(socketio.AsyncNamespace):
             # The server runs these while the socket is still connecting or already disconnecting;
             # a connected client that emits an event by that name must not fake either.
             if not self.server.manager.is_connected(sid, self.namespace):
+                if event == "disconnect":
+                    self.app.auth_watch.untrack(sid)
                 return await super().trigger_event(event, *args)
             handler = None
         elif isinstance(event, str):
@@ -79,6 +114,9 @@ class AuroraNamespace(socketio.AsyncNamespace):
             return failure(AuroraError("invalid", f"unknown event {event!r}"))
         payload = args[1] if len(args) > 1 else None
         try:
+            limit = LIMIT_OF.get(event)
+            if limit is not None:
+                await self._spend(sid, limit)
             return ok(await handler(sid, payload))
         except AuroraError as exc:
             return failure(exc)

@@ -18,10 +18,10 @@ class CallsNamespace(AuroraNamespace):
         super().__init__(CALLS_NAMESPACE, app)
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        user = await self.authenticate(environ, auth)
+        user, credentials = await self.authenticate(environ, auth)
+        await self.admit(user["id"], sid, credentials)
         await self.save_session(sid, {"user": user})
         await self.enter_room(sid, user_room(user["id"]))
-        await self.app.registry.add(CALLS_NAMESPACE, user["id"], sid)
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         session = await self.get_session(sid)

@@ -28,8 +28,9 @@ class ChatNamespace(AuroraNamespace):
         super().__init__(CHAT_NAMESPACE, app)
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        user = await self.authenticate(environ, auth)
-        registered = False
+        user, credentials = await self.authenticate(environ, auth)
+        # Counted first, before any database work or presence: a flood of sockets is refused cheaply.
+        first = await self.admit(user["id"], sid, credentials)
         try:
             # Per-socket state: conversations this socket chose to leave, typing throttle.
             await self.save_session(sid, {"user": user, "left": set(), "typing": {}})
@@ -38,15 +39,14 @@ class ChatNamespace(AuroraNamespace):
             await self.enter_room(sid, user_room(user["id"]))
             for conversation_id in await self.app.conversations.ids_for(user["id"]):
                 await self.enter_room(sid, conversation_room(conversation_id))
-            registered = True
-            await self.app.presence.socket_connected(user, sid)
+            await self.app.presence.socket_connected(user, first)
         except Exception:
             # Refuse at once with a code (an exception here would leave the client waiting
             # for an answer that never comes); a refused socket gets no disconnect event.
             log.exception("setting up a /chat connection failed")
-            if registered:
-                with contextlib.suppress(Exception):
-                    await self.app.presence.socket_disconnected(user, sid)
+            self.app.auth_watch.untrack(sid)
+            with contextlib.suppress(Exception):
+                await self.app.presence.socket_disconnected(user, sid)
             raise socketio.exceptions.ConnectionRefusedError(
                 INTERNAL_MESSAGE, {"code": "internal", "message": INTERNAL_MESSAGE}
             ) from None
@@ -139,7 +139,8 @@ class ChatNamespace(AuroraNamespace):
         if last_state == typing and now - last_at < interval:
             return {"throttled": True}
         session["typing"][conversation_id] = (typing, now)
-        await self.app.notifier.typing(conversation_id, user["id"], typing)
+        # Users who blocked the typist do not see it.
+        await self.app.notifier.typing(conversation_id, user["id"], typing, self.app.blocks.blockers_of(user["id"]))
         return {"throttled": False}
 
     async def on_delivered(self, sid: str, data: Any) -> dict[str, Any]:

@@ -115,11 +115,14 @@ class Notifier:
             to=conversation_room(conversation_id), namespace=CHAT_NAMESPACE,
         )
 
-    async def typing(self, conversation_id: int, user_id: int, typing: bool) -> None:
+    async def typing(self, conversation_id: int, user_id: int, typing: bool, not_to: Iterable[int] = ()) -> None:
+        """To the conversation, except the typist's own sockets and those of the users in not_to."""
+        skip = await self.sids_of_user(user_id)
+        for other in not_to:
+            skip += await self.sids_of_user(other)
         await self.sio.emit(
             "typing", {"conversation_id": conversation_id, "user_id": user_id, "typing": typing},
-            to=conversation_room(conversation_id), skip_sid=await self.sids_of_user(user_id),
-            namespace=CHAT_NAMESPACE,
+            to=conversation_room(conversation_id), skip_sid=skip, namespace=CHAT_NAMESPACE,
         )
 
     async def presence(self, user_id: int, online: bool, last_seen_at: str | None,

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
+from dataclasses import dataclass
 from typing import Any
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-
-from aurora.errors import AuroraError, invalid
-from aurora.services.login_throttle import LoginThrottle
-from aurora.services.tokens import TokenSigner
+from aurora.errors import AuroraError, RateLimited, invalid
+from aurora.services.limits import Limiter
+from aurora.services.limits.policy import LOGIN_FAILURES_ADDRESS, LOGIN_FAILURES_USER
+from aurora.services.password_hashing import PasswordHashing
+from aurora.services.tokens import Credentials, TokenSigner
 from aurora.services.validation import storable_text
 from aurora.settings import Settings
+from aurora.storage import sessions as session_store
 from aurora.storage import users as user_store
 from aurora.storage.database import Storage
 
@@ -22,7 +22,13 @@ MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_CHARS = 1024
 MAX_DISPLAY_NAME_CHARS = 64
 USER_SEARCH_LIMIT = 20
-ADDRESS_FACTOR = 5  # failed logins allowed per client address: this many times the per-username limit
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where a login comes from, kept with its session so the user can tell their devices apart."""
+    address: str = ""
+    user_agent: str | None = None
 
 
 def _check_username(username: Any) -> str:
@@ -47,56 +53,63 @@ def _check_display_name(display_name: Any, fallback: str) -> str:
 
 
 class Accounts:
-    def __init__(self, settings: Settings, storage: Storage, signer: TokenSigner) -> None:
+    def __init__(self, settings: Settings, storage: Storage, signer: TokenSigner, limiter: Limiter) -> None:
         self._storage = storage
         self._signer = signer
-        self._hasher = PasswordHasher(
-            time_cost=settings.argon2_time_cost,
-            memory_cost=settings.argon2_memory_kib,
-            parallelism=settings.argon2_parallelism,
-        )
-        # Per username, and (more loosely: many users share an office NAT) per client address.
-        self._user_throttle = LoginThrottle(settings.login_max_failures, settings.login_window_s)
-        self._address_throttle = LoginThrottle(settings.login_max_failures * ADDRESS_FACTOR, settings.login_window_s)
+        self._limiter = limiter
+        self.hashing = PasswordHashing(settings)
         # Hash of a random password: login of an unknown user costs as much as a wrong password.
-        self._dummy_hash = self._hasher.hash("aurora-timing-equaliser")
+        self._dummy_hash = self.hashing.hasher.hash("aurora-timing-equaliser")
 
-    async def _hash(self, password: str) -> str:
-        return await asyncio.to_thread(self._hasher.hash, password)
+    async def _new_session(self, user: dict[str, Any], version: int, device: Device) -> str:
+        session = await self._storage.write(session_store.create_session_txn, user["id"], device.user_agent,
+                                            device.address)
+        return self._signer.issue(user["id"], version, session["id"])
 
-    async def _verify(self, password_hash: str, password: str) -> bool:
-        def check() -> bool:
-            try:
-                return self._hasher.verify(password_hash, password)
-            except (VerificationError, InvalidHashError):
-                return False
-        return await asyncio.to_thread(check)
-
-    async def register(self, username: Any, password: Any, display_name: Any = None) -> tuple[dict[str, Any], str]:
+    async def register(self, username: Any, password: Any, display_name: Any = None,
+                       device: Device | None = None) -> tuple[dict[str, Any], str]:
         name = _check_username(username)
         secret = _check_password(password)
         shown = _check_display_name(display_name, name)
-        password_hash = await self._hash(secret)
+        password_hash = await self.hashing.hash(secret)
         user = await self._storage.write(user_store.create_user, name, shown, password_hash)
-        return user, self._signer.issue(user["id"], 1)
+        return user, await self._new_session(user, 1, device or Device())
 
-    async def login(self, username: Any, password: Any, remote: str | None = None) -> tuple[dict[str, Any], str]:
+    async def _reserve_attempt(self, username: str, address: str) -> None:
+        """Spend a failed-login token for the username and the address before the password is
+        checked: concurrent guesses cannot all pass a limit counted only after the slow hash."""
+        await self._limiter.take(LOGIN_FAILURES_USER, username.lower())
+        try:
+            await self._limiter.take(LOGIN_FAILURES_ADDRESS, address)
+        except RateLimited:
+            await self._limiter.give_back(LOGIN_FAILURES_USER, username.lower())
+            raise
+
+    async def _settle_attempt(self, username: str, address: str, succeeded: bool) -> None:
+        if succeeded:  # a right password clears the username's count and costs the address nothing
+            await self._limiter.reset(LOGIN_FAILURES_USER, username.lower())
+        else:  # not a wrong password (an outage, a bug): nothing to count
+            await self._limiter.give_back(LOGIN_FAILURES_USER, username.lower())
+        await self._limiter.give_back(LOGIN_FAILURES_ADDRESS, address)
+
+    async def login(self, username: Any, password: Any, device: Device | None = None) -> tuple[dict[str, Any], str]:
         if not isinstance(username, str) or not isinstance(password, str):
             raise invalid("username and password must be strings")
-        user_key, address_key = username.lower(), remote or ""
-        self._user_throttle.check(user_key)
-        self._address_throttle.check(address_key)
+        device = device or Device()
+        await self._reserve_attempt(username, device.address)
         try:
-            result = await self._check_credentials(username, password)
+            user, version = await self._check_credentials(username, password)
         except AuroraError as exc:
-            if exc.code == "invalid_credentials":
-                self._user_throttle.failed(user_key)
-                self._address_throttle.failed(address_key)
+            if exc.code != "invalid_credentials":
+                await self._settle_attempt(username, device.address, succeeded=False)
             raise
-        self._user_throttle.succeeded(user_key)
-        return result
+        except BaseException:
+            await self._settle_attempt(username, device.address, succeeded=False)
+            raise
+        await self._settle_attempt(username, device.address, succeeded=True)
+        return user, await self._new_session(user, version, device)
 
-    async def _check_credentials(self, username: str, password: str) -> tuple[dict[str, Any], str]:
+    async def _check_credentials(self, username: str, password: str) -> tuple[dict[str, Any], int]:
         wrong = AuroraError("invalid_credentials", "wrong username or password")
         if len(password) > MAX_PASSWORD_CHARS:
             raise wrong
@@ -107,24 +120,70 @@ class Accounts:
             raise wrong from None
         found = await self._storage.read(user_store.credentials_for, username)
         if found is None:
-            await self._verify(self._dummy_hash, password)
+            await self.hashing.verify(self._dummy_hash, password)
             raise wrong
         user, password_hash, version = found
-        if not await self._verify(password_hash, password):
+        if not await self.hashing.verify(password_hash, password):
             raise wrong
-        return user, self._signer.issue(user["id"], version)
+        return user, version
 
-    async def logout(self, user_id: int) -> None:
-        """Every token issued to this user so far stops working."""
-        await self._storage.write(user_store.bump_token_version, user_id)
+    async def logout(self, credentials: Credentials, everywhere: bool = False) -> None:
+        """End the token's session; a token without one (issued before sessions existed), or
+        `everywhere`, ends every token of the user issued so far."""
+        if everywhere or credentials.session_id is None:
+            await self._storage.write(user_store.bump_token_version, credentials.user_id)
+            await self._storage.write(session_store.revoke_sessions_txn, credentials.user_id, None)
+        else:
+            await self._storage.write(session_store.revoke_session_txn, credentials.user_id, credentials.session_id)
 
     async def authenticate(self, token: str | None) -> dict[str, Any]:
         """The user a token belongs to; auth_required / auth_invalid / auth_expired otherwise."""
-        user_id, version = self._signer.verify(token)
-        found = await self._storage.read(user_store.get_user_with_version, user_id)
-        if found is None or found[1] != version:
+        return (await self.authenticate_credentials(token))[0]
+
+    async def authenticate_credentials(self, token: str | None) -> tuple[dict[str, Any], Credentials]:
+        credentials = self._signer.credentials(token)
+        found = await self._storage.read(session_store.auth_lookup, credentials.user_id, credentials.session_id)
+        if found is None or found[1] != credentials.version or not found[2]:
             raise AuroraError("auth_invalid", "the token is no longer valid; log in again")
-        return found[0]
+        return found[0], credentials
+
+    async def sessions(self, credentials: Credentials) -> list[dict[str, Any]]:
+        listed = await self._storage.read(session_store.list_sessions, credentials.user_id)
+        return [{**s, "current": s["id"] == credentials.session_id} for s in listed]
+
+    async def end_session(self, user_id: int, session_id: Any) -> None:
+        if isinstance(session_id, str) and session_id.isdigit() and len(session_id) < 19:
+            session_id = int(session_id)
+        if not isinstance(session_id, int) or isinstance(session_id, bool) or session_id < 1:
+            raise invalid("session id must be a positive integer")
+        if not await self._storage.write(session_store.revoke_session_txn, user_id, session_id):
+            raise AuroraError("not_found", "session not found")
+
+    async def change_password(self, user: dict[str, Any], credentials: Credentials, current: Any, new: Any,
+                              device: Device | None = None) -> tuple[str, int]:
+        """Check the current password (throttled like a login), store the new one, end every other
+        session and every older token; returns a fresh token for this session and how many ended."""
+        if not isinstance(current, str):
+            raise invalid("current_password must be a string")
+        secret = _check_password(new)
+        device = device or Device()
+        await self._reserve_attempt(user["username"], device.address)
+        try:
+            stored = await self._storage.read(session_store.password_hash_of, user["id"])
+            right = stored is not None and len(current) <= MAX_PASSWORD_CHARS \
+                and await self.hashing.verify(stored, current)
+        except BaseException:
+            await self._settle_attempt(user["username"], device.address, succeeded=False)
+            raise
+        if not right:
+            raise AuroraError("forbidden", "current_password is wrong")
+        await self._settle_attempt(user["username"], device.address, succeeded=True)
+        password_hash = await self.hashing.hash(secret)
+        version = await self._storage.write(session_store.set_password_txn, user["id"], password_hash)
+        ended = await self._storage.write(session_store.revoke_sessions_txn, user["id"], credentials.session_id)
+        if credentials.session_id is None:  # an old token without a session: this device gets one now
+            return await self._new_session(user, version, device), ended
+        return self._signer.issue(user["id"], version, credentials.session_id), ended
 
     async def search(self, prefix: Any) -> list[dict[str, Any]]:
         if prefix is None:
@@ -134,15 +193,21 @@ class Accounts:
         return await self._storage.read(user_store.search_users, storable_text(prefix.strip(), "q"),
                                         USER_SEARCH_LIMIT)
 
+    def close(self) -> None:
+        self.hashing.close()
+
     # Command-line helpers (no event loop needed).
     def create_user_sync(self, username: str, password: str) -> dict[str, Any]:
         name = _check_username(username)
         secret = _check_password(password)
-        return self._storage.run_sync(user_store.create_user, name, name, self._hasher.hash(secret), write=True)
+        return self._storage.run_sync(user_store.create_user, name, name, self.hashing.hasher.hash(secret),
+                                      write=True)
 
     def token_for_sync(self, username: str) -> str:
         found = self._storage.run_sync(user_store.get_user_by_name, username)
         if found is None:
             raise AuroraError("not_found", f"no user named {username!r}")
         user, version = found
-        return self._signer.issue(user["id"], version)
+        session = self._storage.run_sync(session_store.create_session_txn, user["id"], "command line", None,
+                                         write=True)
+        return self._signer.issue(user["id"], version, session["id"])

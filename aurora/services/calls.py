@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from aurora.errors import AuroraError, invalid, not_found
 from aurora.realtime.call_notifier import CallNotifier
+from aurora.services.blocks import Blocks
 from aurora.services.call_locks import CallLocks
 from aurora.services.call_summary import summary_message
 from aurora.services.messages import Messages
@@ -58,6 +59,7 @@ class Calls:
         self.push: Push | None = None
         self._timers: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self.blocks: Blocks | None = None  # set by create_app: who blocked the caller is not rung
 
     # -- queries -------------------------------------------------------------
     async def history(self, user: dict[str, Any], conversation_id: Any, limit: Any = None) -> list[dict[str, Any]]:
@@ -87,6 +89,11 @@ class Calls:
             if await self._storage.read(store.busy_user_ids, [user["id"]]):
                 raise _conflict("you are already in a call")
             others = [m for m in members if m != user["id"]]
+            if self.blocks is not None:
+                blockers = self.blocks.blockers_of(user["id"])
+                if others and all(o in blockers for o in others):
+                    raise AuroraError("forbidden", "this user does not accept calls from you")
+                others = [o for o in others if o not in blockers]
             busy = await self._storage.read(store.busy_user_ids, others)
             call = await self._storage.write(store.create_call_txn, cid, user["id"], media, others, busy, sid,
                                              self._settings.ring_timeout_s)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from aurora.errors import invalid, not_found
+from aurora.errors import AuroraError, invalid, not_found
 from aurora.realtime.notifier import Notifier
+from aurora.services.blocks import Blocks
 from aurora.services.files.urls import AttachmentUrls
 from aurora.services.presence import Presence
 from aurora.services.validation import conversation_id_of, id_list, storable_text
@@ -26,12 +27,17 @@ def _check_title(title: Any) -> str | None:
 
 
 class Conversations:
-    def __init__(self, storage: Storage, notifier: Notifier, presence: Presence,
-                 urls: AttachmentUrls | None = None) -> None:
+    def __init__(self, storage: Storage, notifier: Notifier, presence: Presence, blocks: Blocks,
+                 max_group_members: int, urls: AttachmentUrls | None = None) -> None:
         self._storage = storage
         self._notifier = notifier
         self._presence = presence
+        self._blocks = blocks
+        self._max_group_members = max_group_members
         self._urls = urls
+
+    def _too_many(self) -> AuroraError:
+        return AuroraError("too_large", f"a group can have at most {self._max_group_members} members")
 
     async def _require_users(self, user_ids: list[int]) -> None:
         if not user_ids:
@@ -48,7 +54,13 @@ class Conversations:
         if not others:
             raise invalid("user_ids must name at least one other user")
         await self._require_users(others)
-        if len(others) == 1 and clean_title is None:
+        direct = len(others) == 1 and clean_title is None
+        if direct and self._blocks.between(user["id"], others[0]):
+            raise AuroraError("forbidden", "you cannot start a conversation with this user")
+        self._blocks.check_reach(user["id"], others)
+        if not direct and len(others) + 1 > self._max_group_members:
+            raise self._too_many()
+        if direct:
             conversation, created = await self._storage.write(store.get_or_create_direct_txn, user["id"], others[0])
         else:
             conversation = await self._storage.write(store.create_group_txn, user["id"], others, clean_title)
@@ -78,7 +90,9 @@ class Conversations:
             raise invalid("user_ids must name at least one user")
         await self._storage.read(store.get_for_member, cid, user["id"])  # not_found before revealing users
         await self._require_users(ids)
-        conversation, added = await self._storage.write(store.add_members_txn, cid, user["id"], ids)
+        self._blocks.check_reach(user["id"], ids)
+        conversation, added = await self._storage.write(store.add_members_txn, cid, user["id"], ids,
+                                                        self._max_group_members)
         annotated = await self._presence.annotate(conversation)
         if added:
             await self._notifier.members_added(annotated, await self._presence.annotate_users(added))

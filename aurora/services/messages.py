@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from aurora.errors import AuroraError, invalid
 from aurora.realtime.notifier import Notifier
+from aurora.services.blocks import Blocks
 from aurora.services.files import Files
 from aurora.services.message_changes import change_item, check_emoji
 from aurora.services.message_writer import MessageWriter
@@ -53,6 +54,7 @@ class Messages:
         self.files = files or Files(settings, storage)
         self.writer = MessageWriter(storage, self._broadcast, rules=LogRules(edit_window_s=settings.edit_window_s),
                                     queue_max=settings.message_queue_max)
+        self.blocks: Blocks | None = None  # set by create_app: a blocked user cannot write into the blocker's DM
         # Web Push for members with no open app (aurora.services.push.Push); None: no pushes.
         self.push: Push | None = None
         # (conversation id, user id) -> [lock, how many advance() calls hold or await it]
@@ -108,13 +110,16 @@ class Messages:
         With attachments (upload ids: stored and checked before, the writer only links them), the body
         may be empty or absent.
         """
+        cid = conversation_id_of(conversation_id)
+        if self.blocks is not None:
+            self.blocks.check_send(user["id"], cid)  # a set look-up: the order of sends is kept
         upload_ids = self._check_attachments(attachments)
         if upload_ids and (body is None or (isinstance(body, str) and not body.strip())):
             text = ""
         else:
             text = self._check_body(body)
         item = NewMessage(
-            conversation_id=conversation_id_of(conversation_id),
+            conversation_id=cid,
             sender_id=user["id"],
             body=text,
             client_id=self._check_client_id(client_id),
@@ -155,7 +160,7 @@ class Messages:
         return {"entry": result.message, "message": self._present(result.state, user["id"]),
                 "duplicate": result.duplicate}
 
-    async def _broadcast(self, result: AppendResult, context: SendContext) -> None:
+    async def _broadcast(self, result: AppendResult, context: SendContext | None) -> None:
         entry = result.message
         assert entry is not None
         self.files.release_later(result.released)  # a delete detached files: their bytes may go now
@@ -164,33 +169,35 @@ class Messages:
             # Attachment URLs are signed per viewer: one payload per member instead of one per room.
             await self._broadcast_per_member(result, context)
             return
+        skip_sid = context.skip_sid if context is not None else None
         if entry["kind"] not in MESSAGE_KINDS:
             assert result.state is not None
-            await self._notifier.message_changed(entry, result.state, skip_sid=context.skip_sid)
+            await self._notifier.message_changed(entry, result.state, skip_sid=skip_sid)
             log.debug("Change %s in conversation %s by %s.", entry["kind"], entry["conversation_id"],
                       entry["sender_username"])
             return
-        count = await self._notifier.new_message(entry, skip_sid=context.skip_sid)
+        count = await self._notifier.new_message(entry, skip_sid=skip_sid)
         if self.push is not None:
             self.push.message_stored(entry, context.push_to)  # only queues: the ack never waits for it
         what = "DM" if result.conversation_kind == "direct" else "message in group"
         log.info("New %s in conversation %s from %s. Broadcast to %d connections.",
                  what, entry["conversation_id"], entry["sender_username"], count)
 
-    async def _broadcast_per_member(self, result: AppendResult, context: SendContext) -> None:
+    async def _broadcast_per_member(self, result: AppendResult, context: SendContext | None) -> None:
         entry = result.message
         assert entry is not None
         cid = entry["conversation_id"]
         members = await self._storage.read(conversation_store.member_ids, cid)
+        skip_sid = context.skip_sid if context is not None else None
         if entry["kind"] in MESSAGE_KINDS:
             payloads = {uid: self.files.urls.present(entry, uid) for uid in members}
-            count = await self._notifier.emit_per_member("new_message", cid, payloads, skip_sid=context.skip_sid)
+            count = await self._notifier.emit_per_member("new_message", cid, payloads, skip_sid=skip_sid)
             log.info("New message with %d attachment(s) in conversation %s from %s. Sent to %d connections.",
                      len(entry["attachments"]), cid, entry["sender_username"], count)
             return
         payloads = {uid: {"conversation_id": cid, "entry": entry, "message": self.files.urls.present(result.state, uid)}
                     for uid in members}
-        await self._notifier.emit_per_member("message_changed", cid, payloads, skip_sid=context.skip_sid)
+        await self._notifier.emit_per_member("message_changed", cid, payloads, skip_sid=skip_sid)
 
     async def search(self, user: dict[str, Any], q: Any, conversation_id: Any = None, limit: Any = None,
                      before: Any = None) -> dict[str, Any]:

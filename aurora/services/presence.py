@@ -7,6 +7,7 @@ from typing import Any
 
 from aurora.realtime.notifier import Notifier
 from aurora.realtime.rooms import CHAT_NAMESPACE
+from aurora.services.blocks import Blocks
 from aurora.services.socket_registry import LocalSocketRegistry
 from aurora.storage import conversations as conversation_store
 from aurora.storage import users as user_store
@@ -20,6 +21,7 @@ class Presence:
         self._storage = storage
         self._notifier = notifier
         self._registry = registry
+        self.blocks: Blocks | None = None  # set by create_app: who blocked a user does not hear their presence
 
     async def annotate_users(self, users: list[dict[str, Any]]) -> list[dict[str, Any]]:
         online = await self._registry.online(CHAT_NAMESPACE, [u["id"] for u in users])
@@ -31,9 +33,11 @@ class Presence:
     async def annotate(self, conversation: dict[str, Any]) -> dict[str, Any]:
         return {**conversation, "members": await self.annotate_users(conversation["members"])}
 
-    async def socket_connected(self, user: dict[str, Any], sid: str) -> None:
-        if await self._registry.add(CHAT_NAMESPACE, user["id"], sid):
-            contacts = await self._storage.read(conversation_store.contact_ids, user["id"])
+    async def socket_connected(self, user: dict[str, Any], first: bool) -> None:
+        """After the socket was counted in the registry (realtime/base.py admit): tell the contacts
+        when it is the user's first."""
+        if first:
+            contacts = await self._contacts(user["id"])
             await self._notifier.presence(user["id"], True, user.get("last_seen_at"), contacts)
 
     async def socket_disconnected(self, user: dict[str, Any], sid: str) -> None:
@@ -52,8 +56,13 @@ class Presence:
         last_seen = await self._storage.write(user_store.touch_last_seen, user_id)
         if await self._registry.online(CHAT_NAMESPACE, [user_id]):  # came back meanwhile
             return
-        contacts = await self._storage.read(conversation_store.contact_ids, user_id)
+        contacts = await self._contacts(user_id)
         await self._notifier.presence(user_id, False, last_seen, contacts)
+
+    async def _contacts(self, user_id: int) -> list[int]:
+        contacts = await self._storage.read(conversation_store.contact_ids, user_id)
+        blockers = self.blocks.blockers_of(user_id) if self.blocks is not None else set()
+        return [c for c in contacts if c not in blockers]
 
     def connection_count(self) -> int:
         return self._registry.local_count()

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from aurora.errors import invalid
-from aurora.storage.search import SearchQuery
+from aurora.storage.search import SearchQuery, fold
 
 MAX_QUERY_CHARS = 200
 _TOKEN = re.compile(r'(-?)"([^"]*)"|(-?)([^\s"]+)')
-_WORD = re.compile(r"\w+")
+_WORD = re.compile(r"[^\W_]+")  # letters and digits: how both engines cut words
 
 
 @dataclass
@@ -57,8 +57,9 @@ def parse_search_query(value: Any) -> SearchQuery:
             groups.append([term])
         pending_or = False
     if not groups:
-        raise invalid("q must contain at least one word to look for (not only exclusions)")
-    return SearchQuery(websearch=_websearch(groups, excluded), fts5=_fts5(groups, excluded))
+        raise invalid("q must contain at least one word to look for (exclusions alone match nothing)")
+    words = frozenset(fold(w) for group in groups for term in group for w in _WORD.findall(" ".join(term.words)))
+    return SearchQuery(websearch=_websearch(groups, excluded), fts5=_fts5(groups, excluded), words=words)
 
 
 def _quoted(term: _Term) -> str:

@@ -54,8 +54,14 @@ class LocalSocketRegistry:
 
     async def add(self, namespace: str, user_id: int, sid: str) -> bool:
         """Register a socket; True when it is the user's first in this namespace."""
+        return (await self.add_counted(namespace, user_id, sid))[0]
+
+    async def add_counted(self, namespace: str, user_id: int, sid: str) -> tuple[bool, int]:
+        """Register a socket; (first in this namespace, how many the user has now, this one included).
+        Adding and counting are one step, so concurrent connects cannot all see room for one more."""
         self._add_local(namespace, user_id, sid)
-        return len(self._by_user[(namespace, user_id)]) == 1
+        count = len(self._by_user[(namespace, user_id)])
+        return count == 1, count
 
     async def remove(self, namespace: str, user_id: int, sid: str) -> bool:
         """Forget a socket; True when it was the user's last in this namespace."""
@@ -124,16 +130,17 @@ class RedisSocketRegistry(LocalSocketRegistry):
             return fallback
         return result
 
-    async def add(self, namespace: str, user_id: int, sid: str) -> bool:
-        local_first = await super().add(namespace, user_id, sid)
+    async def add_counted(self, namespace: str, user_id: int, sid: str) -> tuple[bool, int]:
+        local = await super().add_counted(namespace, user_id, sid)
 
-        async def write() -> bool:
-            pipe = self._redis.pipeline()
+        async def write() -> tuple[bool, int]:
+            pipe = self._redis.pipeline()  # MULTI/EXEC: the count includes exactly the adds before it
             pipe.sadd(self._user_key(namespace, user_id), sid)
             pipe.sadd(self._host_key(self.host_id), f"{namespace}|{user_id}|{sid}")
             pipe.scard(self._user_key(namespace, user_id))
-            return (await pipe.execute())[2] == 1
-        return await self._guard(write, local_first)
+            count = (await pipe.execute())[2]
+            return count == 1, count
+        return await self._guard(write, local)
 
     async def remove(self, namespace: str, user_id: int, sid: str) -> bool:
         local_last = await super().remove(namespace, user_id, sid)

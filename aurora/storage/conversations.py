@@ -98,7 +98,7 @@ def create_group_txn(creator_id: int, member_ids: list[int], title: str | None) 
 
 
 def add_members_txn(
-    conversation_id: int, actor_id: int, user_ids: list[int]
+    conversation_id: int, actor_id: int, user_ids: list[int], max_members: int | None = None
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Add users to a group; returns the conversation and the users actually added."""
     conversation = require_member(conversation_id, actor_id)
@@ -108,6 +108,8 @@ def add_members_txn(
         m.user_id for m in Membership.select(Membership.user).where(Membership.conversation == conversation_id)
     }
     new_ids = [uid for uid in dict.fromkeys(user_ids) if uid not in present]
+    if max_members is not None and len(present) + len(new_ids) > max_members:
+        raise AuroraError("too_large", f"a group can have at most {max_members} members")
     if new_ids:
         # New members start with everything before their arrival counted as read.
         Membership.insert_many(

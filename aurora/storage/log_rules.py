@@ -45,6 +45,14 @@ class Target:
     def is_message(self) -> bool:
         return self.row.kind in MESSAGE_KINDS
 
+    def snapshot(self) -> dict[str, Any]:
+        """The state as it is now, for the answer of the item that made (or found) it: a batch answers
+        each item with the state after that item, as if the items had been stored one by one."""
+        row = self.row
+        return {"body": row.body, "edited_at": row.edited_at, "deleted": row.deleted,
+                "reply_to_seq": row.reply_to_seq, "reactions": stored_reactions(self),
+                "state_seq": row.state_seq, "last_change": self.last_change}
+
     def reactors(self, emoji: str) -> list[int] | None:
         for name, user_ids in self.reactions:
             if name == emoji:

@@ -20,7 +20,7 @@ from aurora.errors import AuroraError, not_found
 from aurora.storage.conversations import require_member
 from aurora.storage.log_rules import NOOP, LogRules, Target, apply_change, stored_reactions
 from aurora.storage.models import Membership, Message, User, utcnow
-from aurora.storage.records import MESSAGE_KINDS, message_record, reply_record
+from aurora.storage.records import MESSAGE_KINDS, EntryRow, message_record, reply_record
 from aurora.storage.uploads import (
     attach_txn,
     attachment_record,
@@ -100,15 +100,20 @@ def append_entries_txn(items: list[NewMessage], rules: LogRules = DEFAULT_RULES)
     client_ids = sorted({i.client_id for i in items if i.client_id is not None})
     stored: dict[tuple[int, int, str], Message] = {}
     if client_ids:
-        # The sender condition lets the (conversation, sender, client_id) unique index answer.
-        for m in Message.select().where(
-            Message.conversation.in_(conversation_ids) & Message.sender.in_(sender_ids)
-            & Message.client_id.in_(client_ids)
+        # The sender condition lets the (conversation, sender, client_id) unique index answer. Raw SQL:
+        # building this query each batch cost more CPU than running it (it almost always finds nothing).
+        for m in Message.raw(
+            f'SELECT * FROM "message" WHERE conversation_id IN ({cin}) AND sender_id IN ({sin}) '
+            f"AND client_id IN ({_placeholders(p, client_ids)})",
+            *conversation_ids, *sender_ids, *client_ids,
         ):
             stored[(m.conversation_id, m.sender_id, m.client_id)] = m
     now = utcnow()
     # Decide each item in order: error, duplicate (stored or earlier in this batch), no-op change, or new.
     plan: list[tuple[str, Any]] = []
+    # What each item's answer shows of the message it changes or replies to, as of that item.
+    states: dict[int, tuple[Target, dict[str, Any]]] = {}
+    replies: dict[int, dict[str, Any]] = {}
     first_in_batch: dict[tuple[int, int, str], int] = {}
     new_per_conversation: dict[int, int] = {}
     with_messages: set[int] = set()
@@ -117,30 +122,41 @@ def append_entries_txn(items: list[NewMessage], rules: LogRules = DEFAULT_RULES)
         try:
             if (item.conversation_id, item.sender_id) not in members and not item.system:
                 raise not_found()
+            target = targets.get((item.conversation_id, item.target_seq)) if item.kind not in MESSAGE_KINDS else None
             if key is not None and key in stored:
+                # A retry: answered with the state as of now (this batch may have changed it already).
+                found = target or targets.get((item.conversation_id, stored[key].seq))
+                if found is not None:
+                    states[index] = (found, found.snapshot())
                 plan.append(("stored", stored[key]))
                 continue
             if key is not None and key in first_in_batch:
+                if target is not None:
+                    states[index] = (target, target.snapshot())
                 plan.append(("same", first_in_batch[key]))
                 continue
             if item.kind in MESSAGE_KINDS:
-                if item.reply_to_seq is not None and not _is_message(targets, item.conversation_id,
-                                                                     item.reply_to_seq):
-                    raise not_found("message")
+                if item.reply_to_seq is not None:
+                    replied = targets.get((item.conversation_id, item.reply_to_seq))
+                    if replied is None or not replied.is_message:
+                        raise not_found("message")
+                    replies[index] = reply_record(replied.row, replied.sender_username)
                 if item.attachments:
                     check_attachable(item.attachments, item.sender_id, uploads, claimed)
                     claimed.update(item.attachments)
                 with_messages.add(item.conversation_id)
             else:
-                target = targets.get((item.conversation_id, item.target_seq))
                 if target is None or not target.is_message:
                     raise not_found("message")
-                if apply_change(target, item.kind, item.sender_id, rules, now, body=item.body,
-                                emoji=item.emoji, added=item.added) == NOOP:
+                outcome = apply_change(target, item.kind, item.sender_id, rules, now, body=item.body,
+                                       emoji=item.emoji, added=item.added)
+                if outcome == NOOP:
+                    states[index] = (target, target.snapshot())
                     plan.append(("noop", target))
                     continue
                 target.changed = True
                 target.last_change = index
+                states[index] = (target, target.snapshot())
         except AuroraError as exc:
             plan.append(("error", exc))
             continue
@@ -167,17 +183,16 @@ def append_entries_txn(items: list[NewMessage], rules: LogRules = DEFAULT_RULES)
             f'SELECT id, kind FROM "conversation" WHERE id IN ({_placeholders(p, missing_kinds)})',
             missing_kinds,
         ).fetchall())
-    entries: dict[int, Message] = {}
+    entries: dict[int, EntryRow] = {}
     for index, (item, (decision, _)) in enumerate(zip(items, plan, strict=True)):
         if decision == "new":
             seq = next_seq[item.conversation_id]
             next_seq[item.conversation_id] = seq + 1
-            entries[index] = Message(
-                conversation=item.conversation_id, seq=seq, kind=item.kind, sender=item.sender_id,
-                body=item.body if item.kind in ("text", "call", "edit") else "", client_id=item.client_id,
-                created_at=now, extra=json.dumps(item.extra) if item.extra else None,
-                target_seq=item.target_seq, emoji=item.emoji,
-                added=item.added if item.kind == "reaction" else None, reply_to_seq=item.reply_to_seq,
+            entries[index] = EntryRow(
+                item.conversation_id, seq, item.kind, item.sender_id,
+                item.body if item.kind in ("text", "call", "edit") else "", item.client_id, now,
+                json.dumps(item.extra) if item.extra else None, item.target_seq, item.emoji,
+                item.added if item.kind == "reaction" else None, item.reply_to_seq,
             )
     if entries:
         rows = [[getattr(m, c) for c in _COLUMNS] for m in entries.values()]
@@ -221,32 +236,47 @@ def append_entries_txn(items: list[NewMessage], rules: LogRules = DEFAULT_RULES)
             continue
         if decision == "same":
             earlier = results[value]
-            results.append(AppendResult(earlier.message, duplicate=True, conversation_kind=kind,
-                                        state=earlier.state))
+            state = earlier.state
+            if index in states:
+                target, snapshot = states[index]
+                state = _record(_as_of(target.row, snapshot, entries), names, targets, username=target.sender_username)
+            results.append(AppendResult(earlier.message, duplicate=True, conversation_kind=kind, state=state))
             continue
         if decision == "stored":
-            entry: Message | None = value
+            entry: Message | EntryRow | None = value
+            if item.kind in MESSAGE_KINDS and index in states:
+                entry = _as_of(states[index][0].row, states[index][1], entries)
         elif decision == "noop":
             entry = _existing_change(item, entries, items)
         else:
             entry = entries[index]
-        record = _record(entry, names, targets, attached=attached) if entry is not None else None
+        record = _record(entry, names, targets, reply=replies.get(index), attached=attached) \
+            if entry is not None else None
         state = None
         released: list[str] = []
-        if item.kind not in MESSAGE_KINDS:
-            target = targets.get((item.conversation_id, item.target_seq))
-            state = _record(target.row, names, targets, username=target.sender_username,
-                            attached=attached) if target else None
-            if decision == "new" and item.kind == "delete" and target is not None:
-                released = target.released
+        if index in states and item.kind not in MESSAGE_KINDS:
+            target, snapshot = states[index]
+            state = _record(_as_of(target.row, snapshot, entries), names, targets, username=target.sender_username,
+                            attached=attached)
+        if decision == "new" and item.kind == "delete":
+            deleted = targets.get((item.conversation_id, item.target_seq))
+            released = deleted.released if deleted is not None else []
         results.append(AppendResult(record, duplicate=decision != "new", conversation_kind=kind, state=state,
                                     released=released))
     return results
 
 
-def _is_message(targets: dict[tuple[int, int], Target], conversation_id: int, seq: int) -> bool:
-    target = targets.get((conversation_id, seq))
-    return target is not None and target.is_message
+def _as_of(row: Message, snapshot: dict[str, Any], entries: dict[int, EntryRow]) -> Message:
+    """A copy of a target row holding the state of a snapshot (state_seq: the seq of its last change)."""
+    copy = Message(**row.__data__)
+    last_change = snapshot["last_change"]
+    for name, value in snapshot.items():
+        if name == "last_change":
+            continue
+        setattr(copy, name, value)
+    if last_change is not None:
+        copy.state_seq = entries[last_change].seq
+    return copy
 
 
 def _load_targets(items: list[NewMessage], conversation_ids: list[int]) -> dict[tuple[int, int], Target]:
@@ -280,7 +310,7 @@ def _load_targets(items: list[NewMessage], conversation_ids: list[int]) -> dict[
     return found
 
 
-def _write_targets(db: pw.Database, targets: dict[tuple[int, int], Target], entries: dict[int, Message]) -> None:
+def _write_targets(db: pw.Database, targets: dict[tuple[int, int], Target], entries: dict[int, EntryRow]) -> None:
     p = db.param
     for target in targets.values():
         if not target.changed:
@@ -303,15 +333,13 @@ def _write_targets(db: pw.Database, targets: dict[tuple[int, int], Target], entr
             )
             # ...and detaches its files (their bytes go once nothing else names them).
             target.released = detach_txn(db, row.id)
-            for entry in entries.values():
-                if entry.kind == "edit" and (entry.conversation_id, entry.target_seq) == (row.conversation_id, row.seq):
-                    entry.body = ""
 
 
-def _existing_change(item: NewMessage, entries: dict[int, Message], items: list[NewMessage]) -> Message | None:
+def _existing_change(item: NewMessage, entries: dict[int, EntryRow],
+                     items: list[NewMessage]) -> Message | EntryRow | None:
     """For a change that changed nothing: the entry that made the state it found (this batch's, else
     the latest stored one): the delete entry of a deleted message, the user's last reaction entry."""
-    def same(m: Message | NewMessage, sender: int) -> bool:
+    def same(m: EntryRow, sender: int) -> bool:
         if item.kind == "delete":
             return m.kind == "delete"
         return m.kind == "reaction" and sender == item.sender_id and m.emoji == item.emoji
@@ -330,14 +358,14 @@ def _existing_change(item: NewMessage, entries: dict[int, Message], items: list[
     return query.order_by(Message.seq.desc()).first()
 
 
-def _record(entry: Message, names: dict[int, str], targets: dict[tuple[int, int], Target],
-            username: str | None = None, attached: dict[int, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+def _record(entry: Message | EntryRow, names: dict[int, str], targets: dict[tuple[int, int], Target],
+            username: str | None = None, reply: dict[str, Any] | None = None,
+            attached: dict[int, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
     if username is None:
         if entry.sender_id not in names:
             names[entry.sender_id] = User.select(User.username).where(User.id == entry.sender_id).scalar()
         username = names[entry.sender_id]
-    reply = None
-    if entry.kind in MESSAGE_KINDS and entry.reply_to_seq is not None:
+    if reply is None and entry.kind in MESSAGE_KINDS and entry.reply_to_seq is not None:
         target = targets.get((entry.conversation_id, entry.reply_to_seq))
         reply = reply_record(target.row, target.sender_username) if target else _reply_map(
             {(entry.conversation_id, entry.reply_to_seq)}).get((entry.conversation_id, entry.reply_to_seq))

@@ -77,6 +77,10 @@ def _field_options(field: pw.Field) -> dict[str, int]:
     return {"max_length": field.max_length} if isinstance(field, pw.CharField) else {}
 
 
+def _create_session_and_block_tables() -> None:
+    """Device sessions and blocks. Existing users and their tokens are untouched: a token issued
+    before this step carries no session id and keeps working until logout or expiry."""
+    database_proxy.create_tables(models.ACCOUNT_SECURITY_MODELS)
 def _add_push_tables() -> None:
     """Web Push subscriptions, and a mute per membership."""
     from playhouse.migrate import SchemaMigrator
@@ -95,7 +99,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[], None]]] = [
     (3, "call devices and deadlines", _add_call_device_columns),
     (4, "message log: edits, deletes, reactions, replies, full-text search", _add_message_log_columns),
     (5, "uploads (attachments of messages)", _create_upload_table),
-    (6, "push subscriptions and conversation mutes", _add_push_tables),
+    (6, "device sessions and blocks", _create_session_and_block_tables),
+    (7, "push subscriptions and conversation mutes", _add_push_tables),
 ]
 
 

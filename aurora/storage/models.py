@@ -144,11 +144,36 @@ class CallParticipant(BaseModel):
         indexes = ((("call", "user"), True), (("user", "state"), False))
 
 
+class DeviceSession(BaseModel):
+    """One login (a device): tokens issued by login carry its id; revoking it ends that device."""
+    user = pw.ForeignKeyField(User, on_delete="CASCADE")
+    created_at = pw.DateTimeField(default=utcnow)
+    user_agent = pw.CharField(max_length=200, null=True)
+    address = pw.CharField(max_length=64, null=True)
+    # Set when the session ends (logout, DELETE /api/sessions/{id}, password change). Kept for a while
+    # so every process can find, by this index, the sessions ended since it last looked.
+    revoked_at = pw.DateTimeField(null=True, index=True)
+
+    class Meta:
+        table_name = "device_session"
+        indexes = ((("user", "revoked_at"), False),)
+
+
+class UserBlock(BaseModel):
+    blocker = pw.ForeignKeyField(User, on_delete="CASCADE")
+    blocked = pw.ForeignKeyField(User, on_delete="CASCADE")
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "user_block"
+        indexes = ((("blocker", "blocked"), True), (("blocked",), False))
 class PushSubscription(BaseModel):
     """A browser's Web Push subscription (RFC 8030): where to POST, and the keys to encrypt for.
-    An endpoint belongs to one user: the browser that made it is that user's."""
+    An endpoint belongs to one user and one device session: the browser that made it is theirs.
+    Only subscriptions of open sessions are pushed to (null: made with a token from before sessions)."""
 
     user = pw.ForeignKeyField(User, on_delete="CASCADE")
+    session = pw.ForeignKeyField(DeviceSession, null=True, on_delete="CASCADE")
     endpoint = pw.CharField(max_length=1024, unique=True)
     p256dh = pw.CharField(max_length=128)
     auth = pw.CharField(max_length=64)
@@ -158,7 +183,7 @@ class PushSubscription(BaseModel):
 
     class Meta:
         table_name = "push_subscription"
-        indexes = ((("user",), False),)
+        indexes = ((("user",), False), (("session",), False))
 
 
 class SchemaVersion(BaseModel):
@@ -169,4 +194,5 @@ class SchemaVersion(BaseModel):
 CHAT_MODELS = [User, Conversation, Membership, Message]
 FILE_MODELS = [Upload]
 CALL_MODELS = [Call, CallParticipant]
+ACCOUNT_SECURITY_MODELS = [DeviceSession, UserBlock]
 PUSH_MODELS = [PushSubscription]

@@ -8,26 +8,34 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from aurora.storage.models import Conversation, Membership, PushSubscription, User, utcnow
+from aurora.storage.models import Conversation, DeviceSession, Membership, PushSubscription, User, utcnow
 from aurora.storage.records import iso
 
 
 def subscription_record(sub: PushSubscription) -> dict[str, Any]:
-    return {"id": sub.id, "endpoint": sub.endpoint, "created_at": iso(sub.created_at)}
+    return {"id": sub.id, "endpoint": sub.endpoint, "session_id": sub.session_id, "created_at": iso(sub.created_at)}
 
 
-def save_subscription_txn(user_id: int, endpoint: str, p256dh: str, auth: str, vapid_key: str,
-                          max_per_user: int) -> tuple[dict[str, Any], bool]:
-    """Keep a subscription (a repeated POST updates it; an endpoint another user had moves to this
-    one: the browser is now theirs). Beyond max_per_user, the user's oldest are dropped."""
+def _open_session() -> Any:
+    """Subscriptions worth pushing to: made in a session that has not ended (or before sessions)."""
+    ended = DeviceSession.select(DeviceSession.id).where(DeviceSession.revoked_at.is_null(False))
+    return PushSubscription.session.is_null() | PushSubscription.session.not_in(ended)
+
+
+def save_subscription_txn(user_id: int, session_id: int | None, endpoint: str, p256dh: str, auth: str,
+                          vapid_key: str, max_per_user: int) -> tuple[dict[str, Any], bool]:
+    """Keep a subscription (a repeated POST updates it and moves it to this session; an endpoint
+    another user had moves to this one: the browser is now theirs). Beyond max_per_user, the user's
+    oldest are dropped."""
     existing = PushSubscription.get_or_none(PushSubscription.endpoint == endpoint)
     created = existing is None or existing.user_id != user_id
     if existing is None:
-        sub = PushSubscription.create(user=user_id, endpoint=endpoint, p256dh=p256dh, auth=auth, vapid_key=vapid_key)
+        sub = PushSubscription.create(user=user_id, session=session_id, endpoint=endpoint, p256dh=p256dh, auth=auth,
+                                      vapid_key=vapid_key)
     else:
         if created:
             existing.created_at = utcnow()
-        existing.user = user_id
+        existing.user, existing.session = user_id, session_id
         existing.p256dh, existing.auth, existing.vapid_key = p256dh, auth, vapid_key
         existing.save()
         sub = existing
@@ -44,8 +52,12 @@ def delete_subscription_txn(user_id: int, endpoint: str) -> bool:
         (PushSubscription.user == user_id) & (PushSubscription.endpoint == endpoint)).execute())
 
 
-def delete_user_subscriptions_txn(user_id: int) -> int:
-    return PushSubscription.delete().where(PushSubscription.user == user_id).execute()
+def delete_user_subscriptions_txn(user_id: int, session_id: int | None = None) -> int:
+    """All of the user's subscriptions, or those of one session (and those made before sessions)."""
+    condition = PushSubscription.user == user_id
+    if session_id is not None:
+        condition &= (PushSubscription.session == session_id) | PushSubscription.session.is_null()
+    return PushSubscription.delete().where(condition).execute()
 
 
 def forget_gone_txn(subscription_id: int, endpoint: str) -> bool:
@@ -55,7 +67,9 @@ def forget_gone_txn(subscription_id: int, endpoint: str) -> bool:
 
 
 def list_subscriptions(user_id: int) -> list[dict[str, Any]]:
-    rows = PushSubscription.select().where(PushSubscription.user == user_id).order_by(PushSubscription.id)
+    """The user's subscriptions in open sessions (an ended session's are never pushed to again)."""
+    rows = (PushSubscription.select().where((PushSubscription.user == user_id) & _open_session())
+            .order_by(PushSubscription.id))
     return [subscription_record(s) for s in rows]
 
 
@@ -74,7 +88,7 @@ def push_candidates(conversation_ids: list[int], sender_ids: list[int], now: dt.
     if not conversation_ids:
         return found
     now = now or utcnow()
-    subscribed = PushSubscription.select(PushSubscription.user)
+    subscribed = PushSubscription.select(PushSubscription.user).where(_open_session())
     rows = (Membership.select(Membership.conversation, Membership.user)
             .where(Membership.conversation.in_(conversation_ids) & Membership.user.in_(subscribed)
                    & (Membership.muted_until.is_null() | (Membership.muted_until <= now)))
@@ -96,7 +110,8 @@ def subscriptions_of(user_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     found: dict[int, list[dict[str, Any]]] = defaultdict(list)
     if not user_ids:
         return found
-    for sub in PushSubscription.select().where(PushSubscription.user.in_(user_ids)).order_by(PushSubscription.id):
+    for sub in (PushSubscription.select().where(PushSubscription.user.in_(user_ids) & _open_session())
+                .order_by(PushSubscription.id)):
         found[sub.user_id].append({"id": sub.id, "endpoint": sub.endpoint, "p256dh": sub.p256dh,
                                    "auth": sub.auth, "vapid_key": sub.vapid_key})
     return found

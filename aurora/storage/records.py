@@ -7,7 +7,9 @@ run a query on the event loop.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from aurora.storage.models import Conversation, Message, User
@@ -17,6 +19,11 @@ def iso(value: dt.datetime | None) -> str | None:
     """ISO-8601 UTC with milliseconds and a Z, e.g. 2026-11-25T20:22:03.123Z."""
     if value is None:
         return None
+    return _iso(value)
+
+
+@functools.lru_cache(maxsize=64)  # a batch of entries shares one created_at
+def _iso(value: dt.datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
@@ -30,6 +37,30 @@ def user_record(user: User) -> dict[str, Any]:
     }
 
 
+@dataclass(slots=True)
+class EntryRow:
+    """A log entry just written by the writer: the fields of a Message row, without building a Peewee
+    model per entry on the hot path (message_record reads either)."""
+
+    conversation_id: int
+    seq: int
+    kind: str
+    sender_id: int
+    body: str
+    client_id: str | None
+    created_at: dt.datetime
+    extra: str | None = None
+    target_seq: int | None = None
+    emoji: str | None = None
+    added: bool | None = None
+    reply_to_seq: int | None = None
+    id: int = 0
+    edited_at: dt.datetime | None = None
+    deleted: bool | None = None
+    reactions: str | None = None
+    state_seq: int | None = None
+
+
 MESSAGE_KINDS = ("text", "call")
 CHANGE_KINDS = ("edit", "delete", "reaction")
 EXCERPT_CHARS = 100
@@ -40,12 +71,12 @@ def excerpt(body: str, deleted: bool) -> str | None:
     return None if deleted or not body else body[:EXCERPT_CHARS]
 
 
-def reply_record(target: Message, sender_username: str) -> dict[str, Any]:
+def reply_record(target: Message | EntryRow, sender_username: str) -> dict[str, Any]:
     return {"seq": target.seq, "sender_id": target.sender_id, "sender_username": sender_username,
             "excerpt": excerpt(target.body, bool(target.deleted))}
 
 
-def message_record(message: Message, sender_username: str, reply_to: dict[str, Any] | None = None,
+def message_record(message: Message | EntryRow, sender_username: str, reply_to: dict[str, Any] | None = None,
                    attachments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """A log entry as the API sends it: a message in its current state, or a change entry.
 

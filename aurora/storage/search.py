@@ -7,14 +7,17 @@ stemmer would mangle the rest) with the unaccent dictionary in front when the ex
 SQLite: an FTS5 external-content table over message.body (unicode61, diacritics removed), kept in
 sync by triggers, so an edit re-indexes the new text and a delete (body erased) drops it.
 
-Marks in highlights are private-use characters replaced after HTML-escaping the excerpt, so the
-highlight is safe to insert as HTML whatever the message contains.
+The highlight is made here, not by ts_headline or snippet(): the same words marked the same way on
+both engines (ts_headline also drops anything that looks like an HTML tag from the text), and the
+excerpt is HTML-escaped before the marks go in, so it is safe to insert as HTML.
 """
 
 from __future__ import annotations
 
 import html
 import logging
+import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +30,8 @@ from aurora.storage.records import for_viewer
 log = logging.getLogger(__name__)
 
 CONFIG = "aurora_search"
-_START, _STOP = "\ue000", "\ue001"
+HIGHLIGHT_CHARS = 200
+_WORD = re.compile(r"[^\W_]+")
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,7 @@ class SearchQuery:
 
     websearch: str  # for websearch_to_tsquery
     fts5: str  # for FTS5 MATCH
+    words: frozenset[str]  # the words looked for, folded (see fold): what the highlight marks
 
 
 # -- schema (migration 4) ------------------------------------------------
@@ -104,7 +109,8 @@ def create_sqlite_search(db: pw.Database) -> None:
         "INSERT INTO message_fts(message_fts, rowid, body) SELECT 'delete', old.id, old.body WHERE old.body != ''; "
         "INSERT INTO message_fts(rowid, body) SELECT new.id, new.body WHERE new.body != ''; END"
     )
-    db.execute_sql("DELETE FROM message_fts")  # idempotent backfill of what is already stored
+    # Backfill what is already stored (idempotent: 'delete-all' empties the index, never the messages).
+    db.execute_sql("INSERT INTO message_fts(message_fts) VALUES ('delete-all')")
     db.execute_sql(
         "INSERT INTO message_fts(rowid, body) SELECT id, body FROM message WHERE kind = 'text' AND body != ''"
     )
@@ -129,19 +135,15 @@ def search_messages(user_id: int, query: SearchQuery, conversation_id: int | Non
     extra = "".join(f" AND {f}" for f in filters)
     if isinstance(engine, pw.PostgresqlDatabase):
         sql = (
-            f"SELECT m.id, ts_headline('{CONFIG}', m.body, q.q, "
-            f"'StartSel={_START}, StopSel={_STOP}, MaxFragments=2, MaxWords=24, MinWords=8, "
-            "FragmentDelimiter=\" … \"') "
-            f"FROM (SELECT websearch_to_tsquery('{CONFIG}', {p}) AS q) q, message m "
+            f"SELECT m.id FROM message m "
             f"JOIN membership ms ON ms.conversation_id = m.conversation_id AND ms.user_id = {p} "
-            f"WHERE to_tsvector('{CONFIG}', m.body) @@ q.q AND m.kind = 'text' AND m.deleted IS NOT TRUE{extra} "
-            f"ORDER BY m.id DESC LIMIT {p}"
+            f"WHERE to_tsvector('{CONFIG}', m.body) @@ websearch_to_tsquery('{CONFIG}', {p}) "
+            f"AND m.kind = 'text' AND m.deleted IS NOT TRUE{extra} ORDER BY m.id DESC LIMIT {p}"
         )
-        rows = db.execute_sql(sql, (query.websearch, user_id, *params, limit + 1)).fetchall()
+        rows = db.execute_sql(sql, (user_id, query.websearch, *params, limit + 1)).fetchall()
     else:
         sql = (
-            f"SELECT m.id, snippet(message_fts, 0, '{_START}', '{_STOP}', '…', 24) "
-            "FROM message_fts JOIN message m ON m.id = message_fts.rowid "
+            "SELECT m.id FROM message_fts JOIN message m ON m.id = message_fts.rowid "
             f"JOIN membership ms ON ms.conversation_id = m.conversation_id AND ms.user_id = {p} "
             f"WHERE message_fts MATCH {p} AND m.kind = 'text' AND m.deleted IS NOT 1{extra} "
             f"ORDER BY m.id DESC LIMIT {p}"
@@ -162,13 +164,31 @@ def search_messages(user_id: int, query: SearchQuery, conversation_id: int | Non
     by_id = {record["id"]: record for record in records_of(list(found))}
     results = [
         {"message": for_viewer(by_id[message_id], user_id), "conversation_id": by_id[message_id]["conversation_id"],
-         "highlight": _marked(fragment)}
-        for message_id, fragment in rows if message_id in by_id
+         "highlight": highlight(by_id[message_id]["body"] or "", query.words)}
+        for (message_id,) in rows if message_id in by_id
     ]
     return results, (rows[-1][0] if more else None)
 
 
-def _marked(fragment: str | None) -> str:
-    text = html.escape(fragment or "", quote=False)
-    return text.replace(_START, "<mark>").replace(_STOP, "</mark>")
+def fold(word: str) -> str:
+    """A word as the engines compare it: case-folded, accents removed."""
+    decomposed = unicodedata.normalize("NFKD", word.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
+
+def highlight(body: str, words: frozenset[str]) -> str:
+    """An excerpt of body around the first match, HTML-escaped, matched words in <mark>...</mark>."""
+    matches = [m for m in _WORD.finditer(body) if fold(m.group()) in words]
+    start = 0
+    if len(body) > HIGHLIGHT_CHARS and matches:
+        start = max(0, matches[0].start() - HIGHLIGHT_CHARS // 4)
+    end = min(len(body), start + HIGHLIGHT_CHARS)
+    out, at = [], start
+    for m in matches:
+        if m.start() < start or m.end() > end:
+            continue
+        out.append(html.escape(body[at:m.start()], quote=False))
+        out.append("<mark>" + html.escape(m.group(), quote=False) + "</mark>")
+        at = m.end()
+    out.append(html.escape(body[at:end], quote=False))
+    return ("…" if start > 0 else "") + "".join(out) + ("…" if end < len(body) else "")

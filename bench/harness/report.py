@@ -22,6 +22,15 @@ ROWS: dict[str, list[tuple[str, str, str, str | None]]] = {
         ("server_cpu_util", "server CPU, cores", "{:.2f}", None),
         ("loadgen_cpu_util", "load generator CPU, cores", "{:.2f}", None),
     ],
+    "s6": [
+        ("acked_per_s", "acked entries/s", "{:,.0f}", "higher"),
+        ("changes_per_s", "of which changes/s", "{:,.0f}", "higher"),
+        ("delivered_per_s", "delivered entries/s", "{:,.0f}", "higher"),
+        ("ack_p50_ms", "ack p50 ms", "{:.1f}", "lower"),
+        ("ack_p99_ms", "ack p99 ms", "{:.1f}", "lower"),
+        ("server_cpu_us_per_ack", "server CPU µs/entry", "{:.0f}", "lower"),
+        ("server_cpu_util", "server CPU, cores", "{:.2f}", None),
+    ],
     "s2": [
         ("delivered_per_s", "deliveries/s", "{:,.0f}", "higher"),
         ("acked_per_s", "sent msg/s", "{:,.0f}", "higher"),

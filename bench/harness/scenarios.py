@@ -1,4 +1,4 @@
-"""The five scenarios of issue 5: their sizes in each mode, and who talks to whom.
+"""The scenarios (S1-S5 of issue 5, S6 of issue 9): their sizes in each mode, and who talks to whom.
 
 A scenario's population is a number of clients (each an account on Aurora, a made-up user on
 the relays) and its conversations, each with one sender and its other members, by client index.
@@ -10,16 +10,18 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-SCENARIOS = ("s1", "s2", "s3", "s4", "s5")
+SCENARIOS = ("s1", "s2", "s3", "s4", "s5", "s6")
 TITLES = {
     "s1": "S1 pairs",
     "s2": "S2 fan-out",
     "s3": "S3 idle",
     "s4": "S4 fixed rate",
     "s5": "S5 catch-up",
+    "s6": "S6 mixed log",
 }
 # S5 needs storage: the relays keep no history to catch up from.
-AURORA_ONLY = {"s5"}
+# S6 edits and reacts: the relays have no such thing.
+AURORA_ONLY = {"s5", "s6"}
 
 # Settings every scenario shares (seconds unless named otherwise).
 COMMON: dict[str, Any] = {
@@ -38,6 +40,8 @@ FULL: dict[str, Any] = {
     "s3": {"connections": [2000, 10000], "settle_s": 3.0, "connect_concurrency": 200},
     "s4": {"pairs": 50, "rate": 1000.0, "duration_s": 10.0, "warmup_s": 2.0, "max_backlog_s": 2.0},
     "s5": {"clients": 1000, "messages": 100, "group_size": 10, "page": 50, "inflight": 10},
+    # S1's load with every 5th operation a change entry (edit, react, unreact) of the sender's last message.
+    "s6": {"pairs": 50, "inflight": 10, "duration_s": 10.0, "warmup_s": 2.0, "change_every": 5},
 }
 
 # Everything once, small and short: well under a minute on 2 cores.
@@ -48,6 +52,7 @@ QUICK: dict[str, Any] = {
     "s3": {"connections": [500], "settle_s": 0.5, "connect_concurrency": 200},
     "s4": {"pairs": 50, "rate": 1000.0, "duration_s": 1.0, "warmup_s": 0.5, "max_backlog_s": 2.0},
     "s5": {"clients": 100, "messages": 20, "group_size": 10, "page": 10, "inflight": 10},
+    "s6": {"pairs": 50, "inflight": 10, "duration_s": 1.0, "warmup_s": 0.5, "change_every": 5},
 }
 QUICK_COMMON = {"settle_ms": 200}
 
@@ -59,6 +64,7 @@ SMOKE: dict[str, Any] = {
     "s3": {"connections": [10], "settle_s": 0.2},
     "s4": {"pairs": 2, "rate": 40.0, "duration_s": 0.3, "warmup_s": 0.1, "max_backlog_s": 5.0},
     "s5": {"clients": 6, "messages": 5, "group_size": 3, "page": 2, "inflight": 2},
+    "s6": {"pairs": 2, "inflight": 3, "duration_s": 0.3, "warmup_s": 0.1, "change_every": 5},
 }
 SMOKE_COMMON = {"settle_ms": 100, "drain_timeout_s": 5}
 
@@ -100,7 +106,7 @@ def population(scenario: str, params: dict[str, Any], variant: int | None = None
         return Population(2 * pairs, [ConversationPlan(2 * i, [2 * i, 2 * i + 1], f"bench push {i}", offline=1,
                                                        subscriptions=int(variant)) for i in range(pairs)],
                           push_url=str(params.get("push_url", "")))
-    if scenario in ("s1", "s4"):
+    if scenario in ("s1", "s4", "s6"):
         pairs = int(params["pairs"])
         return Population(2 * pairs, [ConversationPlan(2 * i, [2 * i, 2 * i + 1]) for i in range(pairs)])
     if scenario == "s2":

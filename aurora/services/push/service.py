@@ -198,10 +198,13 @@ class Push:
     def public_key(self) -> str:
         return self.keys.current
 
-    async def subscribe(self, user: dict[str, Any], data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    async def subscribe(self, user: dict[str, Any], session_id: int | None,
+                        data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Keep a browser's subscription, tied to the device session of the token that posted it."""
         sub = parse_subscription(data, self._settings)
-        return await self._storage.write(push_store.save_subscription_txn, user["id"], sub.endpoint, sub.p256dh,
-                                         sub.auth, self.keys.current, self._settings.push_max_subscriptions_per_user)
+        return await self._storage.write(push_store.save_subscription_txn, user["id"], session_id, sub.endpoint,
+                                         sub.p256dh, sub.auth, self.keys.current,
+                                         self._settings.push_max_subscriptions_per_user)
 
     async def unsubscribe(self, user: dict[str, Any], endpoint: Any) -> None:
         if not isinstance(endpoint, str) or not endpoint:
@@ -209,10 +212,11 @@ class Push:
         if not await self._storage.write(push_store.delete_subscription_txn, user["id"], endpoint):
             raise AuroraError("not_found", "no such push subscription")
 
-    async def subscriptions(self, user: dict[str, Any]) -> list[dict[str, Any]]:
-        return await self._storage.read(push_store.list_subscriptions, user["id"])
+    async def subscriptions(self, user: dict[str, Any], session_id: int | None) -> list[dict[str, Any]]:
+        listed = await self._storage.read(push_store.list_subscriptions, user["id"])
+        return [{**s, "current": s["session_id"] is not None and s["session_id"] == session_id} for s in listed]
 
-    async def forget_user(self, user_id: int) -> int:
-        """After logout (every token of the user is dead): no device of theirs is pushed to any more."""
-        return await self._storage.write(push_store.delete_user_subscriptions_txn, user_id)
+    async def forget(self, user_id: int, session_id: int | None) -> int:
+        """After logout: the session's subscriptions go (None: every one of the user's)."""
+        return await self._storage.write(push_store.delete_user_subscriptions_txn, user_id, session_id)
 

@@ -1,0 +1,69 @@
+"""Helpers for the abuse-limit tests: a server with small buckets, round-trip timing, flood results."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from tests.support.clients import TestSocket
+
+# A second user's round trip during a flood may be this many times slower than before it (a
+# generous bound: without limits the issue measured x40 on p99; with them it stays near x1).
+UNAFFECTED_RATIO = 10.0
+
+SMALL_LIMITS = {f"rate_{name}_burst": 3 for name in (
+    "message", "edit", "react", "typing", "sync", "conversation", "call_invite", "call_signal", "upload",
+    "register", "login")}
+SMALL_LIMITS.update({f"rate_{name}_per_s": 0.01 for name in (
+    "message", "edit", "react", "typing", "sync", "conversation", "call_invite", "call_signal", "upload",
+    "register", "login")})
+SMALL_LIMITS["rate_limits_enabled"] = True
+# Tests register and log in their users first: room for that.
+SMALL_LIMITS["rate_register_burst"] = 8
+SMALL_LIMITS["rate_login_burst"] = 8
+# The floods here count every refusal; tests/test_limits_events.py checks the flood disconnect on its own.
+SMALL_LIMITS["flood_disconnect_refusals"] = 100_000
+
+
+async def timed(action: Callable[[], Awaitable[Any]]) -> float:
+    started = time.perf_counter()
+    await action()
+    return time.perf_counter() - started
+
+
+async def median_round_trip(action: Callable[[], Awaitable[Any]], count: int = 7) -> float:
+    return statistics.median([await timed(action) for _ in range(count)])
+
+
+def codes(acks: list[Any]) -> dict[str, int]:
+    """How many acks were ok, and how many carried each error code."""
+    counted: dict[str, int] = {}
+    for ack in acks:
+        key = "ok" if ack.get("ok") else ack["error"]["code"]
+        counted[key] = counted.get(key, 0) + 1
+    return counted
+
+
+def check_refusal(ack: dict[str, Any]) -> None:
+    assert ack["ok"] is False and ack["error"]["code"] == "rate_limited", ack
+    assert isinstance(ack["error"]["retry_after_ms"], int) and ack["error"]["retry_after_ms"] > 0, ack
+
+
+async def flood(sock: TestSocket, event: str, payloads: list[Any]) -> list[Any]:
+    """Every payload at once (none waits for the previous ack), then every ack."""
+    return list(await asyncio.gather(*(sock.call(event, p, timeout=30) for p in payloads)))
+
+
+async def unaffected_during(flood_task: Awaitable[Any], round_trip: Callable[[], Awaitable[Any]],
+                            before: float) -> Any:
+    """Measure round_trip while the flood runs; assert the ratio to `before`; return the flood's result."""
+    task = asyncio.ensure_future(flood_task)
+    await asyncio.sleep(0)  # the flood's packets are on their way before the first measurement
+    during = await median_round_trip(round_trip, count=5)
+    result = await task
+    assert during <= before * UNAFFECTED_RATIO, f"round trip {during * 1000:.1f} ms during the flood, " \
+        f"{before * 1000:.1f} ms before (ratio {during / before:.1f})"
+    return result

@@ -1,0 +1,154 @@
+"""Floods of socket events and REST calls meet their token bucket: refused with rate_limited and
+retry_after_ms (REST: 429 + Retry-After), the server stays up, another user is not slowed down."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import RunningServer, make_settings, start_server
+from tests.support.clients import Api, SocketFactory, acked, messages_of
+from tests.support.flood import SMALL_LIMITS, check_refusal, codes, flood, median_round_trip, unaffected_during
+
+
+@pytest.fixture
+async def limited(request: pytest.FixtureRequest, tmp_path: Path, db_url: str) -> AsyncIterator[RunningServer]:
+    marker = request.node.get_closest_marker("limits")  # @pytest.mark.limits(name=value): this test's own
+    overrides = {**SMALL_LIMITS, **(marker.kwargs if marker else {})}
+    running = await start_server(make_settings(tmp_path, db_url, **overrides))
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+@pytest.fixture
+async def api(limited: RunningServer) -> AsyncIterator[Api]:
+    client = Api(limited.url)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+async def sockets(limited: RunningServer) -> AsyncIterator[SocketFactory]:
+    factory = SocketFactory(limited.url)
+    try:
+        yield factory
+    finally:
+        await factory.close_all()
+
+
+@pytest.mark.limits(rate_message_burst=20)
+async def test_send_flood_is_refused_and_another_pair_is_unaffected(api: Api, sockets: SocketFactory) -> None:
+    alice, bob, carol, dave = [await api.register() for _ in range(4)]
+    flooded = await api.conversation(alice, [bob])
+    quiet = await api.conversation(carol, [dave])
+    attacker = await sockets.connect(alice.token)
+    carol_socket = await sockets.connect(carol.token)
+
+    async def carol_round_trip() -> None:  # a stored, acknowledged message: 12 of carol's 20 tokens
+        await acked(carol_socket, "send_message", {"conversation_id": quiet["id"], "body": "hi dave"})
+
+    before = await median_round_trip(carol_round_trip)
+    payloads = [{"conversation_id": flooded["id"], "body": f"spam {i}"} for i in range(300)]
+    acks = await unaffected_during(flood(attacker, "send_message", payloads), carol_round_trip, before)
+    counted = codes(acks)
+    assert counted.get("ok", 0) <= 21 and counted["rate_limited"] >= 279, counted
+    check_refusal(next(a for a in acks if not a["ok"]))
+    assert len(await messages_of(api, bob, flooded["id"])) == counted.get("ok", 0)  # refused = not stored
+
+    # REST shares the same bucket: 429 with Retry-After in whole seconds.
+    status, body = await api.send(alice, flooded["id"], "one more")
+    assert status == 429 and body["error"]["code"] == "rate_limited", body
+    assert body["error"]["retry_after_ms"] > 0
+    async with api.session.post(f"{api.base_url}/api/conversations/{flooded['id']}/messages",
+                                json={"body": "x"}, headers={"Authorization": f"Bearer {alice.token}"}) as response:
+        assert response.status == 429 and int(response.headers["Retry-After"]) >= 1
+    # Still up, and another user's sends go through.
+    status, body = await api.send(dave, quiet["id"], "still here")
+    assert status == 201, body
+
+
+async def test_typing_flips_are_limited(api: Api, sockets: SocketFactory) -> None:
+    alice, bob = await api.register(), await api.register()
+    conversation = await api.conversation(alice, [bob])
+    attacker = await sockets.connect(alice.token)
+    peer = await sockets.connect(bob.token)
+    payloads = [{"conversation_id": conversation["id"], "typing": i % 2 == 0} for i in range(200)]
+    acks = await flood(attacker, "typing", payloads)
+    counted = codes(acks)
+    assert counted.get("ok", 0) <= 4 and counted["rate_limited"] >= 196, counted
+    await peer.call("__round_trip__")  # every typing event relayed before this ack has arrived
+    assert len(peer.events("typing")) == counted["ok"], peer.events("typing")
+
+
+async def test_every_declared_event_spends_its_own_bucket(api: Api, sockets: SocketFactory) -> None:
+    """sync, create_conversation, edit_message, react, call_invite and call_signal each refuse the 4th call; one bucket
+    running dry leaves the others (and other users) untouched."""
+    alice, bob = await api.register(), await api.register()
+    chat = await sockets.connect(alice.token)
+    calls = await sockets.connect(alice.token, "/calls")
+    conversation = await api.conversation(alice, [bob])
+    cases = [
+        (chat, "sync", {}),
+        (chat, "create_conversation", {"user_ids": [bob.id]}),
+        (chat, "edit_message", {"conversation_id": conversation["id"], "seq": 1, "body": "edited"}),
+        (chat, "react", {"conversation_id": conversation["id"], "seq": 1, "emoji": "👍"}),
+        (calls, "call_signal", {"call_id": 999999, "to_user_id": bob.id, "type": "offer", "data": {}}),
+        (calls, "call_invite", {"conversation_id": 999999, "media": "audio"}),
+    ]
+    for sock, event, payload in cases:
+        # api.conversation above spent one "conversation" token over REST.
+        allowed = 2 if event == "create_conversation" else 3
+        acks = [await sock.call(event, payload) for _ in range(allowed + 1)]
+        assert all(a["ok"] is not False or a["error"]["code"] != "rate_limited" for a in acks[:allowed]), (event, acks)
+        check_refusal(acks[allowed])
+    # Members added over REST spend the same "conversation" bucket: dry now.
+    status, body = await api.request("POST", f"/api/conversations/{conversation['id']}/members",
+                                     token=alice.token, json={"user_ids": [bob.id]})
+    assert status == 429 and body["error"]["code"] == "rate_limited", body
+    # Bob's buckets are his own.
+    bob_chat = await sockets.connect(bob.token)
+    await acked(bob_chat, "sync", {})
+
+
+async def test_registration_is_limited_per_address(api: Api) -> None:
+    for _ in range(8):
+        await api.register()
+    async with api.session.post(f"{api.base_url}/api/auth/register",
+                                json={"username": "one_too_many", "password": "correct horse battery"}) as response:
+        body = await response.json()
+        assert response.status == 429 and body["error"]["code"] == "rate_limited", body
+        assert int(response.headers["Retry-After"]) >= 1
+    status, body = await api.request("POST", "/api/auth/login",
+                                     json={"username": "one_too_many", "password": "correct horse battery"})
+    assert status == 401, body  # the refused registration created nothing
+
+
+@pytest.mark.limits(flood_disconnect_refusals=20)
+async def test_a_socket_that_ignores_refusals_is_closed(api: Api, sockets: SocketFactory) -> None:
+    alice, bob = await api.register(), await api.register()
+    conversation = await api.conversation(alice, [bob])
+    attacker = await sockets.connect(alice.token)
+    other_device = await sockets.connect(alice.token)
+    payload = {"conversation_id": conversation["id"], "body": "spam"}
+    for _ in range(3):
+        await acked(attacker, "send_message", payload)
+    for _ in range(19):
+        check_refusal(await attacker.call("send_message", payload))
+    await attacker.emit("send_message", payload)  # the 20th refusal in a row
+    closing = await attacker.wait_for("closing")
+    assert closing["code"] == "rate_limited" and closing["message"], closing
+    for _ in range(100):
+        if not attacker.client.connected:
+            break
+        await asyncio.sleep(0.05)
+    assert not attacker.client.connected
+    assert other_device.client.connected  # only the flooding socket
+    bob_socket = await sockets.connect(bob.token)
+    await acked(bob_socket, "send_message", {"conversation_id": conversation["id"], "body": "unaffected"})
