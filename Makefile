@@ -13,7 +13,7 @@ BROWSER_STAMP := tests/browser/node_modules/.installed-stamp
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: run test lint audit bench bench-quick bench-upload venv js clean vendor
+.PHONY: run test lint audit bench bench-quick bench-upload soak flaky venv js clean vendor
 
 venv: $(STAMP)
 
@@ -68,6 +68,17 @@ audit:
 BENCH_ARGS ?=
 bench: $(STAMP) $(BENCH_STAMP)
 	$(PY) bench/run.py $(BENCH_ARGS)
+	$(PY) bench/soak.py --duration 60
+
+# Connect/send/sync/disconnect churn; does RSS level off? (bench/soak.py --help). An hour by default.
+SOAK_ARGS ?=
+soak: $(STAMP)
+	$(PY) bench/soak.py $(SOAK_ARGS)
+
+# The whole suite 5 times in a row (-n 2) beside a CPU hog; reports flaky tests (bench/flaky.py --help).
+FLAKY_ARGS ?=
+flaky: $(STAMP) $(JS_STAMP) $(BENCH_STAMP)
+	$(PY) bench/flaky.py $(FLAKY_ARGS)
 
 # Everything once, small and short (under a minute).
 bench-quick: $(STAMP) $(BENCH_STAMP)

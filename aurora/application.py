@@ -17,6 +17,7 @@ from aurora.api.middlewares import error_middleware
 from aurora.api.routes import setup_routes
 from aurora.api.security_headers import security_headers
 from aurora.context import AURORA, Aurora
+from aurora.outages import log_failure
 from aurora.realtime import json_codec
 from aurora.realtime.auth_watch import AuthWatch
 from aurora.realtime.call_notifier import CallNotifier
@@ -29,13 +30,14 @@ from aurora.services.accounts import Accounts
 from aurora.services.blocks import Blocks
 from aurora.services.call_locks import CallLocks
 from aurora.services.calls import Calls
+from aurora.services.clock import Clock
 from aurora.services.conversations import Conversations
 from aurora.services.files import Files
 from aurora.services.limits import Limiter
 from aurora.services.messages import Messages
 from aurora.services.presence import Presence
 from aurora.services.push import Mutes, Push
-from aurora.services.socket_registry import LocalSocketRegistry, RedisSocketRegistry
+from aurora.services.socket_registry import LocalSocketRegistry, ReapIncomplete, RedisSocketRegistry
 from aurora.services.tokens import TokenSigner
 from aurora.settings import Settings
 from aurora.storage.database import Storage, open_database
@@ -95,7 +97,8 @@ def build_socketio_server(settings: Settings) -> socketio.AsyncServer:
     return sio
 
 
-def build_aurora(settings: Settings, sio: socketio.AsyncServer) -> Aurora:
+def build_aurora(settings: Settings, sio: socketio.AsyncServer, clock: Clock | None = None) -> Aurora:
+    """clock: the services' timers (tests pass a ManualClock); the system clock by default."""
     database = open_database(
         settings.database_url, sqlite_synchronous=settings.sqlite_synchronous, base_dir=Path.cwd()
     )
@@ -113,7 +116,7 @@ def build_aurora(settings: Settings, sio: socketio.AsyncServer) -> Aurora:
     push = Push(settings, storage, registry)
     messages.push = push
     calls = Calls(settings, storage, CallNotifier(sio, registry), messages,
-                  CallLocks(settings.redis_url, settings.redis_prefix))
+                  CallLocks(settings.redis_url, settings.redis_prefix), clock)
     calls.blocks = blocks
     calls.push = push
     return Aurora(
@@ -128,13 +131,13 @@ def build_aurora(settings: Settings, sio: socketio.AsyncServer) -> Aurora:
     )
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_http_body_bytes,
         middlewares=[cors_middleware(settings.cors_allowed_origins), error_middleware, limits_middleware],
     )
     sio = build_socketio_server(settings)
-    aurora = build_aurora(settings, sio)
+    aurora = build_aurora(settings, sio, clock)
     app[AURORA] = aurora
     sio.attach(app)
     sio.register_namespace(ChatNamespace(aurora))
@@ -168,8 +171,17 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     aurora.push.start()
 
     async def host_gone(users: list[int], call_sids: list[str]) -> None:
-        await aurora.presence.users_gone(users)
-        await aurora.calls.devices_lost(call_sids)
+        # Calls first: their grace deadlines must be set even if presence cannot be updated.
+        sids_left: list[str] = []
+        if call_sids:
+            try:
+                await aurora.calls.devices_lost(call_sids)
+            except Exception as exc:
+                log_failure(exc, log, "starting the grace period of %d call devices", len(call_sids))
+                sids_left = call_sids
+        users_left = await aurora.presence.users_gone(users)
+        if users_left or sids_left:
+            raise ReapIncomplete(users_left, sids_left)
 
     await aurora.registry.start(host_gone)
     # One process alone: calls a previous run left live are over. In a cluster, other processes may
@@ -190,4 +202,4 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await aurora.push.stop()
     await aurora.limiter.close()
     aurora.accounts.close()
-    aurora.storage.close()
+    await aurora.storage.aclose()

@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import logging
 import os
+import socket
 import sys
 from typing import Any
 
@@ -94,6 +95,8 @@ def main(argv: list[str]) -> int:
             print(_with_storage(settings, lambda a: a.accounts.token_for_sync(args.username)))
             return 0
     except AuroraError as exc:
+        if exc.code == "unavailable" and exc.__cause__ is not None:
+            return _database_unreachable(exc.__cause__)
         print(f"aurora: {exc.code}: {exc.message}", file=sys.stderr)
         return 1
     except peewee.OperationalError as exc:
@@ -114,6 +117,10 @@ def main(argv: list[str]) -> int:
         return serve(settings)
     except peewee.OperationalError as exc:  # raised by the start-up migration
         return _database_unreachable(exc)
+    except AuroraError as exc:  # the start-up migration met an outage (Storage names it unavailable)
+        if exc.code != "unavailable":
+            raise
+        return _database_unreachable(exc.__cause__ or exc)
 
 
 def _database_unreachable(exc: Exception) -> int:
@@ -128,11 +135,16 @@ def serve(settings: Settings) -> int:
 
     app = create_app(settings)
     shown_host = "localhost" if settings.host in ("0.0.0.0", "::") else settings.host
+    # Bind here and hand the socket to aiohttp: with port 0 the kernel picks a free port, and the
+    # line below reports the one it got (tests and tools read it; no bind-release-rebind race).
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    listener = socket.create_server((settings.host, settings.port), family=family, backlog=1024)
+    port = listener.getsockname()[1]
 
     async def announce(_: web.Application) -> None:
-        log.info("Aurora WebSocket Server running on port %d", settings.port)
+        log.info("Aurora WebSocket Server running on port %d", port)
         log.info("Socket.IO URL: http://%s:%d (namespaces /chat and /calls, path /socket.io/)",
-                 shown_host, settings.port)
+                 shown_host, port)
 
     app.on_startup.append(announce)
     if settings.event_loop == "uvloop":
@@ -142,7 +154,7 @@ def serve(settings: Settings) -> int:
             asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         except ImportError:
             log.warning("uvloop is not installed; using the default asyncio loop")
-    web.run_app(app, host=settings.host, port=settings.port, access_log_class=RedactingAccessLogger,
+    web.run_app(app, sock=listener, access_log_class=RedactingAccessLogger,
                 shutdown_timeout=10,
                 print=None)
     return 0

@@ -55,7 +55,7 @@ class Settings:
     ring_timeout_s: float = 45.0
     call_grace_s: float = 15.0
     signal_max_bytes: int = 65536
-    stun_urls: tuple[str, ...] = ()
+    stun_urls: tuple[str, ...] = ("stun:stun.l.google.com:19302",)  # as config/defaults.toml and README
     turn_urls: tuple[str, ...] = ()
     turn_secret: str = field(default="", repr=False)
     turn_ttl_s: int = 3600

@@ -18,6 +18,7 @@ import pytest
 import redis
 from aiohttp import web
 
+from aurora.services.clock import ManualClock
 from aurora.settings import PROJECT_ROOT, Settings, load_settings
 from tests.support.clients import Api, SocketFactory
 from tests.support.services import postgres_admin_url, redis_test_url, require_or_skip
@@ -74,8 +75,10 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
 
 
 class RunningServer:
-    def __init__(self, app: web.Application, runner: web.AppRunner, port: int) -> None:
+    def __init__(self, app: web.Application, runner: web.AppRunner, port: int,
+                 clock: ManualClock | None = None) -> None:
         self.app = app
+        self.clock = clock  # set when the test drives the services' timers
         self.runner = runner
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
@@ -84,20 +87,20 @@ class RunningServer:
         await self.runner.cleanup()
 
 
-async def start_server(settings: Settings) -> RunningServer:
+async def start_server(settings: Settings, clock: ManualClock | None = None) -> RunningServer:
     from aurora.application import create_app
 
-    app = create_app(settings)
+    app = create_app(settings, clock)
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    return RunningServer(app, runner, port)
+    return RunningServer(app, runner, port, clock)
 
 
-async def _running(settings: Settings) -> AsyncIterator[RunningServer]:
-    running = await start_server(settings)
+async def _running(settings: Settings, clock: ManualClock | None = None) -> AsyncIterator[RunningServer]:
+    running = await start_server(settings, clock)
     try:
         yield running
     finally:
@@ -138,10 +141,26 @@ async def sockets(server: RunningServer) -> AsyncIterator[SocketFactory]:
         yield factory
 
 
-# A server with short call timers (ring 0.5 s, grace 0.5 s), for lifecycle tests.
+# A server whose call timers (ring QUICK_RING_S, grace QUICK_GRACE_S) run on a ManualClock: time moves
+# only when the test calls quick.clock.advance(), so no timer races the test.
+QUICK_RING_S = QUICK_GRACE_S = 30.0
+
+
+def clock_of(server: RunningServer) -> ManualClock:
+    assert server.clock is not None, "this server runs on the system clock"
+    return server.clock
+
+
+async def ring_out(server: RunningServer) -> None:
+    """Once the ring timer of the call just invited is armed, let its ring time pass."""
+    await clock_of(server).wait_for_timer("ring")
+    clock_of(server).advance(QUICK_RING_S)
+
+
 @pytest.fixture
 async def quick(tmp_path: Path, db_url: str) -> AsyncIterator[RunningServer]:
-    async for running in _running(make_settings(tmp_path, db_url, ring_timeout_s=0.5, call_grace_s=0.5)):
+    settings = make_settings(tmp_path, db_url, ring_timeout_s=QUICK_RING_S, call_grace_s=QUICK_GRACE_S)
+    async for running in _running(settings, ManualClock()):
         yield running
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from aurora.services.call_summary import describe
-from tests.conftest import RunningServer, make_settings, start_server
+from tests.conftest import RunningServer, make_settings, ring_out, start_server
 from tests.support.clients import (
     ISO_TIMESTAMP,
     Account,
@@ -187,6 +187,7 @@ async def test_missed_call_summary(quick: RunningServer) -> None:
         a = await sockets.connect(alice.token, "/calls")
         chats = [await sockets.connect(who.token, "/chat") for who in (alice, bob)]
         call = await invite_call(a, ab["id"], "video")
+        await ring_out(quick)
         assert (await a.wait_for("call_ended", for_call(call["id"])))["reason"] == "missed"
         for chat in chats:
             summary = await chat.wait_for("new_message", lambda m: m["kind"] == "call")

@@ -10,7 +10,7 @@ import asyncio
 import re
 from pathlib import Path
 
-from tests.conftest import make_settings, start_server
+from tests.conftest import QUICK_GRACE_S, RunningServer, clock_of, make_settings, ring_out, start_server
 from tests.support.clients import (
     ISO_TIMESTAMP,
     Api,
@@ -261,7 +261,7 @@ async def test_answered_elsewhere_the_call_goes_on_on_the_other_device(api: Api,
 
 
 # -- missed ----------------------------------------------------------------------
-async def test_missed_when_nobody_answers(quick_api: Api, quick_sockets: SocketFactory) -> None:
+async def test_missed_when_nobody_answers(quick: RunningServer, quick_api: Api, quick_sockets: SocketFactory) -> None:
     api, sockets = quick_api, quick_sockets
     alice, bob, carol = await api.register(), await api.register(), await api.register()
     group = await api.conversation(alice, [bob, carol])
@@ -270,6 +270,9 @@ async def test_missed_when_nobody_answers(quick_api: Api, quick_sockets: SocketF
     c = await sockets.connect(carol.token, "/calls")
 
     call = await invite(a, group["id"], "video")
+    await b.wait_for("call_incoming")
+    assert a.events("call_ended") == []  # nothing ends while the clock stands still
+    await ring_out(quick)
     for device in (a, b, c):
         assert (await device.wait_for("call_ended", for_call(call["id"])))["reason"] == "missed"
     stored = await stored_call(api, carol, call)
@@ -278,7 +281,7 @@ async def test_missed_when_nobody_answers(quick_api: Api, quick_sockets: SocketF
 
 
 async def test_ring_timeout_in_an_active_group_call_drops_only_who_never_answered(
-        quick_api: Api, quick_sockets: SocketFactory) -> None:
+        quick: RunningServer, quick_api: Api, quick_sockets: SocketFactory) -> None:
     api, sockets = quick_api, quick_sockets
     alice, bob, carol = await api.register(), await api.register(), await api.register()
     group = await api.conversation(alice, [bob, carol])
@@ -288,6 +291,7 @@ async def test_ring_timeout_in_an_active_group_call_drops_only_who_never_answere
 
     call = await invite(a, group["id"])
     await acked(b, "call_accept", {"call_id": call["id"]})
+    await ring_out(quick)
     assert (await c.wait_for("call_ended", for_call(call["id"])))["reason"] == "missed"
     await round_trip(a)
     await round_trip(b)
@@ -396,7 +400,7 @@ async def test_glare_two_invites_crossing_make_one_call(api: Api, sockets: Socke
 
 # -- disconnect grace ---------------------------------------------------------------
 async def test_disconnect_grace_rejoin_keeps_the_call_and_absence_ends_it(
-        quick_api: Api, quick_sockets: SocketFactory) -> None:
+        quick: RunningServer, quick_api: Api, quick_sockets: SocketFactory) -> None:
     api, sockets = quick_api, quick_sockets
     alice, bob, carol, dave = [await api.register() for _ in range(4)]
     ab = await api.conversation(alice, [bob])
@@ -410,8 +414,9 @@ async def test_disconnect_grace_rejoin_keeps_the_call_and_absence_ends_it(
     dropped = await invite(c, cd["id"])
     await acked(d, "call_accept", {"call_id": dropped["id"]})
 
-    # Bob's device drops and comes back within the grace period.
+    # Bob's device drops and comes back within the grace period (the clock has not moved).
     await b.disconnect()
+    await clock_of(quick).wait_for_timer("grace")
     b_again = await sockets.connect(bob.token, "/calls")
     rejoined = (await acked(b_again, "call_rejoin", {"call_id": kept["id"]}))["call"]
     assert rejoined["id"] == kept["id"] and rejoined["state"] == "active"
@@ -424,10 +429,12 @@ async def test_disconnect_grace_rejoin_keeps_the_call_and_absence_ends_it(
 
     # Dave's device drops after bob's and never returns: his call ends as disconnected.
     await d.disconnect()
+    await clock_of(quick).wait_for_timer("grace", 2)
+    clock_of(quick).advance(QUICK_GRACE_S)  # both grace periods run out; bob's device is back
     assert (await c.wait_for("call_ended", for_call(dropped["id"])))["reason"] == "disconnected"
     stored = await stored_call(api, carol, dropped)
     assert stored["state"] == "ended" and stored["end_reason"] == "disconnected"
-    # Bob's grace timer started earlier than dave's; had it not been cancelled it would have fired by now.
+    # Bob's grace timer fired too, and found him back: his call goes on.
     await round_trip(a)
     await round_trip(b_again)
     assert a.events("call_ended") == [] and b_again.events("call_ended") == []
@@ -439,7 +446,7 @@ async def test_disconnect_grace_rejoin_keeps_the_call_and_absence_ends_it(
 
 
 async def test_group_member_who_does_not_return_leaves_and_the_call_goes_on(
-        quick_api: Api, quick_sockets: SocketFactory) -> None:
+        quick: RunningServer, quick_api: Api, quick_sockets: SocketFactory) -> None:
     api, sockets = quick_api, quick_sockets
     alice, bob, carol = await api.register(), await api.register(), await api.register()
     group = await api.conversation(alice, [bob, carol])
@@ -451,6 +458,8 @@ async def test_group_member_who_does_not_return_leaves_and_the_call_goes_on(
     await acked(c, "call_accept", {"call_id": call["id"]})
 
     await c.disconnect()
+    await clock_of(quick).wait_for_timer("grace")
+    clock_of(quick).advance(QUICK_GRACE_S)
     for device in (a, b):
         left = await device.wait_for("call_left", for_call(call["id"]))
         assert left["user_id"] == carol.id and left["reason"] == "disconnected"
@@ -458,6 +467,8 @@ async def test_group_member_who_does_not_return_leaves_and_the_call_goes_on(
     assert stored["state"] == "active" and sorted(stored["participants"]) == sorted([alice.id, bob.id])
     # Then bob drops too: alice would be alone, so the call ends as disconnected.
     await b.disconnect()
+    await clock_of(quick).wait_for_timer("grace")
+    clock_of(quick).advance(QUICK_GRACE_S)
     assert (await a.wait_for("call_ended", for_call(call["id"])))["reason"] == "disconnected"
     assert (await stored_call(api, alice, call))["end_reason"] == "disconnected"
 

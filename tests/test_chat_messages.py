@@ -8,9 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.clients import Account, Api, SocketFactory, TestSocket
-
-SETTLE_S = 0.3
+from tests.support.clients import Account, Api, SocketFactory, TestSocket, round_trip
 
 
 async def stored_messages(api: Api, account: Account, conversation_id: int) -> list[dict[str, Any]]:
@@ -202,7 +200,9 @@ async def test_socket_retry_with_same_client_id_returns_original_and_broadcasts_
     nxt = (await send(alice_again, cid, "next", client_id="retry-2"))["message"]
     assert nxt["seq"] == 2
     assert await bob_socket.wait_count("new_message", 2) == [first["message"], nxt]
-    await asyncio.sleep(SETTLE_S)
+    # Broadcasts go out before the sender's ack, and a round trip on bob's socket brings everything
+    # emitted to it before: a broadcast of a retry would be here now.
+    await round_trip(bob_socket)
     assert bob_socket.events("new_message") == [first["message"], nxt]
     assert [m["id"] for m in await stored_messages(api, bob, cid)] == [first["message"]["id"], nxt["id"]]
 

@@ -91,9 +91,8 @@ async def test_create_user_then_token_works_against_a_running_server(
     token = issued.stdout.strip()
     assert token and "\n" not in token
 
-    port = free_port()
-    server = await start_app(tmp_path, {**env, "PORT": str(port), "AURORA_HOST": "127.0.0.1"}, port=port)
-    await server.wait_ready()
+    server = await start_app(tmp_path, {**env, "PORT": "0", "AURORA_HOST": "127.0.0.1"})
+    await server.wait_ready()  # reads the port the kernel picked from the server's start line
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{server.url}/api/me", headers={"Authorization": f"Bearer {token}"}) as response:
             assert response.status == 200, await response.text()

@@ -27,6 +27,7 @@ async def test_default_sends_no_cors_headers(api: Api) -> None:
         "Origin": ORIGIN, "Access-Control-Request-Method": "GET"}) as response:
         assert response.status == 403
         assert "Access-Control-Allow-Origin" not in response.headers
+        assert (await response.json())["error"]["code"] == "forbidden"  # the usual error shape
 
 
 async def test_listed_origin_gets_preflight_and_headers(cors_server: RunningServer) -> None:

@@ -12,7 +12,7 @@ from urllib.parse import urlparse, urlunparse
 import pytest
 
 from tests.conftest import make_settings, start_server
-from tests.support.clients import Api
+from tests.support.clients import Api, SocketFactory
 from tests.support.services import postgres_admin_url, require_or_skip
 
 
@@ -88,8 +88,10 @@ async def test_health_is_503_while_the_database_is_unreachable_and_recovers(
     url, (admin, name) = isolated_login
     running = await start_server(make_settings(tmp_path, url))
     api = Api(running.url)
+    sockets = SocketFactory(running.url)
     try:
         account = await api.register()
+        sock = await sockets.connect(account.token)
         status, body = await api.request("GET", "/health")
         assert (status, body["status"], body["database"]) == (200, "ok", "ok")
 
@@ -100,15 +102,21 @@ async def test_health_is_503_while_the_database_is_unreachable_and_recovers(
             assert status == 503, body
             assert body["database"] == "error"
             assert body["status"] == "error"
-        # Other requests fail cleanly, without leaking what went wrong inside.
-        status, body = await api.request("GET", "/api/me", token=account.token)
-        assert status in (500, 503), body
-        assert body["error"]["code"] in ("internal", "unavailable")
+        # Other requests fail as an outage (retry later), not as a bug, without leaking details.
+        status, body, headers = await api.request_with_headers("GET", "/api/me", token=account.token)
+        assert (status, body["error"]["code"]) == (503, "unavailable"), body
+        assert int(headers["Retry-After"]) > 0
         text = str(body).lower()
         assert "psycopg" not in text and "traceback" not in text and name not in text
-        # ...but the operator gets the whole story in the log.
-        logged = [r for r in caplog.records if r.levelno >= logging.ERROR and r.exc_info]
-        assert logged, [r.getMessage() for r in caplog.records]
+        # A socket event says the same: retry later.
+        ack = await sock.call("sync", {"cursors": {}})
+        assert ack["ok"] is False and ack["error"]["code"] == "unavailable", ack
+        # The operator reads an outage in the log (one line naming it), not a traceback of a "bug".
+        outage_lines = [r for r in caplog.records if r.levelno == logging.WARNING
+                        and "database unreachable" in r.getMessage()]
+        assert outage_lines, [r.getMessage() for r in caplog.records]
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR and r.exc_info], \
+            [r.getMessage() for r in caplog.records]
         # The root probe does not depend on the database.
         status, text_body = await api.request("GET", "/")
         assert status == 200 and text_body == "Aurora WebSocket Server Running"
@@ -130,5 +138,6 @@ async def test_health_is_503_while_the_database_is_unreachable_and_recovers(
             status, body = await api.request("GET", "/api/me", token=account.token)
         assert status == 200, body
     finally:
+        await sockets.close_all()
         await api.close()
         await running.stop()

@@ -9,6 +9,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from aurora.api.middlewares import error_response
+from aurora.errors import AuroraError
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
@@ -32,7 +35,8 @@ def cors_middleware(allowed_origins: tuple[str, ...]) -> Middleware:
         origin = request.headers.get("Origin")
         if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
             if not origin_allowed(origin):
-                return web.Response(status=403)
+                # The same JSON error shape as every other refusal under /api.
+                return error_response(AuroraError("forbidden", "this origin is not allowed (cors_allowed_origins)"))
             return web.Response(status=204, headers={
                 "Access-Control-Allow-Origin": origin or "",
                 "Access-Control-Allow-Methods": ALLOWED_METHODS,

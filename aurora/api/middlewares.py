@@ -7,7 +7,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from aurora.errors import INTERNAL_MESSAGE, AuroraError
+from aurora.errors import AuroraError
+from aurora.outages import RETRY_AFTER_S, client_error
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,8 @@ def error_response(error: AuroraError) -> web.Response:
     retry_after_ms = getattr(error, "retry_after_ms", None)
     if retry_after_ms is not None:  # whole seconds, rounded up (RFC 9110)
         response.headers["Retry-After"] = str(max(1, -(-retry_after_ms // 1000)))
+    elif error.code == "unavailable":
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)  # an outage: worth retrying soon
     return response
 
 
@@ -38,6 +41,5 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         message = {404: "no such route", 405: "method not allowed",
                    413: "request body too large"}.get(exc.status, exc.reason)
         return error_response(AuroraError(code, message, status=exc.status))
-    except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path)
-        return error_response(AuroraError("internal", INTERNAL_MESSAGE))
+    except Exception as exc:
+        return error_response(client_error(exc, log, "%s %s", request.method, request.path))

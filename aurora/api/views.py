@@ -26,6 +26,11 @@ async def health(request: web.Request) -> web.Response:
         log.warning("health check: database unreachable: %s", exc.__class__.__name__)
         body.update(status="error", database="error")
         status = 503
+    else:
+        # Readable but unable to store (a full disk, a read-only database): out of service too.
+        if not await app.storage.can_write():
+            body.update(status="error", database="cannot_write", database_error=app.storage.write_error)
+            status = 503
     queue = await app.registry.status()
     if queue is not None:
         body["message_queue"] = queue
@@ -158,7 +163,10 @@ async def create_conversation(request: web.Request) -> web.Response:
 
 async def list_conversations(request: web.Request) -> web.Response:
     user = await current_user(request)
-    return web.json_response({"conversations": await aurora(request).conversations.list(user)})
+    conversations, following = await aurora(request).conversations.list(
+        user, request.query.get("cursor"), request.query.get("limit")
+    )
+    return web.json_response({"conversations": conversations, "next": following})
 
 
 async def get_conversation(request: web.Request) -> web.Response:

@@ -13,7 +13,8 @@ from urllib.parse import parse_qs
 import socketio
 
 from aurora.context import Aurora
-from aurora.errors import INTERNAL_MESSAGE, AuroraError, RateLimited
+from aurora.errors import AuroraError, RateLimited
+from aurora.outages import client_error
 from aurora.services.limits import LIMIT_OF
 from aurora.services.tokens import Credentials
 
@@ -44,6 +45,11 @@ def failure(error: AuroraError) -> dict[str, Any]:
     return {"ok": False, "error": error.to_dict()}
 
 
+def refusal(error: AuroraError) -> socketio.exceptions.ConnectionRefusedError:
+    """A connect refused with a coded connect_error: data is {code, message}."""
+    return socketio.exceptions.ConnectionRefusedError(error.message, error.to_dict())
+
+
 class AuroraNamespace(socketio.AsyncNamespace):
     def __init__(self, namespace: str, app: Aurora) -> None:
         super().__init__(namespace)
@@ -53,13 +59,8 @@ class AuroraNamespace(socketio.AsyncNamespace):
         """The handshake's user and token, or ConnectionRefusedError whose data is {code, message}."""
         try:
             return await self.app.accounts.authenticate_credentials(token_from_handshake(environ, auth))
-        except AuroraError as exc:
-            raise socketio.exceptions.ConnectionRefusedError(exc.message, exc.to_dict()) from None
-        except Exception:
-            log.exception("authenticating a socket failed")
-            raise socketio.exceptions.ConnectionRefusedError(
-                INTERNAL_MESSAGE, {"code": "internal", "message": INTERNAL_MESSAGE}
-            ) from None
+        except Exception as exc:
+            raise refusal(client_error(exc, log, "authenticating a socket")) from None
 
     async def admit(self, user_id: int, sid: str, credentials: Credentials) -> bool:
         """Count the socket against max_sockets_per_user (cluster-wide with Redis) and watch its token;
@@ -96,12 +97,27 @@ class AuroraNamespace(socketio.AsyncNamespace):
         session = await self.get_session(sid)
         return session["user"]
 
+    def _from_server(self, event: str, args: tuple[Any, ...]) -> bool:
+        """Is this lifecycle call the server's own, not a client event by that name?
+
+        connect: the server passes the Engine.IO session's own environ dict, an object no client
+        can send (it arrives as JSON), so this holds whatever python-socketio's connect ordering is
+        (5.18 keeps the socket pending while connect runs; with always_connect, or older versions,
+        it is already connected). disconnect: the server marks the socket as disconnecting
+        (manager.pre_disconnect, on every disconnect path) before it calls the handler, while a
+        client can only emit to a socket that is connected and not disconnecting.
+        """
+        sid = args[0]
+        if event == "connect":
+            eio_sid = self.server.manager.eio_sid_from_sid(sid, self.namespace)
+            return len(args) > 1 and eio_sid is not None and args[1] is self.server.environ.get(eio_sid)
+        return not self.server.manager.is_connected(sid, self.namespace)
+
     async def trigger_event(self, event: str, *args: Any) -> Any:
         sid = args[0]
         if event in _LIFECYCLE:
-            # The server runs these while the socket is still connecting or already disconnecting;
-            # a connected client that emits an event by that name must not fake either.
-            if not self.server.manager.is_connected(sid, self.namespace):
+            # A client may emit events named connect/disconnect; they must fake neither.
+            if self._from_server(event, args):
                 if event == "disconnect":
                     self.app.auth_watch.untrack(sid)
                 return await super().trigger_event(event, *args)
@@ -118,8 +134,5 @@ class AuroraNamespace(socketio.AsyncNamespace):
             if limit is not None:
                 await self._spend(sid, limit)
             return ok(await handler(sid, payload))
-        except AuroraError as exc:
-            return failure(exc)
-        except Exception:
-            log.exception("event %r failed", event)
-            return failure(AuroraError("internal", INTERNAL_MESSAGE))
+        except Exception as exc:
+            return failure(client_error(exc, log, "event %r", event))

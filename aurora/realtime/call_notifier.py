@@ -12,6 +12,8 @@ from aurora.services.socket_registry import LocalSocketRegistry
 
 
 class CallNotifier:
+    """Implements aurora.services.ports.CallNotifier on python-socketio."""
+
     def __init__(self, sio: socketio.AsyncServer, registry: LocalSocketRegistry) -> None:
         self.sio = sio
         self.registry = registry

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
 from aurora.context import Aurora
-from aurora.realtime.base import AuroraNamespace
+from aurora.outages import client_error, log_failure
+from aurora.realtime.base import AuroraNamespace, refusal
 from aurora.realtime.rooms import CALLS_NAMESPACE, user_room
 from aurora.services.validation import payload_dict
 
@@ -20,8 +22,17 @@ class CallsNamespace(AuroraNamespace):
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         user, credentials = await self.authenticate(environ, auth)
         await self.admit(user["id"], sid, credentials)
-        await self.save_session(sid, {"user": user})
-        await self.enter_room(sid, user_room(user["id"]))
+        try:
+            await self.save_session(sid, {"user": user})
+            await self.enter_room(sid, user_room(user["id"]))
+        except Exception as exc:
+            # As on /chat: refuse at once with a code, and leave nothing registered behind
+            # (a refused socket gets no disconnect event to clean up after it).
+            error = client_error(exc, log, "setting up a /calls connection")
+            self.app.auth_watch.untrack(sid)
+            with contextlib.suppress(Exception):
+                await self.app.registry.remove(CALLS_NAMESPACE, user["id"], sid)
+            raise refusal(error) from None
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         session = await self.get_session(sid)
@@ -29,8 +40,8 @@ class CallsNamespace(AuroraNamespace):
             try:
                 await self.app.registry.remove(CALLS_NAMESPACE, session["user"]["id"], sid)
                 await self.app.calls.devices_lost([sid])
-            except Exception:
-                log.exception("handling a /calls disconnect failed")
+            except Exception as exc:
+                log_failure(exc, log, "handling a /calls disconnect")
 
     async def on_call_invite(self, sid: str, data: Any) -> dict[str, Any]:
         payload = payload_dict(data)

@@ -12,11 +12,10 @@ import logging
 import time
 from typing import Any
 
-import socketio
-
 from aurora.context import Aurora
-from aurora.errors import INTERNAL_MESSAGE, invalid, not_found
-from aurora.realtime.base import AuroraNamespace
+from aurora.errors import invalid, not_found
+from aurora.outages import client_error, log_failure
+from aurora.realtime.base import AuroraNamespace, refusal
 from aurora.realtime.rooms import CHAT_NAMESPACE, conversation_room, user_room
 from aurora.services.validation import conversation_id_of, payload_dict
 
@@ -40,24 +39,22 @@ class ChatNamespace(AuroraNamespace):
             for conversation_id in await self.app.conversations.ids_for(user["id"]):
                 await self.enter_room(sid, conversation_room(conversation_id))
             await self.app.presence.socket_connected(user, first)
-        except Exception:
+        except Exception as exc:
             # Refuse at once with a code (an exception here would leave the client waiting
             # for an answer that never comes); a refused socket gets no disconnect event.
-            log.exception("setting up a /chat connection failed")
+            error = client_error(exc, log, "setting up a /chat connection")
             self.app.auth_watch.untrack(sid)
             with contextlib.suppress(Exception):
                 await self.app.presence.socket_disconnected(user, sid)
-            raise socketio.exceptions.ConnectionRefusedError(
-                INTERNAL_MESSAGE, {"code": "internal", "message": INTERNAL_MESSAGE}
-            ) from None
+            raise refusal(error) from None
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         session = await self.get_session(sid)
         if session and "user" in session:
             try:
                 await self.app.presence.socket_disconnected(session["user"], sid)
-            except Exception:
-                log.exception("presence update on disconnect failed")
+            except Exception as exc:
+                log_failure(exc, log, "presence update on disconnect")
 
     async def on_send_message(self, sid: str, data: Any) -> dict[str, Any]:
         payload = payload_dict(data)

@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 
 class Notifier:
+    """Implements aurora.services.ports.Notifier on python-socketio."""
+
     def __init__(self, sio: socketio.AsyncServer, registry: LocalSocketRegistry) -> None:
         self.sio = sio
         self.registry = registry

@@ -1,7 +1,8 @@
 """Room names are built here and nowhere else."""
 
-CHAT_NAMESPACE = "/chat"
-CALLS_NAMESPACE = "/calls"
+from aurora.services.ports import CALLS_NAMESPACE, CHAT_NAMESPACE
+
+__all__ = ["CALLS_NAMESPACE", "CHAT_NAMESPACE", "conversation_room", "user_room"]
 
 
 def user_room(user_id: int) -> str:

@@ -22,11 +22,13 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from aurora.errors import AuroraError, invalid, not_found
-from aurora.realtime.call_notifier import CallNotifier
+from aurora.outages import log_failure
 from aurora.services.blocks import Blocks
 from aurora.services.call_locks import CallLocks
 from aurora.services.call_summary import summary_message
+from aurora.services.clock import Clock, SystemClock
 from aurora.services.messages import Messages
+from aurora.services.ports import CallNotifier
 from aurora.services.validation import conversation_id_of, id_of, optional_int
 from aurora.settings import Settings
 from aurora.storage import calls as store
@@ -43,14 +45,20 @@ HISTORY_DEFAULT, HISTORY_MAX = 50, 200
 SWEEP_INTERVAL_S = 1.0
 
 
+def wire_size(data: Any) -> int:
+    """The size of data as compact JSON in UTF-8 (what a client puts on the wire), not \\u-escaped."""
+    return len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
+
+
 def _conflict(message: str) -> AuroraError:
     return AuroraError("conflict", message)
 
 
 class Calls:
     def __init__(self, settings: Settings, storage: Storage, notifier: CallNotifier, messages: Messages,
-                 locks: CallLocks) -> None:
+                 locks: CallLocks, clock: Clock | None = None) -> None:
         self._settings = settings
+        self._clock: Clock = clock or SystemClock()
         self._storage = storage
         self._notifier = notifier
         self._messages = messages
@@ -96,15 +104,16 @@ class Calls:
                 others = [o for o in others if o not in blockers]
             busy = await self._storage.read(store.busy_user_ids, others)
             call = await self._storage.write(store.create_call_txn, cid, user["id"], media, others, busy, sid,
-                                             self._settings.ring_timeout_s)
+                                             self._settings.ring_timeout_s, self._clock.utcnow())
             if not call["ringing"]:
                 # Everyone is in another call: answer the invite with the call, then end it as busy.
                 self._spawn(self._end_soon(call, "busy"))
                 return call
+            ring_ends = self._clock.monotonic() + self._settings.ring_timeout_s
             await self._notifier.to_users("call_incoming", {"call": call, "from_user": user}, call["ringing"])
             if self.push is not None:
                 self.push.call_incoming(call, user)
-            self._spawn(self._ring_timeout(call))
+            self._spawn(self._ring_timeout(call, ring_ends))
             return call
 
     async def _join_live_call(self, user: dict[str, Any], sid: str, live: dict[str, Any]) -> dict[str, Any]:
@@ -178,8 +187,8 @@ class Calls:
         target = id_of(to_user_id, "to_user_id")
         if kind not in SIGNAL_TYPES:
             raise invalid('type must be "offer", "answer" or "candidate"')
-        # The size of data as compact JSON in UTF-8 (what a client puts on the wire), not \\u-escaped.
-        size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
+        # Serialising up to a packet's worth (1 MiB) takes milliseconds: off the loop.
+        size = await asyncio.to_thread(wire_size, data)
         if size > self._settings.signal_max_bytes:
             raise AuroraError("too_large", f"signal data must be at most {self._settings.signal_max_bytes} bytes")
         call = await self._call_for(user, call_id)
@@ -202,9 +211,11 @@ class Calls:
 
     async def devices_lost(self, sids: list[str]) -> None:
         """Devices dropped (a disconnect here, or sockets of a dead process): their grace period starts."""
-        lost = await self._storage.write(store.devices_lost_txn, sids, self._settings.call_grace_s)
+        grace_ends = self._clock.monotonic() + self._settings.call_grace_s
+        lost = await self._storage.write(store.devices_lost_txn, sids, self._settings.call_grace_s,
+                                         self._clock.utcnow())
         for call_id, user_id, sid in lost:
-            self._spawn(self._grace_timer(call_id, user_id, sid))
+            self._spawn(self._grace_timer(call_id, user_id, sid, grace_ends))
 
     # -- lifecycle -----------------------------------------------------------
     async def _device_sids(self, call: dict[str, Any], exclude: int | None = None) -> list[str]:
@@ -250,8 +261,8 @@ class Calls:
                   if state == "missed" and int(uid) not in call["participants"]]
         try:
             await self._messages.store_system_message(summary_message(call), push_to=missed)
-        except Exception:
-            log.exception("storing the summary of call %s failed", call_id)
+        except Exception as exc:
+            log_failure(exc, log, "storing the summary of call %s", call_id)
         log.info("Call %s in conversation %s ended: %s", call_id, call["conversation_id"], reason)
         return call
 
@@ -260,8 +271,8 @@ class Calls:
         async with self._locks.hold(call["conversation_id"]):
             await self._end_locked(call["id"], reason)
 
-    async def _ring_timeout(self, call: dict[str, Any]) -> None:
-        await asyncio.sleep(self._settings.ring_timeout_s)
+    async def _ring_timeout(self, call: dict[str, Any], deadline: float) -> None:
+        await self._clock.sleep_until(deadline, "ring")
         await self._expire_ring(call["id"])
 
     async def _expire_ring(self, call_id: int) -> None:
@@ -284,8 +295,8 @@ class Calls:
                 left = {"call_id": call_id, "user_id": uid, "reason": "missed", "call": call}
                 await self._notifier.to_sids("call_left", left, await self._device_sids(call))
 
-    async def _grace_timer(self, call_id: int, user_id: int, sid: str) -> None:
-        await asyncio.sleep(self._settings.call_grace_s)
+    async def _grace_timer(self, call_id: int, user_id: int, sid: str, deadline: float) -> None:
+        await self._clock.sleep_until(deadline, "grace")
         await self._expire_grace(call_id, user_id, sid)
 
     async def _expire_grace(self, call_id: int, user_id: int, sid: str) -> None:
@@ -301,15 +312,15 @@ class Calls:
 
     async def _sweep_forever(self) -> None:
         while True:
-            await asyncio.sleep(SWEEP_INTERVAL_S)
+            await self._clock.sleep_until(self._clock.monotonic() + SWEEP_INTERVAL_S, "sweep")
             try:
-                rings, graces = await self._storage.read(store.overdue)
+                rings, graces = await self._storage.read(store.overdue, self._clock.utcnow())
                 for call_id in rings:
                     await self._expire_ring(call_id)
                 for call_id, user_id, sid in graces:
                     await self._expire_grace(call_id, user_id, sid)
-            except Exception:
-                log.exception("sweeping call deadlines failed")
+            except Exception as exc:
+                log_failure(exc, log, "sweeping call deadlines")
 
     def _spawn(self, work: Any) -> None:
         task = asyncio.create_task(self._guarded(work))
@@ -322,8 +333,8 @@ class Calls:
             await work
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("a call timer failed")
+        except Exception as exc:
+            log_failure(exc, log, "a call timer")
 
     async def start(self, *, end_live_calls: bool) -> int:
         """Start the deadline sweeper. A single process also ends calls a previous run left live

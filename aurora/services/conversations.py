@@ -2,20 +2,46 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from aurora.errors import AuroraError, invalid, not_found
-from aurora.realtime.notifier import Notifier
 from aurora.services.blocks import Blocks
 from aurora.services.files.urls import AttachmentUrls
+from aurora.services.ports import Notifier
 from aurora.services.presence import Presence
-from aurora.services.validation import conversation_id_of, id_list, storable_text
+from aurora.services.validation import conversation_id_of, id_list, optional_int, storable_text
 from aurora.storage import conversations as store
 from aurora.storage import users as user_store
 from aurora.storage.database import Storage
 
 MAX_MEMBERS_PER_REQUEST = 500
 MAX_TITLE_CHARS = 100
+# GET /api/conversations: conversations per page, and members shown per conversation (member_count: all).
+LIST_DEFAULT, LIST_MAX = 100, 500
+MEMBERS_SHOWN = 50
+
+
+def _cursor_of(last_activity_at: dt.datetime, conversation_id: int) -> str:
+    """Opaque to clients: where the previous page ended (activity time in microseconds, id)."""
+    micros = (last_activity_at - _EPOCH) // dt.timedelta(microseconds=1)
+    return f"{micros}.{conversation_id}"
+
+
+def _parse_cursor(cursor: Any) -> tuple[dt.datetime, int] | None:
+    if cursor is None or cursor == "":
+        return None
+    try:
+        micros, conversation_id = str(cursor).split(".")
+        position = (_EPOCH + dt.timedelta(microseconds=int(micros)), int(conversation_id))
+    except (ValueError, OverflowError):
+        raise invalid("cursor must be the `next` value of a previous page") from None
+    if position[1] < 1:
+        raise invalid("cursor must be the `next` value of a previous page")
+    return position
+
+
+_EPOCH = dt.datetime(1970, 1, 1)
 
 
 def _check_title(title: Any) -> str | None:
@@ -76,12 +102,19 @@ class Conversations:
         conversation = await self._storage.read(store.get_for_member, conversation_id_of(conversation_id), user["id"])
         return await self._presence.annotate(conversation)
 
-    async def list(self, user: dict[str, Any]) -> list[dict[str, Any]]:
-        conversations = await self._storage.read(store.list_for_user, user["id"])
+    async def list(self, user: dict[str, Any], cursor: Any = None,
+                   limit: Any = None) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of the user's conversations (most recently active first) and the cursor of the next
+        page (None on the last one)."""
+        size = optional_int(limit, "limit", minimum=1, maximum=LIST_MAX) or LIST_DEFAULT
+        page, following = await self._storage.read(
+            store.list_for_user, user["id"], size, _parse_cursor(cursor), MEMBERS_SHOWN
+        )
         if self._urls is not None:  # last_message's attachments get URLs signed for this user
-            for c in conversations:
+            for c in page:
                 c["last_message"] = self._urls.present(c.get("last_message"), user["id"])
-        return [await self._presence.annotate(c) for c in conversations]
+        conversations = [await self._presence.annotate(c) for c in page]
+        return conversations, None if following is None else _cursor_of(*following)
 
     async def add_members(self, user: dict[str, Any], conversation_id: Any, user_ids: Any) -> dict[str, Any]:
         cid = conversation_id_of(conversation_id)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aurora.errors import AuroraError
+from aurora.outages import client_error
 from aurora.storage.database import Storage
 from aurora.storage.log_rules import LogRules
 from aurora.storage.messages import AppendResult, NewMessage, append_each_txn, append_entries_txn
@@ -136,6 +137,12 @@ class MessageWriter:
         items = [p.item for p in batch]
         try:
             results = await self._storage.write(self._append_batch, items, self._rules)
+        except AuroraError as exc:
+            # Storage names outages (database unreachable, disk full) `unavailable`: no item is at
+            # fault and one by one would fail the same way. The client retries with its client_id.
+            log.warning("a batch of %d entries could not be stored: %s", len(batch), exc.message)
+            self._answer_all(batch, exc)
+            return
         except Exception as exc:
             # Rolled back whole; one item may be at fault (a value the database refuses, a client_id
             # another process stored first): store each on its own so the others still commit.
@@ -143,9 +150,8 @@ class MessageWriter:
                         len(batch), exc.__class__.__name__)
             try:
                 results = await self._storage.write(self._append_each, items, self._rules)
-            except Exception:
-                log.exception("committing a batch of %d entries failed", len(batch))
-                self._answer_all(batch, _stored_error())
+            except Exception as again:
+                self._answer_all(batch, client_error(again, log, "committing a batch of %d entries", len(batch)))
                 return
         if len(results) != len(batch):
             raise RuntimeError(f"storing {len(batch)} entries returned {len(results)} results")

@@ -9,17 +9,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aurora.errors import AuroraError, invalid
-from aurora.realtime.notifier import Notifier
 from aurora.services.blocks import Blocks
 from aurora.services.files import Files
 from aurora.services.message_changes import change_item, check_emoji
 from aurora.services.message_writer import MessageWriter
+from aurora.services.ports import Notifier
 from aurora.services.search_query import parse_search_query
 from aurora.services.validation import conversation_id_of, id_of, optional_int, seq_of, storable_text
 from aurora.settings import Settings
 from aurora.storage import conversations as conversation_store
 from aurora.storage import messages as message_store
 from aurora.storage import search as search_store
+from aurora.storage import sync as sync_store
 from aurora.storage.database import Storage
 from aurora.storage.log_rules import LogRules
 from aurora.storage.messages import AppendResult, NewMessage
@@ -233,7 +234,7 @@ class Messages:
             cid = conversation_id_of(key)
             parsed[cid] = seq_of(value, "cursor")
         size = optional_int(limit, "limit", minimum=1, maximum=SYNC_MAX) or SYNC_DEFAULT
-        rows, has_more = await self._storage.read(message_store.sync_messages, user["id"], parsed, size)
+        rows, has_more = await self._storage.read(sync_store.sync_messages, user["id"], parsed, size)
         return [self._present(r, user["id"]) for r in rows], has_more
 
     async def advance(self, user: dict[str, Any], conversation_id: Any, seq: Any, *, read: bool) -> dict[str, Any]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from aurora.realtime.notifier import Notifier
-from aurora.realtime.rooms import CHAT_NAMESPACE
+from aurora.outages import log_failure
 from aurora.services.blocks import Blocks
+from aurora.services.ports import CHAT_NAMESPACE, Notifier
 from aurora.services.socket_registry import LocalSocketRegistry
 from aurora.storage import conversations as conversation_store
 from aurora.storage import users as user_store
@@ -44,13 +44,16 @@ class Presence:
         if await self._registry.remove(CHAT_NAMESPACE, user["id"], sid):
             await self._went_offline(user["id"])
 
-    async def users_gone(self, user_ids: list[int]) -> None:
-        """Users whose last sockets were on a process that died."""
+    async def users_gone(self, user_ids: list[int]) -> list[int]:
+        """Users whose last sockets were on a process that died; returns those that failed (to retry)."""
+        failed = []
         for user_id in user_ids:
             try:
                 await self._went_offline(user_id)
-            except Exception:
-                log.exception("reporting user %s offline failed", user_id)
+            except Exception as exc:
+                log_failure(exc, log, "reporting user %s offline", user_id)
+                failed.append(user_id)
+        return failed
 
     async def _went_offline(self, user_id: int) -> None:
         last_seen = await self._storage.write(user_store.touch_last_seen, user_id)

@@ -23,7 +23,20 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 # Called when a process died: the /chat users left with no socket anywhere, and its /calls sids.
+# It raises ReapIncomplete naming what is left to do (or any exception: all of it is retried).
 OnHostGone = Callable[[list[int], list[str]], Awaitable[None]]
+
+REAP_CLAIM_S = 60  # another process may take over a reap after this long without a retry
+REAP_RETRY_MIN_S, REAP_RETRY_MAX_S = 0.5, 10.0
+
+
+class ReapIncomplete(Exception):
+    """Part of a reap failed: these users' presence and these call devices still need handling."""
+
+    def __init__(self, user_ids: list[int], call_sids: list[str]) -> None:
+        super().__init__(f"{len(user_ids)} users' presence, {len(call_sids)} call devices left")
+        self.user_ids = user_ids
+        self.call_sids = call_sids
 
 
 class LocalSocketRegistry:
@@ -98,6 +111,7 @@ class RedisSocketRegistry(LocalSocketRegistry):
         self._healthy = False
         self._task: asyncio.Task[None] | None = None
         self._on_host_gone: OnHostGone | None = None
+        self._reaping: dict[str, asyncio.Task[None]] = {}
 
     def _user_key(self, namespace: str, user_id: int) -> str:
         return f"{self._prefix}:sockets:{namespace}:{user_id}"
@@ -111,10 +125,12 @@ class RedisSocketRegistry(LocalSocketRegistry):
         self._task = asyncio.create_task(self._heartbeat_loop(), name="aurora-socket-registry")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        tasks = ([self._task] if self._task is not None else []) + list(self._reaping.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         with contextlib.suppress(Exception):
             await self._forget_host(self.host_id)
         await self._redis.aclose()
@@ -218,22 +234,60 @@ class RedisSocketRegistry(LocalSocketRegistry):
         self._dirty = False
 
     async def _reap_dead_hosts(self) -> None:
+        """Claim dead processes and reap each in its own task: the heartbeat never waits for a reap
+        (a slow one would make this process look dead to the others)."""
         dead = await self._redis.zrangebyscore(self._hosts_key, "-inf", time.time() - self._dead_after_s)
         for host_id in dead:
-            if host_id == self.host_id:
+            if host_id == self.host_id or host_id in self._reaping:
                 continue
-            # Exactly one live process reaps each dead one.
-            if not await self._redis.set(f"{self._prefix}:reap:{host_id}", self.host_id, nx=True, ex=60):
+            # Exactly one live process reaps each dead one (the claim expires if that one dies too).
+            if not await self._redis.set(self._reap_key(host_id), self.host_id, nx=True, ex=REAP_CLAIM_S):
                 continue
-            gone, call_sids = await self._forget_host(host_id)
-            log.warning("Process %s stopped heartbeating; reaped its sockets (%d users now offline)",
-                        host_id, len(gone))
-            if self._on_host_gone is not None and (gone or call_sids):
-                await self._on_host_gone(gone, call_sids)
+            task = asyncio.create_task(self._reap(host_id), name=f"aurora-reap-{host_id[:8]}")
+            self._reaping[host_id] = task
+            task.add_done_callback(lambda _t, h=host_id: self._reaping.pop(h, None))
 
-    async def _forget_host(self, host_id: str) -> tuple[list[int], list[str]]:
-        """Remove a host's sockets from Redis; returns the /chat users left with no socket anywhere,
-        and the host's /calls sids."""
+    def _reap_key(self, host_id: str) -> str:
+        return f"{self._prefix}:reap:{host_id}"
+
+    async def _reap(self, host_id: str) -> None:
+        """Take a dead host's sockets out of Redis, then tell presence and calls, retrying until both
+        are done. The host's own entry goes last, so if this process dies mid-way another one
+        claims the host again and repeats the reap (each step is idempotent)."""
+        delay = REAP_RETRY_MIN_S
+        users: list[int] | None = None
+        call_sids: list[str] = []
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                if users is None:
+                    users, call_sids = await self._unlink_host_sockets(host_id)
+                    log.warning("Process %s stopped heartbeating; reaping its sockets (%d users now offline, "
+                                "%d call devices)", host_id, len(users), len(call_sids))
+                if self._on_host_gone is not None and (users or call_sids):
+                    await self._on_host_gone(users, call_sids)
+                await self._drop_host(host_id)
+                if attempt > 1:
+                    log.info("Reaped process %s after %d attempts", host_id, attempt)
+                return
+            except asyncio.CancelledError:
+                raise
+            except ReapIncomplete as exc:
+                users, call_sids = exc.user_ids, exc.call_sids
+                log.warning("Reaping process %s incomplete (%s); retrying in %.1fs", host_id, exc, delay)
+            except Exception as exc:
+                where = "Redis" if users is None else "its users' presence and calls"
+                log.warning("Reaping process %s failed in %s (%s: %s); retrying in %.1fs",
+                            host_id, where, exc.__class__.__name__, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, REAP_RETRY_MAX_S)
+            with contextlib.suppress(Exception):  # keep the claim while retrying
+                await self._redis.set(self._reap_key(host_id), self.host_id, ex=REAP_CLAIM_S)
+
+    async def _unlink_host_sockets(self, host_id: str) -> tuple[list[int], list[str]]:
+        """Remove a host's sids from the users' sets (not yet the host's own list); returns the /chat
+        users left with no socket anywhere, and the host's /calls sids."""
         entries = await self._redis.smembers(self._host_key(host_id))
         touched: set[tuple[str, int]] = set()
         call_sids = []
@@ -244,11 +298,21 @@ class RedisSocketRegistry(LocalSocketRegistry):
             touched.add((ns, int(uid)))
             if ns == "/calls":
                 call_sids.append(sid)
-        pipe.delete(self._host_key(host_id))
-        pipe.zrem(self._hosts_key, host_id)
         await pipe.execute()
         gone = []
-        for ns, uid in touched:
+        for ns, uid in sorted(touched):
             if ns == "/chat" and await self._redis.scard(self._user_key(ns, uid)) == 0:
                 gone.append(uid)
         return gone, call_sids
+
+    async def _drop_host(self, host_id: str) -> None:
+        pipe = self._redis.pipeline()
+        pipe.delete(self._host_key(host_id))
+        pipe.zrem(self._hosts_key, host_id)
+        await pipe.execute()
+
+    async def _forget_host(self, host_id: str) -> tuple[list[int], list[str]]:
+        """Remove a host's sockets from Redis entirely (this process at shutdown)."""
+        found = await self._unlink_host_sockets(host_id)
+        await self._drop_host(host_id)
+        return found

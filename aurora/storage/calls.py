@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from aurora.errors import not_found
+from aurora.errors import AuroraError, not_found
 from aurora.storage.conversations import member_ids, require_member
 from aurora.storage.models import Call, CallParticipant, utcnow
 from aurora.storage.records import iso
@@ -54,7 +54,10 @@ def get_call_for_member(call_id: int, user_id: int) -> dict[str, Any]:
         raise not_found("call")
     try:
         require_member(call.conversation_id, user_id)
-    except Exception:
+    except AuroraError as exc:
+        # Not a member: the call does not exist for them. Anything else (an outage) is not a "no".
+        if exc.code != "not_found":
+            raise
         raise not_found("call") from None
     return _record(call, _participants(call_id))
 
@@ -82,8 +85,10 @@ def busy_user_ids(user_ids: list[int]) -> set[int]:
 
 
 def create_call_txn(conversation_id: int, caller_id: int, media: str, invitee_ids: list[int],
-                    busy_ids: set[int], caller_sid: str, ring_s: float) -> dict[str, Any]:
-    now = utcnow()
+                    busy_ids: set[int], caller_sid: str, ring_s: float,
+                    now: dt.datetime | None = None) -> dict[str, Any]:
+    """now: the services' clock (deadlines are compared with it by overdue())."""
+    now = now or utcnow()
     ringing = [uid for uid in invitee_ids if uid not in busy_ids]
     call = Call.create(conversation=conversation_id, caller=caller_id, media=media, created_at=now,
                        ring_deadline=now + dt.timedelta(seconds=ring_s) if ringing else None)
@@ -134,11 +139,12 @@ def device_map(call_id: int) -> dict[int, str]:
     return {r.user_id: r.device_sid for r in rows}
 
 
-def devices_lost_txn(sids: list[str], grace_s: float) -> list[tuple[int, int, str]]:
+def devices_lost_txn(sids: list[str], grace_s: float,
+                     now: dt.datetime | None = None) -> list[tuple[int, int, str]]:
     """Devices that dropped: start their grace period. Returns (call id, user id, sid) per live call."""
     if not sids:
         return []
-    deadline = utcnow() + dt.timedelta(seconds=grace_s)
+    deadline = (now or utcnow()) + dt.timedelta(seconds=grace_s)
     live = Call.select(Call.id).where(Call.state.in_(LIVE_STATES))
     # One conditional UPDATE: a device that rejoined meanwhile (another sid now) is left alone.
     CallParticipant.update(grace_deadline=deadline).where(
@@ -151,9 +157,9 @@ def devices_lost_txn(sids: list[str], grace_s: float) -> list[tuple[int, int, st
     return [(r.call_id, r.user_id, r.device_sid) for r in rows]
 
 
-def overdue() -> tuple[list[int], list[tuple[int, int, str]]]:
+def overdue(now: dt.datetime | None = None) -> tuple[list[int], list[tuple[int, int, str]]]:
     """Ring timeouts and grace periods that have run out (a process that owned the timer may be gone)."""
-    now = utcnow()
+    now = now or utcnow()
     rings = [c.id for c in Call.select(Call.id).where(
         Call.state.in_(LIVE_STATES) & (Call.ring_deadline <= now))]
     graces = [

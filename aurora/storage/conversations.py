@@ -5,6 +5,7 @@ Functions named ``*_txn`` must run inside Storage.write (one transaction).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from typing import Any
 
@@ -151,18 +152,60 @@ def contact_ids(user_id: int) -> list[int]:
     return [m.user_id for m in rows]
 
 
-def list_for_user(user_id: int) -> list[dict[str, Any]]:
-    """The user's conversations, most recently active first, with last message and unread count."""
-    rows = list(
+def _members_shown(conversation_ids: list[int], per_conversation: int) -> dict[int, list[dict[str, Any]]]:
+    """The first members (by joining order) of each conversation, at most per_conversation each:
+    one query, whatever the size of the groups (a window function numbers each one's members)."""
+    found: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    if not conversation_ids:
+        return found
+    position = pw.fn.ROW_NUMBER().over(
+        partition_by=[Membership.conversation], order_by=[Membership.joined_at, Membership.id]
+    ).alias("position")
+    numbered = (Membership.select(Membership.conversation, Membership.user, Membership.joined_at,
+                                  Membership.id.alias("membership_id"), position)
+                .where(Membership.conversation.in_(conversation_ids)).alias("numbered"))
+    rows = (User.select(User, numbered.c.conversation_id.alias("conversation_ref"))
+            .join(numbered, on=(numbered.c.user_id == User.id))
+            .where(numbered.c.position <= per_conversation)
+            .order_by(numbered.c.conversation_id, numbered.c.joined_at, numbered.c.membership_id)
+            .objects())
+    for user in rows:
+        found[user.conversation_ref].append(user_record(user))
+    return found
+
+
+def _member_counts(conversation_ids: list[int]) -> dict[int, int]:
+    if not conversation_ids:
+        return {}
+    rows = (Membership.select(Membership.conversation, pw.fn.COUNT(Membership.id).alias("n"))
+            .where(Membership.conversation.in_(conversation_ids)).group_by(Membership.conversation))
+    return {r.conversation_id: r.n for r in rows}
+
+
+def list_for_user(user_id: int, limit: int, after: tuple[dt.datetime, int] | None = None,
+                  members_shown: int = 50) -> tuple[list[dict[str, Any]], tuple[dt.datetime, int] | None]:
+    """A page of the user's conversations, most recently active first, with last message and unread
+    count, and the position to continue after (None on the last page).
+
+    Each shows at most members_shown members (member_count has them all).
+    """
+    query = (
         Conversation.select(Conversation, Membership.last_read_seq, Membership.last_delivered_seq,
                             Membership.muted_until)
         .join(Membership)
         .where(Membership.user == user_id)
-        .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
-        .objects()
     )
+    if after is not None:
+        at, cid = after
+        query = query.where((Conversation.last_activity_at < at)
+                            | ((Conversation.last_activity_at == at) & (Conversation.id < cid)))
+    rows = list(query.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
+                .limit(limit + 1).objects())
+    more = len(rows) > limit
+    rows = rows[:limit]
     ids = [c.id for c in rows]
-    members = _members_by_conversation(ids)
+    members = _members_shown(ids, members_shown)
+    member_counts = _member_counts(ids)
     last_messages: dict[int, dict[str, Any]] = {}
     unread: dict[int, int] = {}
     if ids:
@@ -196,12 +239,14 @@ def list_for_user(user_id: int) -> list[dict[str, Any]]:
     result = []
     for c in rows:
         record = conversation_record(c, members[c.id])
+        record["member_count"] = member_counts.get(c.id, 0)
         record["last_message"] = last_messages.get(c.id)
         record["unread_count"] = unread.get(c.id, 0)
         record["read_seq"] = c.last_read_seq
         record["delivered_seq"] = c.last_delivered_seq
         result.append(_with_mute(record, c.muted_until))
-    return result
+    following = (rows[-1].last_activity_at, rows[-1].id) if more and rows else None
+    return result, following
 
 
 def last_seqs_for_user(user_id: int) -> list[dict[str, int]]:

@@ -6,15 +6,22 @@ Every call borrows a connection for the length of the function and gives it back
 so no connection is ever shared between threads. Writes run in one transaction;
 on SQLite they all go through a single writer thread (SQLite allows one writer
 at a time, and queuing in-process beats spinning on SQLITE_BUSY).
+
+Each Storage owns its database object. Models bind to one module-wide proxy whose
+target is per thread: Storage points it at its own database for the length of each
+call, so two applications in one process (tests, tools) never share a database.
+A database outage leaves Storage as AuroraError "unavailable" (aurora/outages.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
@@ -23,12 +30,56 @@ import peewee
 from playhouse import db_url
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
+from aurora.errors import AuroraError
+from aurora.outages import database_unavailable, outage_cause
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Models bind to this proxy; Storage initialises it with the real database.
-database_proxy = peewee.DatabaseProxy()
+# After a write failed for lack of space, SQLite counts as writable again with this much free.
+SQLITE_MIN_FREE_BYTES = 1 << 20
+
+
+class ThreadBoundProxy(peewee.DatabaseProxy):
+    """A DatabaseProxy whose target is set per thread (peewee's own proxy has one target per process).
+
+    Storage binds it around each call (`bound_to`), so the models, which all bind to this one
+    proxy, reach the database of the Storage whose function is running in this thread.
+    """
+
+    __slots__ = ("_local",)
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_local", threading.local())
+        super().__init__()
+
+    @property  # type: ignore[override]
+    def obj(self) -> peewee.Database | None:
+        return getattr(self._local, "database", None)
+
+    @obj.setter
+    def obj(self, database: peewee.Database | None) -> None:
+        self._local.database = database
+
+    def __setattr__(self, attr: str, value: Any) -> None:
+        if attr == "obj":
+            self._local.database = value
+            return
+        object.__setattr__(self, attr, value)
+
+    @contextmanager
+    def bound_to(self, database: peewee.Database) -> Iterator[None]:
+        previous = self.obj
+        self.obj = database
+        try:
+            yield
+        finally:
+            self.obj = previous
+
+
+# Models bind to this proxy; each Storage points it at its own database while its functions run.
+database_proxy = ThreadBoundProxy()
 
 
 def _resolve_sqlite_path(path: str, base_dir: Path) -> str:
@@ -77,7 +128,8 @@ class Storage:
     def __init__(self, database: peewee.Database, *, threads: int = 4) -> None:
         self.db = database
         self.is_sqlite = isinstance(database, peewee.SqliteDatabase)
-        database_proxy.initialize(database)
+        # Why the last write failed for lack of space or a read-only database (None once one succeeds).
+        self.write_error: str | None = None
         self._readers = ThreadPoolExecutor(threads, thread_name_prefix="aurora-db")
         # SQLite: one writer thread. PostgreSQL: writers share the pool (row locks order them).
         self._writers = (
@@ -98,7 +150,7 @@ class Storage:
 
     def run_sync(self, fn: Callable[..., T], *args: Any, write: bool = False) -> T:
         """For start-up and command-line tools, which have no loop yet."""
-        return self._call(fn, args, write)
+        return self._call(fn, args, write, quiet=True)  # the caller reports a failure its own way
 
     def _transaction(self) -> Any:
         if self.is_sqlite:
@@ -106,30 +158,72 @@ class Storage:
             return self.db.atomic("IMMEDIATE")
         return self.db.atomic()
 
-    def _call(self, fn: Callable[..., T], args: tuple[Any, ...], write: bool) -> T:
+    def _call(self, fn: Callable[..., T], args: tuple[Any, ...], write: bool, quiet: bool = False) -> T:
         db = self.db
-        db.connect(reuse_if_open=True)
-        try:
-            if write:
-                with self._transaction():
-                    return fn(*args)
-            return fn(*args)
-        except (peewee.OperationalError, peewee.InterfaceError):
-            # The connection may be broken (server restarted): never give it back to the pool.
+        with database_proxy.bound_to(db):
             try:
-                db.manual_close()
-            except Exception:
-                log.debug("closing a failed connection raised", exc_info=True)
-            raise
-        finally:
-            if not db.is_closed():
-                db.close()
+                db.connect(reuse_if_open=True)
+                try:
+                    if write:
+                        with self._transaction():
+                            result = fn(*args)
+                        self.write_error = None
+                        return result
+                    return fn(*args)
+                except (peewee.OperationalError, peewee.InterfaceError):
+                    # The connection may be broken (server restarted): never give it back to the pool.
+                    try:
+                        db.manual_close()
+                    except Exception:
+                        log.debug("closing a failed connection raised", exc_info=True)
+                    raise
+                finally:
+                    if not db.is_closed():
+                        db.close()
+            except AuroraError:
+                raise
+            except Exception as exc:
+                found = outage_cause(exc)
+                if found is None:
+                    raise  # a bug: the edge logs it with its traceback and answers `internal`
+                reason, cause = found
+                detail = (str(cause).splitlines() or [""])[0][:200]
+                if reason == "cannot_write":
+                    self.write_error = detail or "cannot write"
+                if not quiet:
+                    log.warning("database %s in %s (%s: %s)", reason.replace("_", " "),
+                                getattr(fn, "__name__", "a storage call"), exc.__class__.__name__, detail)
+                raise database_unavailable(reason) from exc
 
     async def ping(self) -> None:
         """Raise if the database cannot answer a trivial query."""
         await self.read(_select_one)
 
+    async def can_write(self) -> bool:
+        """False while writes fail for lack of space (or a read-only database).
+
+        Free while writes succeed (the last write's outcome is kept); after a failure, a cheap write
+        probe in a transaction tells when space is back, even if no client has written since.
+        """
+        if self.write_error is None:
+            return True
+        if self.is_sqlite and not await asyncio.to_thread(self._sqlite_has_room):
+            return False
+        try:
+            await self.write(_write_probe)
+        except AuroraError:
+            return False
+        return self.write_error is None
+
+    def _sqlite_has_room(self) -> bool:
+        """A tiny probe fits in WAL space a failed transaction left behind; real writes need room."""
+        path = self.db.database
+        if path == ":memory:":
+            return True
+        return shutil.disk_usage(Path(path).parent).free >= SQLITE_MIN_FREE_BYTES
+
     def close(self) -> None:
+        """Stop the worker threads, waiting for running calls; blocking (use aclose on the loop)."""
         if self._closed:
             return
         self._closed = True
@@ -138,9 +232,21 @@ class Storage:
             self._writers.shutdown(wait=True)
         self.db.close_all()
 
+    async def aclose(self) -> None:
+        """close() in a thread: waiting for running queries must not stall the event loop."""
+        await asyncio.to_thread(self.close)
+
 
 def _select_one() -> None:
     database_proxy.execute_sql("SELECT 1").fetchone()
+
+
+def _write_probe() -> None:
+    """Rewrite the newest schema_version row as it is: a real page write (WAL frame) that changes nothing."""
+    database_proxy.execute_sql(
+        "UPDATE schema_version SET applied_at = applied_at "
+        "WHERE version = (SELECT MAX(version) FROM schema_version)"
+    )
 
 
 def current_thread_is_worker() -> bool:

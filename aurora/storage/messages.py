@@ -17,6 +17,7 @@ from typing import Any
 import peewee as pw
 
 from aurora.errors import AuroraError, not_found
+from aurora.outages import database_outage
 from aurora.storage.conversations import require_member
 from aurora.storage.log_rules import NOOP, LogRules, Target, apply_change, stored_reactions
 from aurora.storage.models import Membership, Message, User, utcnow
@@ -392,7 +393,10 @@ def append_each_txn(items: list[NewMessage], rules: LogRules = DEFAULT_RULES) ->
                 if attempt == 2:
                     log.exception("storing a log entry failed")
                     results.append(AppendResult(error=AuroraError("internal", "message could not be stored")))
-            except (pw.DatabaseError, ValueError):  # ValueError: the driver cannot encode a value (NUL, surrogate)
+            # ValueError: the driver cannot encode a value (NUL, surrogate).
+            except (pw.DatabaseError, ValueError) as exc:
+                if database_outage(exc) is not None:
+                    raise  # an outage, not this item: the whole batch answers unavailable
                 log.exception("storing a log entry failed")
                 results.append(AppendResult(error=AuroraError("internal", "message could not be stored")))
                 break

@@ -1,8 +1,10 @@
 """Versioned schema steps: a new database gets every step, an existing one the missing ones.
 
-Each step runs in its own transaction together with the row recording it, so a
-step is applied completely or not at all. Add steps at the end; never edit one
-that has shipped.
+All pending steps run in one transaction (on PostgreSQL under an advisory lock, so
+two processes starting together do not both run a step); each step runs in a
+savepoint together with the row recording it. A failing step rolls back everything
+applied in this start, so the schema is at the old version or the new one, never in
+between. Add steps at the end; never edit one that has shipped.
 """
 
 from __future__ import annotations

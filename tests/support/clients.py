@@ -48,6 +48,14 @@ class Api:
                 return response.status, await response.json()
             return response.status, await response.text()
 
+    async def request_with_headers(self, method: str, path: str, *, token: str | None = None,
+                                   json: Any = None) -> tuple[int, Any, Any]:
+        """request(), plus the response headers."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with self.session.request(method, self.base_url + path, json=json, headers=headers) as response:
+            body = await response.json() if response.content_type == "application/json" else await response.text()
+            return response.status, body, response.headers
+
     async def register(self, username: str | None = None, password: str = DEFAULT_PASSWORD,
                        display_name: str | None = None) -> Account:
         body: dict[str, Any] = {"username": username or unique_name(), "password": password}

@@ -82,7 +82,10 @@ def run_cli(args: list[str], *, cwd: Path, env: Mapping[str, str] | None = None,
 
 
 class AppProcess:
-    """`python app.py` serving for real; stderr is collected line by line."""
+    """`python app.py` serving for real; stderr is collected line by line.
+
+    Start it with PORT=0 (and port=None) to let the kernel pick the port: wait_ready() then reads
+    the port the server reports."""
 
     def __init__(self, proc: asyncio.subprocess.Process, port: int) -> None:
         self.proc = proc
@@ -136,7 +139,10 @@ class AppProcess:
         """Logged its start line and answers GET /."""
         import aiohttp
 
-        await self.wait_for_line("Aurora WebSocket Server running on port", within)
+        line = await self.wait_for_line("Aurora WebSocket Server running on port", within)
+        if not self.port:  # started with port 0: the server reports the port the kernel gave it
+            self.port = int(line.rsplit(" ", 1)[1])
+            self.url = f"http://127.0.0.1:{self.port}"
         async with aiohttp.ClientSession() as session:
             for _ in range(200):
                 try:

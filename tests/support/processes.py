@@ -46,7 +46,7 @@ class AuroraProcess:
     """`python app.py` on its own port; stopped with SIGTERM (or killed) by the test."""
 
     def __init__(self, database_url: str, log_path: Path, *, port: int | None = None, **settings: str) -> None:
-        self.port = port or free_port()
+        self.port = port or 0  # 0: the kernel picks, the server reports it (see start)
         self.url = f"http://127.0.0.1:{self.port}"
         self.database_url = database_url
         self.log_path = log_path
@@ -63,6 +63,7 @@ class AuroraProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     async def start(self) -> AuroraProcess:
+        self._log_offset = len(self.log_text())
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(self.port),
@@ -70,8 +71,26 @@ class AuroraProcess:
             cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )
         log.close()
+        if not self.port:
+            self.port = await self._reported_port()
+            self.url = f"http://127.0.0.1:{self.port}"
         await wait_http(self.url + "/", process=self.process)
         return self
+
+    async def _reported_port(self, timeout: float = 30.0) -> int:
+        """The port from this run's "running on port N" line (the log file may hold earlier runs)."""
+        assert self.process is not None
+        offset = self._log_offset
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log_text()[offset:]
+            for line in text.splitlines():
+                if "Aurora WebSocket Server running on port" in line:
+                    return int(line.rsplit(" ", 1)[1])
+            if self.process.poll() is not None:
+                raise RuntimeError(f"app.py exited with {self.process.returncode} before reporting its port")
+            await asyncio.sleep(0.05)
+        raise TimeoutError("app.py did not report its port")
 
     def kill(self) -> None:
         """SIGKILL: the process gets no chance to say goodbye."""

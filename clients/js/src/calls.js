@@ -13,13 +13,16 @@ export class CallsClient extends Emitter {
     this._ended = new Set();
     this._socket = null;
     this._waiters = [];
+    this._rejoining = Promise.resolve();  // the rejoin after the latest (re)connect
   }
 
   _attach(socket, listen) {
     this._socket = socket;
     socket.on("connect", () => {
+      // Set before the waiters run: a signal waits for the rejoin, since the server refuses
+      // signals from a device that is not (yet again) in the call.
+      this._rejoining = this._rejoinAll();
       for (const w of this._waiters.splice(0)) w.resolve();
-      this._rejoinAll();
     });
     listen("call_incoming", ({ call, from_user: fromUser }) => {
       const session = this._sessionFor(call);
@@ -128,8 +131,16 @@ export class CallsClient extends Emitter {
     }
   }
 
+  async _sendSignal(payload) {
+    if (this._socket && !this._socket.connected) {
+      await new Promise((resolve, reject) => this._waiters.push({ resolve, reject }));
+    }
+    await this._rejoining;
+    return this._request("call_signal", payload);
+  }
+
   _signal(callId, toUserId, type, data) {
-    this._request("call_signal", { call_id: callId, to_user_id: toUserId, type, data }).catch((err) => {
+    this._sendSignal({ call_id: callId, to_user_id: toUserId, type, data }).catch((err) => {
       // A signal lost with a dropped socket is not an error: call_rejoin on reconnect makes the
       // other side restart ICE, which renegotiates from scratch.
       if (err.code === "closed" || (err.code === "timeout" && !this._socket.connected)) return;
