@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aurora.errors import AuroraError, invalid
-from aurora.realtime.rooms import CHAT_NAMESPACE
+from aurora.services.ports import CHAT_NAMESPACE
 from aurora.services.push.sender import PushJob, PushSender
 from aurora.services.push.subscriptions import parse_subscription
 from aurora.services.push.vapid import VapidKeys
