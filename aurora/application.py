@@ -13,7 +13,7 @@ from aiohttp.abc import AbstractAccessLogger
 
 from aurora.api.cors import cors_middleware
 from aurora.api.limits import limits_middleware
-from aurora.api.middlewares import error_middleware
+from aurora.api.middlewares import error_middleware, metrics_middleware, request_id_middleware
 from aurora.api.routes import setup_routes
 from aurora.api.security_headers import security_headers
 from aurora.context import AURORA, Aurora
@@ -25,7 +25,7 @@ from aurora.realtime.calls import CallsNamespace
 from aurora.realtime.chat import ChatNamespace
 from aurora.realtime.notifier import Notifier
 from aurora.realtime.server import AuroraServer
-from aurora.realtime.transport import DirectEmitManager, disable_websocket_compression
+from aurora.realtime.transport import DirectEmitManager, JournalingRedisManager, disable_websocket_compression
 from aurora.services.accounts import Accounts
 from aurora.services.blocks import Blocks
 from aurora.services.call_locks import CallLocks
@@ -35,6 +35,11 @@ from aurora.services.conversations import Conversations
 from aurora.services.files import Files
 from aurora.services.limits import Limiter
 from aurora.services.messages import Messages
+from aurora.services.ops.journal import DeliveryJournal
+from aurora.services.ops.metrics import Metrics, multiprocess_dir
+from aurora.services.ops.moderation import Moderation
+from aurora.services.ops.trace import Tracer
+from aurora.services.ops.trace_exchange import LocalTraceExchange, RedisTraceExchange
 from aurora.services.presence import Presence
 from aurora.services.push import Mutes, Push
 from aurora.services.socket_registry import LocalSocketRegistry, ReapIncomplete, RedisSocketRegistry
@@ -67,7 +72,7 @@ def build_client_manager(settings: Settings) -> socketio.AsyncManager:
     """Several processes share emits and room changes through Redis pub/sub (JSON, never pickle)."""
     if not settings.redis_url:
         return DirectEmitManager()
-    return socketio.AsyncRedisManager(
+    return JournalingRedisManager(
         settings.redis_url, channel=f"{settings.redis_prefix}:socketio",
         redis_options={"socket_connect_timeout": 2, "health_check_interval": 10},
     )
@@ -103,7 +108,13 @@ def build_aurora(settings: Settings, sio: socketio.AsyncServer, clock: Clock | N
         settings.database_url, sqlite_synchronous=settings.sqlite_synchronous, base_dir=Path.cwd()
     )
     storage = Storage(database, threads=settings.db_threads)
+    metrics = Metrics(multiprocess_dir())
+    storage.on_error = lambda kind: metrics.db_errors.labels(kind).inc()
     registry = build_registry(settings)
+    registry_errors = metrics.redis_errors.labels("socket_registry")
+    registry.on_error = registry_errors.inc
+    journal = DeliveryJournal(capacity=settings.trace_buffer_entries)
+    sio.manager.journal = journal  # DirectEmitManager / JournalingRedisManager record live emits
     notifier = Notifier(sio, registry)
     signer = TokenSigner(settings.secret_keys, settings.token_max_age_s)
     presence = Presence(storage, notifier, registry)
@@ -111,7 +122,7 @@ def build_aurora(settings: Settings, sio: socketio.AsyncServer, clock: Clock | N
     blocks = Blocks(storage, settings.redis_url, settings.redis_prefix)
     auth_watch = AuthWatch(sio, storage, settings.auth_check_interval_s, settings.token_max_age_s)
     files = Files(settings, storage)
-    messages = Messages(settings, storage, notifier, files)
+    messages = Messages(settings, storage, notifier, files, metrics=metrics, journal=journal)
     presence.blocks = messages.blocks = blocks
     push = Push(settings, storage, registry)
     messages.push = push
@@ -127,14 +138,34 @@ def build_aurora(settings: Settings, sio: socketio.AsyncServer, clock: Clock | N
         calls=calls,
         files=files,
         limiter=limiter, auth_watch=auth_watch, blocks=blocks,
+        metrics=metrics, journal=journal,
+        tracer=Tracer(storage, build_trace_exchange(settings, sio, journal)),
+        moderation=Moderation(storage, notifier, messages),
         push=push, mutes=Mutes(storage),
     )
+
+
+def build_trace_exchange(settings: Settings, sio: socketio.AsyncServer,
+                         journal: DeliveryJournal) -> LocalTraceExchange:
+    def transport_of(sid: str) -> str | None:
+        try:
+            return sio.transport(sid, namespace="/chat")
+        except (KeyError, ValueError):
+            return None
+
+    def answer(conversation_id: int, seq: int, user_ids: list[int], since: float) -> dict:
+        return journal.answer(conversation_id, seq, user_ids, since, transport_of)
+
+    if not settings.redis_url:
+        return LocalTraceExchange(answer)
+    return RedisTraceExchange(answer, settings.redis_url, settings.redis_prefix)
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_http_body_bytes,
-        middlewares=[cors_middleware(settings.cors_allowed_origins), error_middleware, limits_middleware],
+        middlewares=[request_id_middleware, metrics_middleware, cors_middleware(settings.cors_allowed_origins),
+                     error_middleware, limits_middleware],
     )
     sio = build_socketio_server(settings)
     aurora = build_aurora(settings, sio, clock)
@@ -192,7 +223,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if ended:
         log.info("Ended %d call(s) left ringing or active by a previous process", ended)
     aurora.files.start()  # the orphan sweeper
+    await aurora.tracer.exchange.start()
+    aurora.metrics.start()
     yield
+    await aurora.metrics.stop()
+    await aurora.tracer.exchange.stop()
     await aurora.files.stop()
     await aurora.calls.stop()
     await aurora.auth_watch.stop()

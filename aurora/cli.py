@@ -39,17 +39,28 @@ def _parser() -> argparse.ArgumentParser:
     create = commands.add_parser("create-user", help="create an account (password from a prompt)")
     create.add_argument("username")
     create.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    create.add_argument("--admin", action="store_true", help="give the account the admin role")
+    admin = commands.add_parser("admin", help="grant or revoke the admin role")
+    admin.add_argument("action", choices=["grant", "revoke"])
+    admin.add_argument("username")
+    trace = commands.add_parser("trace", help="why did each member (not) get a message? (asks the running server)")
+    trace.add_argument("conversation_id", type=int)
+    trace.add_argument("seq", type=int)
+    trace.add_argument("--url", help="the server (default http://127.0.0.1:PORT)")
+    trace.add_argument("--as", dest="as_user", help="the admin to ask as (default: the first admin)")
+    trace.add_argument("--json", action="store_true", help="print the whole trace as JSON")
+    doctor = commands.add_parser("doctor", help="check a running server (and the proxy in front of it)")
+    doctor.add_argument("--url", help="the server or its proxy (default http://127.0.0.1:PORT)")
+    doctor.add_argument("--origin", help="the front end's origin, to check CORS (e.g. https://chat.example.com)")
     token = commands.add_parser("token", help="print a token for an existing user")
     token.add_argument("username")
     return parser
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def configure_logging(level: str, log_format: str = "text") -> None:
+    from aurora.log_context import configure_logging as configure
+
+    configure(level, log_format)
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -84,12 +95,33 @@ def main(argv: list[str]) -> int:
     except SettingsError as exc:
         print(f"aurora: invalid setting: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         if args.command == "create-user":
             password = _read_password(args.password_stdin)
             user = _with_storage(settings, lambda a: a.accounts.create_user_sync(args.username, password))
-            print(f"created user {user['username']} (id {user['id']})")
+            if args.admin:
+                _with_storage(settings, lambda a: a.moderation.set_admin_sync(args.username, True))
+            print(f"created {'admin' if args.admin else 'user'} {user['username']} (id {user['id']})")
+            return 0
+        if args.command == "admin":
+            granted = args.action == "grant"
+            user = _with_storage(settings, lambda a: a.moderation.set_admin_sync(args.username, granted))
+            print(f"{user['username']} is {'now' if granted else 'no longer'} an admin")
+            return 0
+        if args.command == "doctor":
+            from aurora.ops_cli import doctor
+            from aurora.ops_cli.trace import default_url
+
+            code, report = doctor.run(args.url or default_url(settings.port), args.origin, settings)
+            print(report)
+            return code
+        if args.command == "trace":
+            from aurora.ops_cli import trace as trace_cli
+
+            token = _with_storage(settings, lambda a: a.accounts.admin_token_sync(args.as_user))
+            print(trace_cli.run(args.url or trace_cli.default_url(settings.port), token, args.conversation_id,
+                                args.seq, args.json))
             return 0
         if args.command == "token":
             print(_with_storage(settings, lambda a: a.accounts.token_for_sync(args.username)))

@@ -18,6 +18,10 @@ from aurora.services.files import Files
 from aurora.services.limits import Limiter, parse_networks
 from aurora.services.limits.addresses import Network
 from aurora.services.messages import Messages
+from aurora.services.ops.journal import DeliveryJournal
+from aurora.services.ops.metrics import Metrics
+from aurora.services.ops.moderation import Moderation
+from aurora.services.ops.trace import Tracer
 from aurora.services.presence import Presence
 from aurora.services.push import Mutes, Push
 from aurora.services.socket_registry import LocalSocketRegistry
@@ -43,6 +47,11 @@ class Aurora:
     limiter: Limiter
     auth_watch: AuthWatch
     blocks: Blocks
+    # Operations (issue 14): metrics, the delivery journal and trace, moderation.
+    metrics: Metrics
+    journal: DeliveryJournal
+    tracer: Tracer
+    moderation: Moderation
 
     @cached_property
     def trusted_networks(self) -> tuple[Network, ...]:

@@ -109,6 +109,9 @@ class Settings:
     auth_check_interval_s: float = 2.0
     metrics_token: str = field(default="", repr=False)
     hsts_max_age_s: int = 31536000
+    # Operations (docs/operations.md): delivery-trace journal size per process (metrics_token: above)
+    trace_buffer_entries: int = 10000
+    log_format: str = "text"  # text | json (aurora/log_context.py)
     # Web Push (docs/operations.md#web-push): VAPID keys (first signs new subscriptions, all sign
     # the subscriptions made with them), who to contact, which push services, what a push says.
     vapid_private_keys: tuple[str, ...] = field(default=(), repr=False)
@@ -255,6 +258,7 @@ def _validate(s: Settings) -> None:
         "login_max_failures", "login_window_s",
         "max_upload_bytes", "max_attachments", "attachment_url_ttl_s", "upload_orphan_ttl_s",
         "upload_sweep_interval_s", "max_image_pixels", "thumbnail_px", "file_workers",
+        "trace_buffer_entries",
     )
     for name in positive:
         if getattr(s, name) <= 0:
@@ -267,6 +271,8 @@ def _validate(s: Settings) -> None:
     _validate_limits(s)
     if not s.redis_prefix or not s.redis_prefix.replace("-", "").replace("_", "").isalnum():
         raise SettingsError(f"redis_prefix: letters, digits, - and _ only, got {s.redis_prefix!r}")
+    if s.log_format not in ("text", "json"):
+        raise SettingsError(f"log_format: must be text or json, got {s.log_format!r}")
     if s.event_loop not in ("uvloop", "asyncio"):
         raise SettingsError(f"event_loop: must be uvloop or asyncio, got {s.event_loop!r}")
     if s.redis_url and not s.redis_url.startswith(("redis://", "rediss://", "unix://")):

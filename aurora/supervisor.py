@@ -9,9 +9,11 @@ short pause; SIGTERM/SIGINT stop them all.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import FrameType
@@ -21,6 +23,27 @@ from aurora.settings import Settings
 log = logging.getLogger(__name__)
 
 RESTART_PAUSE_S = 1.0
+# prometheus-client's multiprocess mode: every worker writes its metric values to files in this
+# directory (read from the environment at import), and a scrape of any worker reads them all.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def prepare_metrics_dir() -> str:
+    """The workers' metrics directory (given, or a fresh temporary one), emptied of a previous run's
+    files, and exported so every worker inherits it."""
+    path = Path(os.environ.get(MULTIPROC_ENV) or tempfile.mkdtemp(prefix="aurora-metrics-"))
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+    os.environ[MULTIPROC_ENV] = str(path)
+    return str(path)
+
+
+def _worker_gone(pid: int, metrics_dir: str) -> None:
+    """Drop a dead worker's live gauges (sockets connected, queue depth) from the totals."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid, metrics_dir)
 
 
 def worker_command(settings: Settings, index: int, config: str | None) -> list[str]:
@@ -45,6 +68,7 @@ def supervise(settings: Settings, workers: int, config: str | None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    metrics_dir = prepare_metrics_dir()
     for index in range(workers):
         children[index] = subprocess.Popen(worker_command(settings, index, config))
         log.info("Worker %d started on port %d (pid %d)", index, settings.port + index, children[index].pid)
@@ -53,6 +77,7 @@ def supervise(settings: Settings, workers: int, config: str | None) -> int:
         for index, child in list(children.items()):
             if child.poll() is not None and not stopping:
                 log.warning("Worker %d (pid %d) exited with %s; restarting", index, child.pid, child.returncode)
+                _worker_gone(child.pid, metrics_dir)
                 time.sleep(RESTART_PAUSE_S)
                 children[index] = subprocess.Popen(worker_command(settings, index, config))
     for child in children.values():

@@ -4,12 +4,13 @@ FileResponse (Range, ETag, If-None-Match) with headers that keep the browser fro
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import BodyPartReader, web
 from aiohttp.helpers import content_disposition_header
 
 from aurora.api.helpers import aurora, current_user
-from aurora.errors import invalid
+from aurora.errors import AuroraError, invalid
 from aurora.services.files import FILE, THUMBNAIL
 
 CHUNK_BYTES = 1 << 18  # 256 KiB per read: memory per upload stays at a few chunks
@@ -31,6 +32,18 @@ async def _chunks_of_body(request: web.Request) -> AsyncIterator[bytes]:
 async def upload(request: web.Request) -> web.Response:
     """POST /api/uploads: multipart field `file`, or a raw body with ?filename=."""
     user = await current_user(request)
+    metrics = aurora(request).metrics
+    try:
+        record = await _receive(request, user)
+    except AuroraError as exc:
+        metrics.uploads.labels(exc.code).inc()
+        raise
+    metrics.uploads.labels("stored").inc()
+    metrics.upload_bytes.inc(record.get("size") or 0)
+    return web.json_response({"upload": record}, status=201)
+
+
+async def _receive(request: web.Request, user: dict[str, Any]) -> dict[str, Any]:
     files = aurora(request).files
     if request.content_type.startswith("multipart/"):
         reader = await request.multipart()
@@ -44,7 +57,7 @@ async def upload(request: web.Request) -> web.Response:
             raise invalid("a file is required: a multipart field 'file', or a raw body with ?filename=")
         record = await files.receive(user, request.query.get("filename"), _chunks_of_body(request),
                                      declared_length=request.content_length)
-    return web.json_response({"upload": record}, status=201)
+    return record
 
 
 async def _serve(request: web.Request, variant: str) -> web.StreamResponse:

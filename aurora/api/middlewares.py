@@ -7,8 +7,11 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from aurora.context import AURORA
 from aurora.errors import AuroraError
+from aurora.log_context import LOG_ID, new_request_id
 from aurora.outages import RETRY_AFTER_S, client_error
+from aurora.services.ops.metrics import status_class
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +29,45 @@ def error_response(error: AuroraError) -> web.Response:
     elif error.code == "unavailable":
         response.headers["Retry-After"] = str(RETRY_AFTER_S)  # an outage: worth retrying soon
     return response
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every log line of this request carries its id (the access log line too: same task, after this)."""
+    request_id = new_request_id(request.headers.get("X-Request-Id"))
+    LOG_ID.set(request_id)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers["X-Request-Id"] = request_id
+        raise
+    response.headers["X-Request-Id"] = request_id
+    return response
+
+
+def _route_name(request: web.Request) -> str:
+    """The route's template (/api/conversations/{conversation_id}), never the raw path: bounded labels."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        if request.path.startswith("/api/"):
+            metrics = request.app[AURORA].metrics
+            route = _route_name(request)
+            metrics.http_requests.labels(route, status_class(status)).inc()
+            if status == 429:
+                metrics.rate_limited.labels(f"{request.method} {route}").inc()
 
 
 @web.middleware

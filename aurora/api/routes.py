@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from aurora.api import files, push_views, views, webapp
+from aurora.api import files, ops, push_views, views, webapp
 
 
 def setup_routes(app: web.Application) -> None:
@@ -42,6 +42,16 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get(r"/api/files/{upload_id}", files.download)
     app.router.add_get(r"/api/files/{upload_id}/thumbnail", files.download_thumbnail)
     webapp.WebApp().add_routes(app)  # /app/: the web app and the SDK it imports
+    # Operations (docs/operations.md): metrics, delivery trace, admin and moderation.
+    app.router.add_get("/metrics", ops.metrics)
+    app.router.add_post(message + "/report", ops.report_message)
+    app.router.add_get(r"/api/admin/messages/{conversation_id}/{seq}/trace", ops.trace_message)
+    app.router.add_delete(r"/api/admin/messages/{conversation_id}/{seq}", ops.admin_delete_message)
+    app.router.add_get("/api/admin/users", ops.admin_users)
+    app.router.add_post(r"/api/admin/users/{user_id}/deactivate", ops.admin_deactivate)
+    app.router.add_post(r"/api/admin/users/{user_id}/reactivate", ops.admin_reactivate)
+    app.router.add_get("/api/admin/reports", ops.admin_reports)
+    app.router.add_get("/api/admin/audit", ops.admin_audit)
     # Web Push (issue 15)
     app.router.add_get("/api/push/vapid-public-key", push_views.vapid_public_key)
     app.router.add_get("/api/push/subscriptions", push_views.list_subscriptions)

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from aurora import __version__
 from aurora.api.helpers import aurora, current_credentials, current_user, device_of, json_body
-from aurora.errors import invalid
+from aurora.errors import AuroraError, invalid
 from aurora.services.ice import ice_servers
 
 log = logging.getLogger(__name__)
@@ -71,8 +71,12 @@ async def register(request: web.Request) -> web.Response:
 
 async def login(request: web.Request) -> web.Response:
     data = await json_body(request)
-    user, token = await aurora(request).accounts.login(data.get("username"), data.get("password"),
-                                                       device_of(request))
+    try:
+        user, token = await aurora(request).accounts.login(data.get("username"), data.get("password"),
+                                                           device_of(request))
+    except AuroraError as exc:  # invalid_credentials, rate_limited, forbidden (deactivated), invalid
+        aurora(request).metrics.login_failures.labels(exc.code).inc()
+        raise
     return web.json_response({"token": token, "user": user})
 
 
@@ -197,6 +201,7 @@ async def list_messages(request: web.Request) -> web.Response:
     messages, has_more = await aurora(request).messages.page(
         user, request.match_info["conversation_id"], q.get("before_seq"), q.get("after_seq"), q.get("limit")
     )
+    aurora(request).journal.served(user["id"], None, "history", messages)
     return web.json_response({"messages": messages, "has_more": has_more})
 
 

@@ -7,6 +7,7 @@ a handler just returns a dict or raises AuroraError, and never leaves an ack una
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -14,6 +15,7 @@ import socketio
 
 from aurora.context import Aurora
 from aurora.errors import AuroraError, RateLimited
+from aurora.log_context import LOG_ID
 from aurora.outages import client_error
 from aurora.services.limits import LIMIT_OF
 from aurora.services.tokens import Credentials
@@ -113,14 +115,41 @@ class AuroraNamespace(socketio.AsyncNamespace):
             return len(args) > 1 and eio_sid is not None and args[1] is self.server.environ.get(eio_sid)
         return not self.server.manager.is_connected(sid, self.namespace)
 
+    async def _lifecycle(self, event: str, *args: Any) -> Any:
+        """connect / disconnect, counted: outcome of each connect, reason of each disconnect."""
+        metrics, namespace = self.app.metrics, self.namespace
+        if event == "disconnect":
+            reason = args[1] if len(args) > 1 and isinstance(args[1], str) else "unknown"
+            try:
+                return await super().trigger_event(event, *args)
+            finally:
+                metrics.disconnects.labels(namespace, reason).inc()
+                metrics.sockets.labels(namespace).dec()
+        try:
+            result = await super().trigger_event(event, *args)
+        except socketio.exceptions.ConnectionRefusedError as exc:
+            data = exc.error_args.get("data") if isinstance(exc.error_args, dict) else None
+            code = data.get("code") if isinstance(data, dict) else None
+            metrics.connects.labels(namespace, code if isinstance(code, str) else "refused").inc()
+            if code == "rate_limited":
+                metrics.rate_limited.labels(f"{namespace} connect").inc()
+            raise
+        if result is False:  # a handler may refuse by returning False
+            metrics.connects.labels(namespace, "refused").inc()
+        else:
+            metrics.connects.labels(namespace, "accepted").inc()
+            metrics.sockets.labels(namespace).inc()
+        return result
+
     async def trigger_event(self, event: str, *args: Any) -> Any:
         sid = args[0]
+        LOG_ID.set(f"sid:{sid}")  # each event runs in a task of its own: its lines carry the socket id
         if event in _LIFECYCLE:
             # A client may emit events named connect/disconnect; they must fake neither.
             if self._from_server(event, args):
                 if event == "disconnect":
                     self.app.auth_watch.untrack(sid)
-                return await super().trigger_event(event, *args)
+                return await self._lifecycle(event, *args)
             handler = None
         elif isinstance(event, str):
             handler = getattr(self, "on_" + event, None)
@@ -129,10 +158,16 @@ class AuroraNamespace(socketio.AsyncNamespace):
         if handler is None:
             return failure(AuroraError("invalid", f"unknown event {event!r}"))
         payload = args[1] if len(args) > 1 else None
+        started = time.perf_counter()
         try:
             limit = LIMIT_OF.get(event)
             if limit is not None:
                 await self._spend(sid, limit)
             return ok(await handler(sid, payload))
         except Exception as exc:
-            return failure(client_error(exc, log, "event %r", event))
+            error = client_error(exc, log, "event %r", event)
+            if error.code == "rate_limited":
+                self.app.metrics.rate_limited.labels(event).inc()
+            return failure(error)
+        finally:
+            self.app.metrics.observe_ack(event, started)

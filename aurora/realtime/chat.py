@@ -11,12 +11,14 @@ import contextlib
 import logging
 import time
 from typing import Any
+from urllib.parse import parse_qs
 
 from aurora.context import Aurora
 from aurora.errors import invalid, not_found
 from aurora.outages import client_error, log_failure
 from aurora.realtime.base import AuroraNamespace, refusal
 from aurora.realtime.rooms import CHAT_NAMESPACE, conversation_room, user_room
+from aurora.services.ops.journal import device_label
 from aurora.services.validation import conversation_id_of, payload_dict
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,8 @@ class ChatNamespace(AuroraNamespace):
             for conversation_id in await self.app.conversations.ids_for(user["id"]):
                 await self.enter_room(sid, conversation_room(conversation_id))
             await self.app.presence.socket_connected(user, first)
+            transport = parse_qs(environ.get("QUERY_STRING", "")).get("transport", ["polling"])[0]
+            self.app.journal.socket_opened(sid, user["id"], device_label(environ, auth), transport)
         except Exception as exc:
             # Refuse at once with a code (an exception here would leave the client waiting
             # for an answer that never comes); a refused socket gets no disconnect event.
@@ -49,6 +53,7 @@ class ChatNamespace(AuroraNamespace):
             raise refusal(error) from None
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        self.app.journal.socket_closed(sid, reason if isinstance(reason, str) else None)
         session = await self.get_session(sid)
         if session and "user" in session:
             try:
@@ -155,6 +160,7 @@ class ChatNamespace(AuroraNamespace):
         session = await self.get_session(sid)
         user = session["user"]
         messages, has_more = await self.app.messages.sync(user, payload.get("cursors"), payload.get("limit"))
+        self.app.journal.served(user["id"], sid, "sync", messages)
         conversations = await self.app.conversations.last_seqs(user["id"])
         # Heal the room cache: every conversation the user is in, except those this socket left.
         rooms = set(self.rooms(sid))

@@ -17,6 +17,32 @@ from engineio import packet as eio_packet
 from engineio.async_drivers import aiohttp as engineio_aiohttp
 from socketio import packet as socketio_packet
 
+from aurora.services.ops.journal import DeliveryJournal
+
+
+def record_emit(journal: DeliveryJournal, payload: Any, sids: list[str]) -> None:
+    if isinstance(payload, dict) and isinstance(payload.get("seq"), int):
+        journal.emitted(payload["conversation_id"], payload["seq"], sids)
+
+
+class JournalingRedisManager(socketio.AsyncRedisManager):
+    """The Redis client manager, recording which of this process's sockets each new_message reached.
+
+    Every process (the sender's included) runs _handle_emit for a broadcast; the sids are this
+    process's participants of the room, less those skipped, as AsyncManager.emit computes them.
+    """
+
+    journal: DeliveryJournal | None = None
+
+    async def _handle_emit(self, message: dict[str, Any]) -> None:
+        if self.journal is not None and message.get("event") == "new_message" and message.get("data"):
+            namespace = message.get("namespace") or "/"
+            skip = message.get("skip_sid")
+            skipped = set(skip) if isinstance(skip, list) else {skip}
+            sids = [sid for sid, _ in self.get_participants(namespace, message.get("room")) if sid not in skipped]
+            record_emit(self.journal, message["data"][0], sids)
+        await super()._handle_emit(message)
+
 
 class UncompressedWebSocket(engineio_aiohttp.WebSocket):
     async def __call__(self, environ: dict[str, Any]) -> WebSocketResponse:
@@ -40,7 +66,11 @@ class DirectEmitManager(socketio.AsyncManager):
     emit; a group message to 200 sockets costs 200 tasks. The packet is identical for
     everyone, and handing it to a socket is a non-blocking queue put, so a plain loop
     does the same work without the tasks. Emits with a callback keep the stock path.
+
+    With a delivery journal attached, the sids a new_message reached are recorded (one deque append).
     """
+
+    journal: DeliveryJournal | None = None
 
     async def emit(self, event: str, data: Any, namespace: str, room: Any = None, skip_sid: Any = None,
                    callback: Any = None, to: Any = None, **kwargs: Any) -> None:
@@ -62,7 +92,11 @@ class DirectEmitManager(socketio.AsyncManager):
                                                                        else [encoded])]
         skip = set(skip_sid) if isinstance(skip_sid, list) else {skip_sid}
         send = self.server.eio.send_packet
+        reached = []
         for sid, eio_sid in self.get_participants(namespace, room):
             if sid not in skip:
+                reached.append(sid)
                 for pkt in packets:
                     await send(eio_sid, pkt)
+        if self.journal is not None and event == "new_message":
+            record_emit(self.journal, data, reached)

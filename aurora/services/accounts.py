@@ -122,9 +122,11 @@ class Accounts:
         if found is None:
             await self.hashing.verify(self._dummy_hash, password)
             raise wrong
-        user, password_hash, version = found
+        user, password_hash, version, deactivated = found
         if not await self.hashing.verify(password_hash, password):
             raise wrong
+        if deactivated:  # said only to whoever knows the password
+            raise AuroraError("forbidden", "this account has been deactivated")
         return user, version
 
     async def logout(self, credentials: Credentials, everywhere: bool = False) -> None:
@@ -202,6 +204,15 @@ class Accounts:
         secret = _check_password(password)
         return self._storage.run_sync(user_store.create_user, name, name, self.hashing.hasher.hash(secret),
                                       write=True)
+
+    def admin_token_sync(self, username: str | None) -> str:
+        """A token for the named admin, or the first admin (operator commands that ask the server)."""
+        found = self._storage.run_sync(user_store.get_admin, username)
+        if found is None:
+            raise AuroraError("not_found", f"no admin named {username!r}" if username else
+                              "no admin account; run: python app.py admin grant USERNAME")
+        user, version = found
+        return self._signer.issue(user["id"], version)
 
     def token_for_sync(self, username: str) -> str:
         found = self._storage.run_sync(user_store.get_user_by_name, username)

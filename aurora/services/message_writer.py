@@ -18,12 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aurora.errors import AuroraError
 from aurora.outages import client_error
+from aurora.services.ops.metrics import Metrics
 from aurora.storage.database import Storage
 from aurora.storage.log_rules import LogRules
 from aurora.storage.messages import AppendResult, NewMessage, append_each_txn, append_entries_txn
@@ -53,8 +55,9 @@ class _Pending:
 class MessageWriter:
     def __init__(self, storage: Storage, on_stored: OnStored, *, rules: LogRules | None = None,
                  queue_max: int = DEFAULT_QUEUE_MAX, append_batch: AppendFn = append_entries_txn,
-                 append_each: AppendFn = append_each_txn) -> None:
+                 append_each: AppendFn = append_each_txn, metrics: Metrics | None = None) -> None:
         self._storage = storage
+        self._metrics = metrics
         self._on_stored = on_stored
         self._rules = rules or LogRules()
         self._append_batch = append_batch
@@ -135,6 +138,8 @@ class MessageWriter:
 
     async def _store(self, batch: list[_Pending]) -> None:
         items = [p.item for p in batch]
+        metrics = self._metrics
+        started = time.perf_counter()
         try:
             results = await self._storage.write(self._append_batch, items, self._rules)
         except AuroraError as exc:
@@ -155,6 +160,11 @@ class MessageWriter:
                 return
         if len(results) != len(batch):
             raise RuntimeError(f"storing {len(batch)} entries returned {len(results)} results")
+        if metrics is not None:
+            metrics.batch_done(len(batch), time.perf_counter() - started, self._queue.qsize())
+            for result in results:
+                if result.error is None and not result.duplicate and result.message is not None:
+                    metrics.stored.inc(result.message["kind"])
         for pending, result in zip(batch, results, strict=True):
             if result.error is None and not result.duplicate:
                 try:

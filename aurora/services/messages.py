@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aurora.errors import AuroraError, invalid
+from aurora.log_context import LOG_ID, current_log_id
 from aurora.services.blocks import Blocks
 from aurora.services.files import Files
 from aurora.services.message_changes import change_item, check_emoji
 from aurora.services.message_writer import MessageWriter
+from aurora.services.ops.journal import DeliveryJournal
+from aurora.services.ops.metrics import Metrics
 from aurora.services.ports import Notifier
 from aurora.services.search_query import parse_search_query
 from aurora.services.validation import conversation_id_of, id_of, optional_int, seq_of, storable_text
@@ -43,18 +46,22 @@ SEARCH_DEFAULT, SEARCH_MAX = 20, 100
 class SendContext:
     skip_sid: str | None
     sender_username: str
+    # The request or socket id of the sender: the writer's broadcast logs under it.
+    log_id: str = field(default_factory=current_log_id)
     # A call summary: the users it is a missed call for (they get a push); None: nobody.
     push_to: list[int] | None = None
 
 
 class Messages:
-    def __init__(self, settings: Settings, storage: Storage, notifier: Notifier, files: Files | None = None) -> None:
+    def __init__(self, settings: Settings, storage: Storage, notifier: Notifier, files: Files | None = None,
+                 metrics: Metrics | None = None, journal: DeliveryJournal | None = None) -> None:
         self._settings = settings
+        self._journal = journal
         self._storage = storage
         self._notifier = notifier
         self.files = files or Files(settings, storage)
         self.writer = MessageWriter(storage, self._broadcast, rules=LogRules(edit_window_s=settings.edit_window_s),
-                                    queue_max=settings.message_queue_max)
+                                    queue_max=settings.message_queue_max, metrics=metrics)
         self.blocks: Blocks | None = None  # set by create_app: a blocked user cannot write into the blocker's DM
         # Web Push for members with no open app (aurora.services.push.Push); None: no pushes.
         self.push: Push | None = None
@@ -134,7 +141,7 @@ class Messages:
     async def store_system_message(self, item: NewMessage, push_to: list[int] | None = None) -> dict[str, Any]:
         """Messages the server writes itself (call summaries), through the same ordered path;
         push_to: who gets a push for it (a missed call)."""
-        result = await self.writer.submit(item, SendContext(None, "", push_to))
+        result = await self.writer.submit(item, SendContext(None, "", push_to=push_to))
         assert result.message is not None
         return result.message
 
@@ -154,6 +161,15 @@ class Messages:
         item = change_item("reaction", user, conversation_id, seq, emoji=check_emoji(emoji), added=added)
         return await self._change(user, item, skip_sid)
 
+    async def moderate_delete(self, admin: dict[str, Any], conversation_id: int, seq: int) -> dict[str, Any]:
+        """An admin deletes any message: the same delete entry and tombstone as the sender's own."""
+        item = NewMessage(conversation_id=conversation_id, sender_id=admin["id"], body="", kind="delete",
+                          target_seq=seq, system=True, moderator=True)
+        result = await self.writer.submit(item, SendContext(None, admin["username"]))
+        assert result.state is not None
+        return {"entry": result.message, "message": self._present(result.state, admin["id"]),
+                "duplicate": result.duplicate}
+
     async def _change(self, user: dict[str, Any], item: NewMessage, skip_sid: str | None) -> dict[str, Any]:
         """The ack of a change: {entry, message, duplicate}, as the changing user sees them."""
         result = await self.writer.submit(item, SendContext(skip_sid, user["username"]))
@@ -162,8 +178,18 @@ class Messages:
                 "duplicate": result.duplicate}
 
     async def _broadcast(self, result: AppendResult, context: SendContext | None) -> None:
+        # The writer task's lines for this entry carry its sender's request or socket id.
+        token = LOG_ID.set(context.log_id if context is not None else "-")
+        try:
+            await self._broadcast_entry(result, context)
+        finally:
+            LOG_ID.reset(token)
+
+    async def _broadcast_entry(self, result: AppendResult, context: SendContext | None) -> None:
         entry = result.message
         assert entry is not None
+        if self._journal is not None:
+            self._journal.entry_stored(entry["conversation_id"], entry["seq"])
         self.files.release_later(result.released)  # a delete detached files: their bytes may go now
         shown = entry if entry["kind"] in MESSAGE_KINDS else result.state
         if shown and shown.get("attachments"):

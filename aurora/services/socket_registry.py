@@ -112,6 +112,8 @@ class RedisSocketRegistry(LocalSocketRegistry):
         self._task: asyncio.Task[None] | None = None
         self._on_host_gone: OnHostGone | None = None
         self._reaping: dict[str, asyncio.Task[None]] = {}
+        # Told of each failed Redis operation (metrics).
+        self.on_error: Callable[[], None] | None = None
 
     def _user_key(self, namespace: str, user_id: int) -> str:
         return f"{self._prefix}:sockets:{namespace}:{user_id}"
@@ -139,6 +141,8 @@ class RedisSocketRegistry(LocalSocketRegistry):
         try:
             result = await action()
         except Exception as exc:  # Redis down: serve from the local index, resync later
+            if self.on_error is not None:
+                self.on_error()
             if self._healthy:
                 log.warning("Redis unreachable (%s); presence falls back to this process", exc.__class__.__name__)
             self._healthy = False

@@ -137,6 +137,8 @@ class Storage:
             if self.is_sqlite else self._readers
         )
         self._closed = False
+        # Told the kind of each failed operation (metrics); storage knows nothing of who listens.
+        self.on_error: Callable[[str], None] | None = None
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run fn(*args) with a connection, outside any explicit transaction."""
@@ -170,7 +172,9 @@ class Storage:
                         self.write_error = None
                         return result
                     return fn(*args)
-                except (peewee.OperationalError, peewee.InterfaceError):
+                except (peewee.OperationalError, peewee.InterfaceError) as exc:
+                    if self.on_error is not None:
+                        self.on_error("operational" if isinstance(exc, peewee.OperationalError) else "interface")
                     # The connection may be broken (server restarted): never give it back to the pool.
                     try:
                         db.manual_close()

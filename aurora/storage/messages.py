@@ -54,6 +54,9 @@ class NewMessage:
     added: bool = True
     # Messages: upload ids to attach, in order (the sender's own, unattached uploads).
     attachments: list[int] | None = None
+    # A delete by an admin (moderation): the same tombstone as the sender's own delete; the entry names
+    # the admin as its sender (who need not be a member: set system too).
+    moderator: bool = False
 
 
 @dataclass
@@ -149,7 +152,8 @@ def append_entries_txn(items: list[NewMessage], rules: LogRules = DEFAULT_RULES)
             else:
                 if target is None or not target.is_message:
                     raise not_found("message")
-                outcome = apply_change(target, item.kind, item.sender_id, rules, now, body=item.body,
+                actor = target.row.sender_id if item.moderator else item.sender_id
+                outcome = apply_change(target, item.kind, actor, rules, now, body=item.body,
                                        emoji=item.emoji, added=item.added)
                 if outcome == NOOP:
                     states[index] = (target, target.snapshot())

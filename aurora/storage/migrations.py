@@ -75,6 +75,22 @@ def _create_upload_table() -> None:
     database_proxy.create_tables(models.FILE_MODELS)
 
 
+def _add_moderation() -> None:
+    """Admin role, deactivated users, reports and the audit log."""
+    from playhouse.migrate import SchemaMigrator
+    from playhouse.migrate import migrate as run
+
+    db = database_proxy.obj
+    migrator = SchemaMigrator.from_database(db)
+    table = models.User._meta.table_name
+    present = {c.name for c in db.get_columns(table)}
+    if "is_admin" not in present:  # version 1 creates the table from today's model, which has them
+        run(migrator.add_column(table, "is_admin", pw.BooleanField(default=False)))
+    if "deactivated_at" not in present:
+        run(migrator.add_column(table, "deactivated_at", pw.DateTimeField(null=True)))
+    database_proxy.create_tables(models.MODERATION_MODELS)
+
+
 def _field_options(field: pw.Field) -> dict[str, int]:
     return {"max_length": field.max_length} if isinstance(field, pw.CharField) else {}
 
@@ -102,7 +118,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[], None]]] = [
     (4, "message log: edits, deletes, reactions, replies, full-text search", _add_message_log_columns),
     (5, "uploads (attachments of messages)", _create_upload_table),
     (6, "device sessions and blocks", _create_session_and_block_tables),
-    (7, "push subscriptions and conversation mutes", _add_push_tables),
+    (7, "moderation: admin role, deactivated users, reports, audit log", _add_moderation),
+    (8, "push subscriptions and conversation mutes", _add_push_tables),
 ]
 
 

@@ -29,6 +29,9 @@ class User(BaseModel):
     token_version = pw.IntegerField(default=1)
     created_at = pw.DateTimeField(default=utcnow)
     last_seen_at = pw.DateTimeField(null=True)
+    # Moderation: admins may use /api/admin; a deactivated user's tokens and logins are refused.
+    is_admin = pw.BooleanField(default=False)
+    deactivated_at = pw.DateTimeField(null=True)
 
 
 class Conversation(BaseModel):
@@ -186,6 +189,29 @@ class PushSubscription(BaseModel):
         indexes = ((("user",), False), (("session",), False))
 
 
+class Report(BaseModel):
+    """A member reported a message to the admins."""
+
+    conversation = pw.ForeignKeyField(Conversation, on_delete="CASCADE")
+    seq = pw.BigIntegerField()
+    reporter = pw.ForeignKeyField(User, on_delete="CASCADE")
+    reason = pw.TextField()
+    created_at = pw.DateTimeField(default=utcnow, index=True)
+
+    class Meta:
+        indexes = ((("conversation", "seq", "reporter"), True),)
+
+
+class AuditEntry(BaseModel):
+    """Every admin action: who (null: the command line), what, on what, when."""
+
+    actor = pw.ForeignKeyField(User, null=True, on_delete="SET NULL")
+    action = pw.CharField(max_length=32)
+    target = pw.CharField(max_length=64)
+    detail = pw.TextField(null=True)  # JSON
+    created_at = pw.DateTimeField(default=utcnow, index=True)
+
+
 class SchemaVersion(BaseModel):
     version = pw.IntegerField(primary_key=True)
     applied_at = pw.DateTimeField(default=utcnow)
@@ -195,4 +221,5 @@ CHAT_MODELS = [User, Conversation, Membership, Message]
 FILE_MODELS = [Upload]
 CALL_MODELS = [Call, CallParticipant]
 ACCOUNT_SECURITY_MODELS = [DeviceSession, UserBlock]
+MODERATION_MODELS = [Report, AuditEntry]
 PUSH_MODELS = [PushSubscription]

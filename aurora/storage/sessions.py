@@ -26,9 +26,9 @@ def create_session_txn(user_id: int, user_agent: str | None, address: str | None
 
 
 def auth_lookup(user_id: int, session_id: int | None) -> tuple[dict[str, Any], int, bool] | None:
-    """(user, token version, session still open) in one go; None when the user is gone."""
+    """(user, token version, session still open) in one go; None when the user is gone or deactivated."""
     user = User.get_or_none(User.id == user_id)
-    if user is None:
+    if user is None or user.deactivated_at is not None:  # a deactivated user's tokens are refused
         return None
     live = True
     if session_id is not None:

@@ -24,12 +24,12 @@ def create_user(username: str, display_name: str, password_hash: str) -> dict[st
     return user_record(user)
 
 
-def credentials_for(username: str) -> tuple[dict[str, Any], str, int] | None:
-    """(user, password hash, token version) for a username, case-insensitively."""
+def credentials_for(username: str) -> tuple[dict[str, Any], str, int, bool] | None:
+    """(user, password hash, token version, deactivated) for a username, case-insensitively."""
     user = User.get_or_none(User.username_key == username.lower())
     if user is None:
         return None
-    return user_record(user), user.password_hash, user.token_version
+    return user_record(user), user.password_hash, user.token_version, user.deactivated_at is not None
 
 
 def get_user_by_name(username: str) -> tuple[dict[str, Any], int] | None:
@@ -37,9 +37,21 @@ def get_user_by_name(username: str) -> tuple[dict[str, Any], int] | None:
     return None if user is None else (user_record(user), user.token_version)
 
 
-def get_user_with_version(user_id: int) -> tuple[dict[str, Any], int] | None:
-    user = User.get_or_none(User.id == user_id)
+def get_admin(username: str | None) -> tuple[dict[str, Any], int] | None:
+    """An active admin: the one named, or the first by id."""
+    query = User.select().where(User.is_admin & User.deactivated_at.is_null()).order_by(User.id)
+    if username:
+        query = query.where(User.username_key == username.lower())
+    user = query.first()
     return None if user is None else (user_record(user), user.token_version)
+
+
+def get_user_with_version(user_id: int) -> tuple[dict[str, Any], int] | None:
+    """The user behind a token; None for an unknown or deactivated user (their tokens stop working)."""
+    user = User.get_or_none(User.id == user_id)
+    if user is None or user.deactivated_at is not None:
+        return None
+    return user_record(user), user.token_version
 
 
 def bump_token_version(user_id: int) -> int:
@@ -68,3 +80,7 @@ def touch_last_seen(user_id: int) -> str:
     now = utcnow()
     User.update(last_seen_at=now).where(User.id == user_id).execute()
     return iso(now) or ""
+
+
+def is_active_admin(user_id: int) -> bool:
+    return User.select().where((User.id == user_id) & User.is_admin & User.deactivated_at.is_null()).exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import signal
 import socket
@@ -40,6 +41,8 @@ async def wait_http(url: str, timeout: float = 20.0, process: subprocess.Popen[b
                 pass
             await asyncio.sleep(0.1)
     raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+_PORT_LINE = re.compile(r"Aurora WebSocket Server running on port (\d+)")
 
 
 class AuroraProcess:
@@ -85,8 +88,9 @@ class AuroraProcess:
         while time.monotonic() < deadline:
             text = self.log_text()[offset:]
             for line in text.splitlines():
-                if "Aurora WebSocket Server running on port" in line:
-                    return int(line.rsplit(" ", 1)[1])
+                found = _PORT_LINE.search(line)  # a text or a JSON log line (log_format = json)
+                if found:
+                    return int(found.group(1))
             if self.process.poll() is not None:
                 raise RuntimeError(f"app.py exited with {self.process.returncode} before reporting its port")
             await asyncio.sleep(0.05)

@@ -1,0 +1,1 @@
+"""Operator commands of app.py that talk to a running server: trace, doctor."""

@@ -1,0 +1,1 @@
+"""Operations: Prometheus metrics, the delivery journal and trace, moderation."""
