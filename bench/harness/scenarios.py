@@ -88,15 +88,28 @@ class ConversationPlan:
     sender: int
     members: list[int]  # every member, the sender included
     title: str | None = None  # None with two members: a direct conversation
+    # Members who never connect (not load generator clients), each with this many push subscriptions.
+    offline: int = 0
+    subscriptions: int = 0
 
 
 @dataclass
 class Population:
     clients: int
     conversations: list[ConversationPlan] = field(default_factory=list)
+    push_url: str = ""  # the stand-in push service the subscriptions point at
+
+
+# `bench/run.py --push-standin`: S1 also runs with one offline member per pair (variant 0: no
+# subscription; variant K: K subscriptions at the slow stand-in, so every message is pushed K times).
 
 
 def population(scenario: str, params: dict[str, Any], variant: int | None = None) -> Population:
+    if scenario == "s1" and variant is not None:
+        pairs = int(params["pairs"])
+        return Population(2 * pairs, [ConversationPlan(2 * i, [2 * i, 2 * i + 1], f"bench push {i}", offline=1,
+                                                       subscriptions=int(variant)) for i in range(pairs)],
+                          push_url=str(params.get("push_url", "")))
     if scenario in ("s1", "s4", "s6"):
         pairs = int(params["pairs"])
         return Population(2 * pairs, [ConversationPlan(2 * i, [2 * i, 2 * i + 1]) for i in range(pairs)])
@@ -121,6 +134,8 @@ def variants(scenario: str, params: dict[str, Any]) -> list[int | None]:
     """S3 runs once per connection count; the others once."""
     if scenario == "s3":
         return [int(n) for n in params["connections"]]
+    if scenario == "s1" and params.get("push_subscriptions"):
+        return [None, 0, int(params["push_subscriptions"])]
     return [None]
 
 
@@ -128,6 +143,8 @@ def loadgen_params(scenario: str, params: dict[str, Any], variant: int | None) -
     """What the load generator needs, with a hard time limit that bounds the whole scenario."""
     out = dict(params)
     out.pop("connections", None)
+    out.pop("push_subscriptions", None)
+    out.pop("push_url", None)
     if scenario == "s5":
         out.setdefault("inflight", 10)
     budget = 60.0 + float(out.get("warmup_s", 0)) + float(out.get("duration_s", 0))
