@@ -43,6 +43,7 @@ from aurora.services.ops.moderation import Moderation
 from aurora.services.ops.trace import Tracer
 from aurora.services.ops.trace_exchange import LocalTraceExchange, RedisTraceExchange
 from aurora.services.presence import Presence
+from aurora.services.push import Mutes, Push
 from aurora.services.socket_registry import LocalSocketRegistry, ReapIncomplete, RedisSocketRegistry
 from aurora.services.tokens import TokenSigner
 from aurora.settings import Settings
@@ -128,9 +129,12 @@ def build_aurora(settings: Settings, sio: socketio.AsyncServer, clock: Clock | N
     files = Files(settings, storage)
     messages = Messages(settings, storage, notifier, files, metrics=metrics, journal=journal)
     presence.blocks = messages.blocks = blocks
+    push = Push(settings, storage, registry)
+    messages.push = push
     calls = Calls(settings, storage, CallNotifier(sio, registry), messages,
                   CallLocks(settings.redis_url, settings.redis_prefix), clock)
     calls.blocks = blocks
+    calls.push = push
     return Aurora(
         settings=settings, storage=storage, sio=sio, notifier=notifier, signer=signer, registry=registry,
         accounts=Accounts(settings, storage, signer, limiter), presence=presence,
@@ -142,6 +146,7 @@ def build_aurora(settings: Settings, sio: socketio.AsyncServer, clock: Clock | N
         metrics=metrics, journal=journal,
         tracer=Tracer(storage, build_trace_exchange(settings, sio, journal)),
         moderation=Moderation(storage, notifier, messages),
+        push=push, mutes=Mutes(storage),
     )
 
 
@@ -199,6 +204,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if applied:
         log.info("Database schema migrated to version %d", applied[-1])
     aurora.messages.writer.start()
+    aurora.push.start()
 
     async def host_gone(users: list[int], call_sids: list[str]) -> None:
         # Calls first: their grace deadlines must be set even if presence cannot be updated.
@@ -233,6 +239,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await aurora.blocks.stop()
     await aurora.registry.stop()
     await aurora.messages.writer.stop()
+    await aurora.push.stop()
     await aurora.limiter.close()
     aurora.accounts.close()
     await aurora.storage.aclose()

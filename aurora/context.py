@@ -23,6 +23,7 @@ from aurora.services.ops.metrics import Metrics
 from aurora.services.ops.moderation import Moderation
 from aurora.services.ops.trace import Tracer
 from aurora.services.presence import Presence
+from aurora.services.push import Mutes, Push
 from aurora.services.socket_registry import LocalSocketRegistry
 from aurora.services.tokens import TokenSigner
 from aurora.settings import Settings
@@ -55,6 +56,8 @@ class Aurora:
     @cached_property
     def trusted_networks(self) -> tuple[Network, ...]:
         return parse_networks(self.settings.trusted_proxies)
+    push: Push
+    mutes: Mutes
 
 
 AURORA = web.AppKey("aurora", Aurora)

@@ -18,6 +18,8 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS_FILE = PROJECT_ROOT / "config" / "defaults.toml"
 SECRET_KEY_FILE = "secret_key"
+VAPID_KEY_FILE = "vapid_private_key"
+DEVELOPMENT_VAPID_SUBJECT = "mailto:aurora@localhost"
 MIN_PRODUCTION_KEY_CHARS = 32
 ENVIRONMENTS = ("development", "test", "production")
 
@@ -110,6 +112,20 @@ class Settings:
     # Operations (docs/operations.md): delivery-trace journal size per process (metrics_token: above)
     trace_buffer_entries: int = 10000
     log_format: str = "text"  # text | json (aurora/log_context.py)
+    # Web Push (docs/operations.md#web-push): VAPID keys (first signs new subscriptions, all sign
+    # the subscriptions made with them), who to contact, which push services, what a push says.
+    vapid_private_keys: tuple[str, ...] = field(default=(), repr=False)
+    vapid_subject: str = ""
+    push_endpoint_hosts: tuple[str, ...] = ()
+    push_allow_insecure_endpoints: bool = False
+    push_preview: bool = False
+    push_ttl_s: int = 86400
+    push_queue_max: int = 1000
+    push_threads: int = 4
+    push_timeout_s: float = 10.0
+    push_retries: int = 3
+    push_retry_base_s: float = 1.0
+    push_max_subscriptions_per_user: int = 10
 
     @property
     def is_production(self) -> bool:
@@ -124,9 +140,10 @@ class Settings:
 
 
 # Names that are lists in Settings but comma-separated strings in files and env.
-_LIST_FIELDS = {"cors_allowed_origins", "stun_urls", "turn_urls", "secret_keys", "trusted_proxies"}
+_LIST_FIELDS = {"cors_allowed_origins", "stun_urls", "turn_urls", "secret_keys", "trusted_proxies",
+                "vapid_private_keys", "push_endpoint_hosts"}
 # File/env key -> Settings field, where they differ.
-_RENAMED = {"secret_key": "secret_keys"}
+_RENAMED = {"secret_key": "secret_keys", "vapid_private_key": "vapid_private_keys"}
 _PLAIN_ENV = {"DATABASE_URL": "database_url", "PORT": "port"}
 
 
@@ -212,7 +229,8 @@ def load_settings(
     _layer(values, {k: v for k, v in (overrides or {}).items() if v is not None}, "command line")
     settings = Settings(**values)
     _validate(settings)
-    return _with_secret_keys(settings)
+    _validate_push(settings)
+    return _with_vapid_key(_with_secret_keys(settings))
 
 
 def _validate(s: Settings) -> None:
@@ -318,3 +336,68 @@ def _with_secret_keys(s: Settings) -> Settings:
     if not key:
         raise SettingsError(f"secret_key: {key_file} is empty; delete it or set AURORA_SECRET_KEY")
     return s.replace(secret_keys=(key,))
+
+
+def _validate_push(s: Settings) -> None:
+    for name in ("push_queue_max", "push_threads", "push_timeout_s", "push_retry_base_s",
+                 "push_max_subscriptions_per_user"):
+        if getattr(s, name) <= 0:
+            raise SettingsError(f"{name}: must be greater than 0, got {getattr(s, name)}")
+    for name in ("push_ttl_s", "push_retries"):
+        if getattr(s, name) < 0:
+            raise SettingsError(f"{name}: must not be negative, got {getattr(s, name)}")
+    from aurora.services.push.vapid import VapidKeyError, check_subject, parse_private_key
+
+    if s.vapid_subject:
+        try:
+            check_subject(s.vapid_subject)
+        except VapidKeyError as exc:
+            raise SettingsError(f"vapid_subject: {exc}, got {s.vapid_subject!r}") from None
+
+    for index, key in enumerate(s.vapid_private_keys):
+        try:
+            parse_private_key(key)
+        except VapidKeyError as exc:
+            raise SettingsError(f"vapid_private_key: key {index + 1}: {exc}") from None
+    if s.is_production:
+        if not s.vapid_private_keys:
+            raise SettingsError("vapid_private_key: AURORA_VAPID_PRIVATE_KEY is required when env=production")
+        if not s.vapid_subject:
+            raise SettingsError("vapid_subject: a contact (mailto: or https://) is required when env=production")
+
+
+def _with_vapid_key(s: Settings) -> Settings:
+    """Outside production, a missing VAPID key is generated once into the data directory (like the
+    secret key), so subscriptions survive restarts and processes sharing the directory agree."""
+    subject = s.vapid_subject or DEVELOPMENT_VAPID_SUBJECT
+    if s.vapid_private_keys:
+        return s.replace(vapid_subject=subject)
+    from aurora.services.push.vapid import generate_private_key
+
+    path = Path(s.data_dir)
+    key_file = path / VAPID_KEY_FILE
+    try:
+        if not key_file.exists():
+            path.mkdir(parents=True, exist_ok=True)
+            private = path / f".{VAPID_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+            fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(generate_private_key() + "\n")
+                os.link(private, key_file)  # whoever links first wins; the others read theirs
+            except FileExistsError:
+                pass
+            finally:
+                private.unlink()
+        key = key_file.read_text().strip()
+    except OSError as exc:
+        raise SettingsError(f"vapid_private_key: cannot keep a generated key in {key_file}: {exc}") from None
+    from aurora.services.push.vapid import VapidKeyError, parse_private_key
+
+    try:
+        parse_private_key(key)
+    except VapidKeyError as exc:
+        raise SettingsError(
+            f"vapid_private_key: {key_file}: {exc}; delete it or set AURORA_VAPID_PRIVATE_KEY"
+        ) from None
+    return s.replace(vapid_private_keys=(key,), vapid_subject=subject)

@@ -491,8 +491,10 @@ async function mixedLoop() {
   await sleepUntil(win.end);
   const proc1 = readProc();
   const cpu1 = process.cpuUsage();
+  await untilJudged();
   running = false;
   await drain();
+  requireJudged();
   for (const c of conversations) {
     const seqs = [...c.changeSeqs];
     for (let k = 0; k < c.log.n; k++) {
@@ -692,6 +694,20 @@ function windowStats(proc0, proc1, cpu0, cpu1, seconds, db0 = null, db1 = null) 
 
 const allClients = () => setup.clients.map((_, i) => i);
 
+// Correctness needs evidence. A run that acked (and so judged) fewer than min_judged messages, for
+// example because a loaded machine left it no time, proves nothing: it is inconclusive, which fails
+// the run, never a pass. The closed loops keep sending past the window until they have enough.
+const minJudged = () => Number(P.min_judged ?? 0);
+async function untilJudged() {
+  const deadline = now() + P.drain_timeout_s * 1000;
+  while (totalAcked < minJudged() && now() < deadline) await sleep(5);
+}
+function requireJudged() {
+  if (totalAcked < minJudged()) {
+    fail(`inconclusive: only ${totalAcked} message(s) acked and judged, fewer than min_judged ${minJudged()}`);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 
@@ -716,9 +732,11 @@ async function closedLoop() {
   const proc1 = readProc();
   const cpu1 = process.cpuUsage();
   const db1 = await readDb();
+  await untilJudged(); // outside the measured window: figures unchanged
   running = false;
   await drain();
   checkConversations({ liveOnly: true });
+  requireJudged();
   return windowStats(proc0, proc1, cpu0, cpu1, P.duration_s, db0, db1);
 }
 
@@ -776,6 +794,7 @@ async function openLoop() {
   const seconds = Math.max(1e-3, (win.end - win.start) / 1000);
   await drain();
   checkConversations({ liveOnly: true });
+  requireJudged(); // an open loop sends its schedule: min_judged must fit in it
   // Sustained: never overloaded, and acks kept pace with the schedule in the window (within 10%).
   const keptPace = acksInWindow >= 0.9 * P.rate * seconds;
   return {

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--page", type=int, help="sync limit in S5")
     p.add_argument("--storm-clients", type=int, help="clients of S6 (groups of 10)")
     p.add_argument("--body-bytes", type=int, help="message body size")
+    p.add_argument("--min-judged", type=int,
+                   help="S1, S2, S4, S7: a run that acked and judged fewer messages is inconclusive and fails")
+    p.add_argument("--push-standin", type=float, metavar="MS",
+                   help="Web Push: S1 also runs with an offline member per pair, without and with "
+                        "--push-subscriptions subscriptions at a stand-in push service answering after MS ms")
+    p.add_argument("--push-subscriptions", type=int, default=2, help="subscriptions per offline member (default 2)")
+    p.add_argument("--push-status", type=int, default=201,
+                   help="the stand-in's answer (default 201; 503 makes every push retry, then drop)")
     p.add_argument("--no-pin", action="store_true", help="do not pin server and load generator to cores")
     p.add_argument("--workers", type=int, default=1,
                    help="run Aurora PostgreSQL as `app.py --workers N` behind Redis, clients spread over the "
@@ -165,6 +174,9 @@ def _apply_overrides(sizes: dict[str, Any], args: argparse.Namespace) -> None:
     if args.body_bytes is not None:
         for name in SCENARIOS:
             sizes[name]["body_bytes"] = args.body_bytes
+    if args.min_judged is not None:
+        for name in SCENARIOS:
+            sizes[name]["min_judged"] = args.min_judged
 
 
 def _targets(args: argparse.Namespace) -> list[str]:
@@ -338,6 +350,10 @@ def run_one(scenario: str, variant: int | None, target: str, run: int, params: d
             outcome = run_loadgen(setup_path, result_path, pin, lg_params["hard_timeout_s"], workdir / "loadgen.log",
                                   restart if scenario == "s6" else None)
             result["metrics"] = outcome.get("metrics") or {}
+            if aurora:
+                with contextlib.suppress(OSError, ValueError):
+                    with urllib.request.urlopen(server.url + "/health", timeout=5) as response:
+                        result["push"] = json.loads(response.read()).get("push")
             if len(server.urls) > 1:  # the pid measured is the supervisor's, not the workers'
                 result["metrics"] = {k: v for k, v in result["metrics"].items() if not k.startswith("server_")}
             result["errors"] = list(outcome.get("errors") or [])
@@ -453,6 +469,16 @@ def main(argv: list[str]) -> int:
         print("bench/run.py: nothing to run (no server chosen)", file=sys.stderr)
         return 2
 
+    standin = None
+    if args.push_standin is not None:
+        from bench.harness.push_standin import PushStandIn
+
+        standin = PushStandIn(args.push_standin, args.push_status).start()
+        sizes["s1"]["push_subscriptions"] = max(1, args.push_subscriptions)
+        sizes["s1"]["push_url"] = standin.url
+        os.environ["AURORA_PUSH_ALLOW_INSECURE_ENDPOINTS"] = "true"  # the stand-in is plain http on loopback
+        os.environ["AURORA_PUSH_ENDPOINT_HOSTS"] = "127.0.0.1"
+        notes.append(f"push stand-in: answers {args.push_status} after {args.push_standin:g} ms")
     largest = max([*sizes["s3"]["connections"], 1000]) if "s3" in scenarios else 1000
     limits = raise_file_limit(largest * 2 + 2048)
     parallel = args.smoke and not args.serial
@@ -487,7 +513,8 @@ def main(argv: list[str]) -> int:
             for run in range(1, sizes["runs"] + 1)
             for target in targets
             if (scenario not in AURORA_ONLY or target in AURORA_TARGETS)
-            and (target != "node-pg" or scenario in NODE_PG_SCENARIOS)]
+            and (target != "node-pg" or scenario in NODE_PG_SCENARIOS)
+            if scenario != "s1" or variant is None or target in AURORA_TARGETS]
     results: list[dict[str, Any]] = []
     started = time.monotonic()
     interrupted = False
@@ -501,6 +528,9 @@ def main(argv: list[str]) -> int:
         result = run_one(scenario, variant, target, run, sizes[scenario], pin, workroot, args)
         with printing:
             print(("" if not parallel else label) + _headline(result), flush=True)
+            if result.get("push") and (result["push"].get("sent") or result["push"].get("dropped")
+                                       or result["push"].get("retried")):
+                print(f"    push: {result['push']}", flush=True)
             if not result["ok"]:
                 for error in result["errors"][:5]:
                     print(f"    {error}", flush=True)
@@ -524,6 +554,9 @@ def main(argv: list[str]) -> int:
         notes.append("interrupted: the figures are incomplete")
         print("\ninterrupted", file=sys.stderr)
     machine["loadavg_end"] = _read("/proc/loadavg").split()[:3]
+    if standin is not None:
+        notes.append(f"push stand-in received {standin.requests} request(s)")
+        standin.stop()
 
     summary = report.summarize(results)
     table = report.table(summary) if results else "(no results)"

@@ -89,8 +89,14 @@ def test_relays_that_drop_duplicate_skip_or_reorder_fail_the_run(tmp_path: Path)
         for fault, (out, proc) in runs.items():
             output, _ = proc.communicate(timeout=240)
             assert proc.returncode == 1, f"{fault}: {output[-3000:]}"
-            assert json.loads(out.read_text())["correct"] is False, fault
+            document = json.loads(out.read_text())
+            assert document["correct"] is False, fault
             assert "FAIL" in output, fault
+            # Failed because the fault was seen, not merely for judging too little (every 7th message
+            # is broken; the smoke run judges at least 28 before it stops).
+            [result] = [r for r in document["results"] if r["target"] == "py-relay"]
+            seen = [e for e in result["errors"] if not e.startswith("inconclusive")]
+            assert seen, f"{fault}: {result['errors']}"
     finally:
         for _, proc in runs.values():
             if proc.poll() is None:
@@ -135,3 +141,22 @@ def test_the_database_check_finds_missing_doubled_and_unacked_messages(tmp_path:
     wrong_body = _message_db(tmp_path / "body.db", [row(1, "0.0"), row(2, "0.1"), (1, 3, 7, "0.2", "other")], 3)
     errors, _ = verify_stored(wrong_body, conversations, acked, 64)
     assert any("another body" in e for e in errors)
+
+
+@pytest.mark.timeout(120)
+def test_a_run_that_judged_too_few_messages_is_inconclusive_never_a_pass(tmp_path: Path) -> None:
+    """A correct relay, but the run cannot reach --min-judged acked messages: it must fail."""
+    _require_node()
+    out = tmp_path / "few.json"
+    proc = subprocess.run(
+        [sys.executable, str(RUN_PY), "--smoke", "--scenario", "s1", "--db", "none", "--baselines", "python",
+         "--min-judged", "1000000", "--out", str(out), "--work-root", str(tmp_path / "work")],
+        cwd=PROJECT_ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=100,
+    )
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    document = json.loads(out.read_text())
+    assert document["correct"] is False
+    [result] = document["results"]
+    assert result["ok"] is False
+    assert any(e.startswith("inconclusive: only") for e in result["errors"]), result["errors"]
+    assert 0 < result["metrics"]["total_acked"] < 1000000

@@ -67,7 +67,10 @@ async def test_doctor_checks_cors_for_the_front_end_origin(cors_server: RunningS
 async def test_doctor_judges_a_weak_production_key(cors_server: RunningServer, sqlite_url: str,
                                                    tmp_path: Path) -> None:
     # Production refuses to start with a short key; a long but repetitive one passes that rule, not doctor.
+    from aurora.services.push.vapid import generate_private_key
+
     result = await app_cli(["doctor", "--url", cors_server.url], sqlite_url, tmp_path / "data", env="production",
-                           secret_key="a" * 40)
+                           secret_key="a" * 40, vapid_private_key=generate_private_key(),
+                           vapid_subject="mailto:ops@example.com")
     assert result.returncode == 1
     assert statuses(result.stdout)["secret key"] == "FAIL", result.stdout

@@ -43,7 +43,11 @@ async def test_health_shows_connections_only_to_operators(tmp_path: Path, sqlite
 
 
 async def test_hsts_in_production(tmp_path: Path, sqlite_url: str) -> None:
-    running = await start_server(make_settings(tmp_path, sqlite_url, env="production", hsts_max_age_s=600))
+    from aurora.services.push.vapid import generate_private_key
+
+    running = await start_server(make_settings(tmp_path, sqlite_url, env="production", hsts_max_age_s=600,
+                                               vapid_private_key=generate_private_key(),
+                                               vapid_subject="mailto:ops@example.com"))
     api = Api(running.url)
     try:
         async with api.session.get(f"{api.base_url}/health") as response:

@@ -184,8 +184,12 @@ def test_production_refuses_wildcard_cors(tmp_path: Path) -> None:
 
 
 def test_production_with_a_long_key_and_listed_origins_is_accepted(tmp_path: Path) -> None:
+    from aurora.services.push.vapid import generate_private_key
+
     s = _load(tmp_path, None, {"AURORA_ENV": "production", "AURORA_SECRET_KEY": LONG_KEY,
-                               "AURORA_CORS_ALLOWED_ORIGINS": "https://chat.example.com"})
+                               "AURORA_CORS_ALLOWED_ORIGINS": "https://chat.example.com",
+                               "AURORA_VAPID_PRIVATE_KEY": generate_private_key(),
+                               "AURORA_VAPID_SUBJECT": "mailto:ops@chat.example.com"})
     assert s.is_production
     assert s.secret_keys == (LONG_KEY,)
     assert s.cors_allowed_origins == ("https://chat.example.com",)

@@ -43,3 +43,40 @@ self.addEventListener("fetch", (event) => {
     }
   })());
 });
+
+// Web Push (docs/protocol.md#web-push-notifications-for-members-with-no-open-app): the server pushes
+// only while no tab of this user is connected. Show who wrote where (the excerpt when the server
+// sends one); a newer push of the same conversation replaces the notification (tag).
+self.addEventListener("push", (event) => {
+  let data = {};
+  try { data = event.data ? event.data.json() : {}; } catch { /* not ours: show a generic line */ }
+  const call = `${data.call?.media ? `${data.call.media} ` : ""}call`;  // "video call"
+  const generic = data.type === "call_incoming" ? `Incoming ${call}`
+    : data.type === "call_missed" ? `Missed ${call}` : "New message";
+  const group = data.conversation_kind === "group" && data.sender?.display_name;
+  const body = data.excerpt ? (group ? `${data.sender.display_name}: ${data.excerpt}` : data.excerpt) : generic;
+  event.waitUntil(self.registration.showNotification(data.title || "Aurora", {
+    body,
+    tag: data.conversation_id ? `c${data.conversation_id}` : undefined,
+    renotify: data.type !== "message",
+    data: { conversation_id: data.conversation_id ?? null },
+    icon: new URL("icon.svg", self.registration.scope).href,
+  }));
+});
+
+self.addEventListener("notificationclick", (event) => {
+  event.notification.close();
+  const id = event.notification.data?.conversation_id;
+  const target = new URL(self.registration.scope);
+  if (id) target.hash = `conversation=${id}`;
+  event.waitUntil((async () => {
+    for (const client of await self.clients.matchAll({ type: "window", includeUncontrolled: true })) {
+      if (new URL(client.url).pathname.startsWith(target.pathname)) {
+        await client.focus();
+        if (id) client.postMessage({ type: "open-conversation", conversation_id: id });
+        return;
+      }
+    }
+    await self.clients.openWindow(target.href);
+  })());
+});

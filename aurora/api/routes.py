@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from aurora.api import files, ops, views, webapp
+from aurora.api import files, ops, push_views, views, webapp
 
 
 def setup_routes(app: web.Application) -> None:
@@ -52,3 +52,10 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post(r"/api/admin/users/{user_id}/reactivate", ops.admin_reactivate)
     app.router.add_get("/api/admin/reports", ops.admin_reports)
     app.router.add_get("/api/admin/audit", ops.admin_audit)
+    # Web Push (issue 15)
+    app.router.add_get("/api/push/vapid-public-key", push_views.vapid_public_key)
+    app.router.add_get("/api/push/subscriptions", push_views.list_subscriptions)
+    app.router.add_post("/api/push/subscriptions", push_views.subscribe, name="push_subscribe")
+    app.router.add_delete("/api/push/subscriptions", push_views.unsubscribe)
+    app.router.add_put(r"/api/conversations/{conversation_id}/mute", push_views.mute, name="mute")
+    app.router.add_delete(r"/api/conversations/{conversation_id}/mute", push_views.unmute)

@@ -9,7 +9,7 @@ from typing import Any
 from aurora.context import Aurora
 from aurora.outages import client_error, log_failure
 from aurora.realtime.base import AuroraNamespace, refusal
-from aurora.realtime.rooms import CALLS_NAMESPACE, user_room
+from aurora.realtime.rooms import CALLS_NAMESPACE, user_of_rooms, user_room
 from aurora.services.validation import payload_dict
 
 log = logging.getLogger(__name__)
@@ -35,10 +35,11 @@ class CallsNamespace(AuroraNamespace):
             raise refusal(error) from None
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
-        session = await self.get_session(sid)
-        if session and "user" in session:
+        # Not from the session: with /chat on the same connection it may be gone by now (rooms.py).
+        user_id = user_of_rooms(self.rooms(sid))
+        if user_id is not None:
             try:
-                await self.app.registry.remove(CALLS_NAMESPACE, session["user"]["id"], sid)
+                await self.app.registry.remove(CALLS_NAMESPACE, user_id, sid)
                 await self.app.calls.devices_lost([sid])
             except Exception as exc:
                 log_failure(exc, log, "handling a /calls disconnect")

@@ -17,7 +17,7 @@ from aurora.context import Aurora
 from aurora.errors import invalid, not_found
 from aurora.outages import client_error, log_failure
 from aurora.realtime.base import AuroraNamespace, refusal
-from aurora.realtime.rooms import CHAT_NAMESPACE, conversation_room, user_room
+from aurora.realtime.rooms import CHAT_NAMESPACE, conversation_room, user_of_rooms, user_room
 from aurora.services.ops.journal import device_label
 from aurora.services.validation import conversation_id_of, payload_dict
 
@@ -54,10 +54,11 @@ class ChatNamespace(AuroraNamespace):
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         self.app.journal.socket_closed(sid, reason if isinstance(reason, str) else None)
-        session = await self.get_session(sid)
-        if session and "user" in session:
+        # Not from the session: with /calls on the same connection it may be gone by now (rooms.py).
+        user_id = user_of_rooms(self.rooms(sid))
+        if user_id is not None:
             try:
-                await self.app.presence.socket_disconnected(session["user"], sid)
+                await self.app.presence.socket_disconnected({"id": user_id}, sid)
             except Exception as exc:
                 log_failure(exc, log, "presence update on disconnect")
 

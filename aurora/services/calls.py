@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aurora.errors import AuroraError, invalid, not_found
 from aurora.outages import log_failure
@@ -33,6 +33,9 @@ from aurora.services.validation import conversation_id_of, id_of, optional_int
 from aurora.settings import Settings
 from aurora.storage import calls as store
 from aurora.storage.database import Storage
+
+if TYPE_CHECKING:  # push imports nothing of these; only the type is needed here
+    from aurora.services.push import Push
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,8 @@ class Calls:
         self._notifier = notifier
         self._messages = messages
         self._locks = locks
+        # Web Push (aurora.services.push.Push) for invitees with no open app; None: no pushes.
+        self.push: Push | None = None
         self._timers: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self.blocks: Blocks | None = None  # set by create_app: who blocked the caller is not rung
@@ -106,6 +111,8 @@ class Calls:
                 return call
             ring_ends = self._clock.monotonic() + self._settings.ring_timeout_s
             await self._notifier.to_users("call_incoming", {"call": call, "from_user": user}, call["ringing"])
+            if self.push is not None:
+                self.push.call_incoming(call, user)
             self._spawn(self._ring_timeout(call, ring_ends))
             return call
 
@@ -249,8 +256,11 @@ class Calls:
             return None
         await self._notifier.to_users("call_ended", {"call_id": call_id, "reason": reason, "call": call},
                                       list(dict.fromkeys(live_for)))
+        # Rung and never answered (not those who declined or were busy): a missed call, pushed.
+        missed = [int(uid) for uid, state in call["invitees"].items()
+                  if state == "missed" and int(uid) not in call["participants"]]
         try:
-            await self._messages.store_system_message(summary_message(call))
+            await self._messages.store_system_message(summary_message(call), push_to=missed)
         except Exception as exc:
             log_failure(exc, log, "storing the summary of call %s", call_id)
         log.info("Call %s in conversation %s ended: %s", call_id, call["conversation_id"], reason)

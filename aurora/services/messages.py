@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aurora.errors import AuroraError, invalid
 from aurora.log_context import LOG_ID, current_log_id
@@ -29,6 +29,9 @@ from aurora.storage.log_rules import LogRules
 from aurora.storage.messages import AppendResult, NewMessage
 from aurora.storage.records import MESSAGE_KINDS, for_viewer
 
+if TYPE_CHECKING:  # push imports nothing of these; only the type is needed here
+    from aurora.services.push import Push
+
 log = logging.getLogger(__name__)
 
 MAX_CLIENT_ID_CHARS = 64
@@ -45,6 +48,8 @@ class SendContext:
     sender_username: str
     # The request or socket id of the sender: the writer's broadcast logs under it.
     log_id: str = field(default_factory=current_log_id)
+    # A call summary: the users it is a missed call for (they get a push); None: nobody.
+    push_to: list[int] | None = None
 
 
 class Messages:
@@ -58,6 +63,8 @@ class Messages:
         self.writer = MessageWriter(storage, self._broadcast, rules=LogRules(edit_window_s=settings.edit_window_s),
                                     queue_max=settings.message_queue_max, metrics=metrics)
         self.blocks: Blocks | None = None  # set by create_app: a blocked user cannot write into the blocker's DM
+        # Web Push for members with no open app (aurora.services.push.Push); None: no pushes.
+        self.push: Push | None = None
         # (conversation id, user id) -> [lock, how many advance() calls hold or await it]
         self._receipt_locks: dict[tuple[int, int], list[Any]] = {}
 
@@ -131,9 +138,10 @@ class Messages:
         assert result.message is not None
         return self._present(result.message, user["id"]), not result.duplicate
 
-    async def store_system_message(self, item: NewMessage) -> dict[str, Any]:
-        """Messages the server writes itself (call summaries), through the same ordered path."""
-        result = await self.writer.submit(item, SendContext(None, ""))
+    async def store_system_message(self, item: NewMessage, push_to: list[int] | None = None) -> dict[str, Any]:
+        """Messages the server writes itself (call summaries), through the same ordered path;
+        push_to: who gets a push for it (a missed call)."""
+        result = await self.writer.submit(item, SendContext(None, "", push_to=push_to))
         assert result.message is not None
         return result.message
 
@@ -196,6 +204,8 @@ class Messages:
                       entry["sender_username"])
             return
         count = await self._notifier.new_message(entry, skip_sid=skip_sid)
+        if self.push is not None:
+            self.push.message_stored(entry, context.push_to)  # only queues: the ack never waits for it
         what = "DM" if result.conversation_kind == "direct" else "message in group"
         log.info("New %s in conversation %s from %s. Broadcast to %d connections.",
                  what, entry["conversation_id"], entry["sender_username"], count)

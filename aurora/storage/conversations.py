@@ -56,7 +56,17 @@ def require_member(conversation_id: int, user_id: int) -> Conversation:
 
 
 def get_for_member(conversation_id: int, user_id: int) -> dict[str, Any]:
-    return _record(require_member(conversation_id, user_id))
+    record = _record(require_member(conversation_id, user_id))
+    membership = _membership(conversation_id, user_id)
+    return _with_mute(record, membership.muted_until if membership else None)
+
+
+def _with_mute(record: dict[str, Any], muted_until: Any) -> dict[str, Any]:
+    """The viewer's mute of the conversation (push notifications): muted, muted_until."""
+    from aurora.storage.mutes import mute_record
+
+    mute = mute_record(record["id"], muted_until)
+    return {**record, "muted": mute["muted"], "muted_until": mute["muted_until"]}
 
 
 def get_or_create_direct_txn(user_id: int, other_id: int) -> tuple[dict[str, Any], bool]:
@@ -201,7 +211,8 @@ def list_for_user(user_id: int, limit: int, after: tuple[dt.datetime, int] | Non
     Each shows at most members_shown members (member_count has them all).
     """
     query = (
-        Conversation.select(Conversation, Membership.last_read_seq, Membership.last_delivered_seq)
+        Conversation.select(Conversation, Membership.last_read_seq, Membership.last_delivered_seq,
+                            Membership.muted_until)
         .join(Membership)
         .where(Membership.user == user_id)
     )
@@ -254,7 +265,7 @@ def list_for_user(user_id: int, limit: int, after: tuple[dt.datetime, int] | Non
         record["unread_count"] = unread.get(c.id, 0)
         record["read_seq"] = c.last_read_seq
         record["delivered_seq"] = c.last_delivered_seq
-        result.append(record)
+        result.append(_with_mute(record, c.muted_until))
     following = (rows[-1].last_activity_at, rows[-1].id) if more and rows else None
     return result, following
 

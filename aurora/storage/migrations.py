@@ -99,6 +99,16 @@ def _create_session_and_block_tables() -> None:
     """Device sessions and blocks. Existing users and their tokens are untouched: a token issued
     before this step carries no session id and keeps working until logout or expiry."""
     database_proxy.create_tables(models.ACCOUNT_SECURITY_MODELS)
+def _add_push_tables() -> None:
+    """Web Push subscriptions, and a mute per membership."""
+    from playhouse.migrate import SchemaMigrator
+    from playhouse.migrate import migrate as run
+
+    db = database_proxy.obj
+    table = models.Membership._meta.table_name
+    if "muted_until" not in {c.name for c in db.get_columns(table)}:  # version 1 has it on a new database
+        run(SchemaMigrator.from_database(db).add_column(table, "muted_until", pw.DateTimeField(null=True)))
+    database_proxy.create_tables(models.PUSH_MODELS)
 
 
 MIGRATIONS: list[tuple[int, str, Callable[[], None]]] = [
@@ -109,6 +119,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[], None]]] = [
     (5, "uploads (attachments of messages)", _create_upload_table),
     (6, "device sessions and blocks", _create_session_and_block_tables),
     (7, "moderation: admin role, deactivated users, reports, audit log", _add_moderation),
+    (8, "push subscriptions and conversation mutes", _add_push_tables),
 ]
 
 

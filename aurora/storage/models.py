@@ -51,6 +51,8 @@ class Membership(BaseModel):
     joined_at = pw.DateTimeField(default=utcnow)
     last_read_seq = pw.BigIntegerField(default=0)
     last_delivered_seq = pw.BigIntegerField(default=0)
+    # No push notification from this conversation before this time; MUTED_FOREVER: until unmuted.
+    muted_until = pw.DateTimeField(null=True)
 
     class Meta:
         indexes = ((("user", "conversation"), True),)
@@ -168,6 +170,23 @@ class UserBlock(BaseModel):
     class Meta:
         table_name = "user_block"
         indexes = ((("blocker", "blocked"), True), (("blocked",), False))
+class PushSubscription(BaseModel):
+    """A browser's Web Push subscription (RFC 8030): where to POST, and the keys to encrypt for.
+    An endpoint belongs to one user and one device session: the browser that made it is theirs.
+    Only subscriptions of open sessions are pushed to (null: made with a token from before sessions)."""
+
+    user = pw.ForeignKeyField(User, on_delete="CASCADE")
+    session = pw.ForeignKeyField(DeviceSession, null=True, on_delete="CASCADE")
+    endpoint = pw.CharField(max_length=1024, unique=True)
+    p256dh = pw.CharField(max_length=128)
+    auth = pw.CharField(max_length=64)
+    # The VAPID public key the browser subscribed with: pushes to it are signed with that key.
+    vapid_key = pw.CharField(max_length=128)
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "push_subscription"
+        indexes = ((("user",), False), (("session",), False))
 
 
 class Report(BaseModel):
@@ -203,3 +222,4 @@ FILE_MODELS = [Upload]
 CALL_MODELS = [Call, CallParticipant]
 ACCOUNT_SECURITY_MODELS = [DeviceSession, UserBlock]
 MODERATION_MODELS = [Report, AuditEntry]
+PUSH_MODELS = [PushSubscription]

@@ -61,10 +61,24 @@ async def _aurora(url: str, plan: Population) -> dict[str, Any]:
 
         accounts = await _gather_limited(list(range(plan.clients)), register)
         registered_s = time.monotonic() - t0
+        # Offline members (bench/run.py --push-standin): accounts no load generator client uses.
+        offline_jobs = [(j, k) for j, c in enumerate(plan.conversations) for k in range(c.offline)]
+
+        async def register_offline(job: tuple[int, int]) -> dict[str, Any]:
+            account = await _post(session, url + "/api/auth/register",
+                                  {"username": f"bench-off{job[0]}-{job[1]}", "password": PASSWORD}, expect=(201,))
+            for n in range(plan.conversations[job[0]].subscriptions):
+                await _post(session, url + "/api/push/subscriptions",
+                            _subscription(f"{plan.push_url}/push/{job[0]}-{job[1]}-{n}"), token=account["token"])
+            return account
+
+        offline = dict(zip(offline_jobs, await _gather_limited(offline_jobs, register_offline), strict=True))
 
         async def create(conversation: Any) -> dict[str, Any]:
             sender = accounts[conversation.sender]
             others = [accounts[m]["user"]["id"] for m in conversation.members if m != conversation.sender]
+            j = plan.conversations.index(conversation)
+            others += [offline[(j, k)]["user"]["id"] for k in range(conversation.offline)]
             body: dict[str, Any] = {"user_ids": others}
             if conversation.title is not None:
                 body["title"] = conversation.title
@@ -76,6 +90,7 @@ async def _aurora(url: str, plan: Population) -> dict[str, Any]:
     for conversation, record in zip(plan.conversations, created, strict=True):
         member_ids = {m["id"] for m in record["members"]}
         wanted = {accounts[m]["user"]["id"] for m in conversation.members}
+        wanted |= {m["id"] for m in record["members"] if m["username"].startswith("bench-off")}
         if member_ids != wanted:
             raise SetupError(f"conversation {record['id']} has members {member_ids}, expected {wanted}")
         conversations.append({"id": record["id"], "sender": conversation.sender, "members": conversation.members,
@@ -86,6 +101,22 @@ async def _aurora(url: str, plan: Population) -> dict[str, Any]:
         "conversations": conversations,
         "setup_s": {"register": registered_s, "total": time.monotonic() - t0},
     }
+
+
+def _subscription(endpoint: str) -> dict[str, Any]:
+    """A browser's PushSubscription JSON with fresh keys (what the stand-in would decrypt with)."""
+    import base64
+    import os
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    point = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    return {"endpoint": endpoint, "keys": {"p256dh": b64(point), "auth": b64(os.urandom(16))}}
 
 
 def aurora_population(url: str, plan: Population) -> dict[str, Any]:

@@ -97,6 +97,8 @@ def row_key(result: dict[str, Any]) -> tuple[str, int | None]:
 
 def row_title(scenario: str, variant: int | None) -> str:
     title = TITLES[scenario]
+    if scenario == "s1" and variant is not None:  # bench/run.py --push-standin
+        return f"{title} + offline member" + (f", {variant} push subscription(s)" if variant else "")
     return f"{title} {variant:,}" if variant is not None else title
 
 

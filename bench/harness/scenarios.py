@@ -32,6 +32,8 @@ COMMON: dict[str, Any] = {
     "drain_timeout_s": 30,
     "settle_ms": 300,
     "body_bytes": 64,
+    # Fewer acked (judged) messages than this and a run is inconclusive, a failure (S1, S2, S4, S7).
+    "min_judged": 50,
 }
 
 FULL: dict[str, Any] = {
@@ -68,13 +70,15 @@ SMOKE: dict[str, Any] = {
     "s1": {"pairs": 2, "inflight": 3, "duration_s": 0.3, "warmup_s": 0.1},
     "s2": {"members": 5, "inflight": 3, "duration_s": 0.3, "warmup_s": 0.1},
     "s3": {"connections": [10], "settle_s": 0.2},
-    "s4": {"pairs": 2, "rate": 40.0, "duration_s": 0.3, "warmup_s": 0.1, "max_backlog_s": 5.0},
+    "s4": {"pairs": 2, "rate": 40.0, "duration_s": 0.3, "warmup_s": 0.1, "max_backlog_s": 5.0, "min_judged": 10},
     "s5": {"clients": 6, "messages": 5, "group_size": 3, "page": 2, "inflight": 2},
     "s7": {"pairs": 2, "inflight": 3, "duration_s": 0.3, "warmup_s": 0.1, "change_every": 5},
     "s6": {"clients": 20, "group_size": 5, "messages": 2, "reconnect_delay_ms": 50, "reconnect_max_ms": 500,
            "storm_timeout_s": 30},
 }
-SMOKE_COMMON = {"settle_ms": 100, "drain_timeout_s": 5}
+# min_judged 28: the faulty relays of tests/test_bench_smoke.py break every 7th message, so each
+# fault shows at least 4 times (S4's schedule is 16 messages: it needs fewer).
+SMOKE_COMMON = {"settle_ms": 100, "drain_timeout_s": 5, "min_judged": 28}
 
 MODES = {"full": FULL, "quick": QUICK, "smoke": SMOKE}
 
@@ -92,15 +96,28 @@ class ConversationPlan:
     sender: int
     members: list[int]  # every member, the sender included
     title: str | None = None  # None with two members: a direct conversation
+    # Members who never connect (not load generator clients), each with this many push subscriptions.
+    offline: int = 0
+    subscriptions: int = 0
 
 
 @dataclass
 class Population:
     clients: int
     conversations: list[ConversationPlan] = field(default_factory=list)
+    push_url: str = ""  # the stand-in push service the subscriptions point at
+
+
+# `bench/run.py --push-standin`: S1 also runs with one offline member per pair (variant 0: no
+# subscription; variant K: K subscriptions at the slow stand-in, so every message is pushed K times).
 
 
 def population(scenario: str, params: dict[str, Any], variant: int | None = None) -> Population:
+    if scenario == "s1" and variant is not None:
+        pairs = int(params["pairs"])
+        return Population(2 * pairs, [ConversationPlan(2 * i, [2 * i, 2 * i + 1], f"bench push {i}", offline=1,
+                                                       subscriptions=int(variant)) for i in range(pairs)],
+                          push_url=str(params.get("push_url", "")))
     if scenario in ("s1", "s4", "s7"):
         pairs = int(params["pairs"])
         return Population(2 * pairs, [ConversationPlan(2 * i, [2 * i, 2 * i + 1]) for i in range(pairs)])
@@ -131,6 +148,8 @@ def variants(scenario: str, params: dict[str, Any]) -> list[int | None]:
     """S3 runs once per connection count; the others once."""
     if scenario == "s3":
         return [int(n) for n in params["connections"]]
+    if scenario == "s1" and params.get("push_subscriptions"):
+        return [None, 0, int(params["push_subscriptions"])]
     return [None]
 
 
@@ -138,6 +157,8 @@ def loadgen_params(scenario: str, params: dict[str, Any], variant: int | None) -
     """What the load generator needs, with a hard time limit that bounds the whole scenario."""
     out = dict(params)
     out.pop("connections", None)
+    out.pop("push_subscriptions", None)
+    out.pop("push_url", None)
     if scenario == "s5":
         out.setdefault("inflight", 10)
     budget = 60.0 + float(out.get("warmup_s", 0)) + float(out.get("duration_s", 0))

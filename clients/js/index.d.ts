@@ -238,6 +238,8 @@ export interface ClientOptions {
    * (simulates a lost event so gap detection can be tested).
    */
   dropIncoming?: (namespace: "/chat" | "/calls", event: string, payload: unknown) => boolean;
+  /** timeout of one upload() (default 120000 ms) */
+  uploadTimeoutMs?: number;
 }
 
 export interface ClientEvents {
@@ -255,6 +257,19 @@ export interface ClientEvents {
   conversation_removed: (info: { conversation_id: number }) => void;
   /** a sync or background task failed (it is retried on the next connect) */
   error: (error: AuroraError) => void;
+  /** the store is loaded (once per client, before any connection): render from it now */
+  loaded: (info: { user: User | null; conversations: number; pending: number }) => void;
+}
+
+/** An upload, before it is attached to a message (send(cid, body, {attachments: [upload.id]})). */
+export interface Upload {
+  id: number;
+  name: string;
+  content_type: string;
+  size: number;
+  sha256: string;
+  width?: number;
+  height?: number;
 }
 
 export interface HistoryPage { messages: Message[]; has_more: boolean }
@@ -270,6 +285,13 @@ export class AuroraClient {
   readonly user: User | null;
   readonly state: ConnectionState;
   readonly calls: CallsClient;
+  /**
+   * Resolves when the store is loaded (conversations, messages, outbox, the persisted user), with or
+   * without a connection; reading it starts the load if connect() has not. The `loaded` event fires then.
+   */
+  readonly ready: Promise<void>;
+  /** the Engine.IO transport while connected ("polling" until an upgrade, then "websocket"), else null */
+  readonly transport: "polling" | "websocket" | null;
 
   /** loads the store, connects /chat and /calls, syncs until has_more is false; then resolves. Rejects on auth errors. */
   connect(): Promise<void>;
@@ -322,7 +344,15 @@ export class AuroraClient {
   search(query: string, options?: { conversationId?: number; limit?: number; before?: string }): Promise<{ results: Array<{ message: Message; conversation_id: number; highlight: string }>; next: string | null }>;
   callHistory(conversationId: number, options?: { limit?: number }): Promise<Call[]>;
   iceServers(): Promise<RTCIceServerLike[]>;
-  logout(): Promise<void>;
+  /** ends this device's session (everywhere: every session of the user), then close() */
+  logout(options?: { everywhere?: boolean }): Promise<void>;
+  /**
+   * POST /api/uploads (multipart field `file`, this token): a Blob/File, bytes, or (Node) a file path.
+   * Errors: AuroraError too_large (413), invalid (400), rate_limited (429), unavailable (503).
+   */
+  upload(file: Blob | ArrayBuffer | ArrayBufferView | string, options?: { filename?: string; timeoutMs?: number }): Promise<Upload>;
+  /** fresh (signed, expiring) attachment URLs for a conversation's stored messages; resolves with those updated */
+  refreshAttachments(conversationId: number): Promise<Message[]>;
   /** any other route: returns the parsed JSON, throws AuroraError */
   request(method: string, path: string, body?: unknown): Promise<any>;
 }

@@ -6,6 +6,7 @@ import {
   args, run, connectBrowser, person, openApp, registerThroughUi, openDirect, type, message, markDocument,
   shot, unique, PASSWORD, PHONE, assert, TIMEOUT_MS,
 } from "./lib.mjs";
+import { makePng } from "../../clients/js/test/support/png.js";
 
 async function pair(browser, first, second, hello, reply, { screenshots = false } = {}) {
   const a = await person(browser, first.label);
@@ -98,6 +99,14 @@ async function messageFeatures(a, b, hello, reply) {
   await a.page.getByRole("searchbox", { name: "Search messages" }).fill("edited");
   await a.page.getByRole("searchbox", { name: "Search messages" }).press("Enter");
   await a.page.locator('[data-testid="search-result"]', { hasText: "edited" }).first().waitFor();
+
+  // Attach: A picks a small PNG with the labelled Attach control; B sees its preview (the thumbnail,
+  // loaded through its signed URL, no token).
+  await a.page.getByLabel("Attach a file or photo").setInputFiles({ name: "dot.png", mimeType: "image/png", buffer: makePng(24, 16) });
+  const preview = b.page.locator('[data-testid="message"] img[data-testid="attachment-preview"][alt="dot.png"]');
+  await preview.waitFor();
+  await b.page.waitForFunction((img) => img.complete && img.naturalWidth > 0, await preview.elementHandle());
+  await a.page.locator('[data-testid="message"]:not([data-state="pending"]) img[alt="dot.png"]').waitFor();
 }
 
 run(async () => {

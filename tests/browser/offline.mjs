@@ -35,6 +35,8 @@ run(async () => {
 
   // Reload while the server is down.
   await a.page.reload();
+  // From IndexedDB with no connection (client.ready): the stored message and the outbox.
+  await message(a, "before the outage").waitFor();
   await message(a, "offline two", "pending").waitFor();
   await message(a, "offline one", "pending").waitFor();
   const afterReload = await bodies(a);

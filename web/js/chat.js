@@ -11,8 +11,6 @@ const SEARCH_DEBOUNCE_MS = 200;
 const TYPING_SHOWN_MS = 6000;
 const AUTH_ERRORS = new Set(["auth_required", "auth_invalid", "auth_expired"]);
 const OPEN_KEY = "aurora.openConversation";
-// While not connected the SDK fills its state from the store without an event for every piece.
-const OFFLINE_RENDER_MS = 1000;
 
 export function startChat(root, { serverUrl, session, onSignedOut }) {
   const me = session.user;
@@ -98,7 +96,7 @@ export function startChat(root, { serverUrl, session, onSignedOut }) {
       const other = c.kind === "direct" ? c.members.find((m) => m.id !== me.id) : null;
       const last = c.last_message;
       const preview = !last ? "No messages yet" : last.deleted ? "Message deleted"
-        : `${last.sender_id === me.id ? "You: " : ""}${last.body ?? ""}`;
+        : `${last.sender_id === me.id ? "You: " : ""}${last.body || (last.attachments ?? []).map((a) => `📎 ${a.name}`).join(" ")}`;
       const unread = c.id === currentId ? 0 : c.unread_count;
       return h("li", {}, h("button", { type: "button", className: "item", testid: "conversation",
         dataset: { conversationId: String(c.id) }, "aria-current": String(c.id === currentId),
@@ -202,7 +200,6 @@ export function startChat(root, { serverUrl, session, onSignedOut }) {
 
   async function shutdown() {
     closed = true;
-    clearInterval(offlineTimer);
     sessionStorage.removeItem(OPEN_KEY);
     try { await client.close(); } catch { /* closing anyway */ }
   }
@@ -211,6 +208,8 @@ export function startChat(root, { serverUrl, session, onSignedOut }) {
   client.on("state", ({ state, reason, error }) => {
     setBanner(state, error && !AUTH_ERRORS.has(error.code) ? `${error.message || error.code}` : undefined);
     render();
+    // The server ended this device's session (logged out elsewhere, token expired): back to the login.
+    if (state === "offline" && AUTH_ERRORS.has(error?.code) && !closed) signedOutByServer();
   });
   for (const event of ["message", "conversation", "pending", "receipt", "presence", "conversation_removed"]) {
     client.on(event, () => render());
@@ -239,16 +238,18 @@ export function startChat(root, { serverUrl, session, onSignedOut }) {
   const reopen = Number(sessionStorage.getItem(OPEN_KEY));
   if (reopen > 0) open(reopen);
   else view.show(null);
-  const offlineTimer = setInterval(() => { if (client.state !== "connected") render(); }, OFFLINE_RENDER_MS);
+  // The store (IndexedDB) is loaded before any connection: an offline start shows it at once.
+  client.ready.then(() => render(), () => { /* connect() reports it */ });
+  async function signedOutByServer() {
+    if (closed) return;
+    await shutdown();
+    onSignedOut("Your session has ended; log in again.");
+  }
   client.connect().then(() => {
     render();
   }).catch(async (err) => {
-    if (AUTH_ERRORS.has(err?.code)) {
-      await shutdown();
-      onSignedOut("Your session has ended; log in again.");
-    } else {
-      setBanner("offline", err?.message);
-    }
+    if (AUTH_ERRORS.has(err?.code)) await signedOutByServer();
+    else setBanner("offline", err?.message);
   });
   runSearch();
   render();

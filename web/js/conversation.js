@@ -55,11 +55,16 @@ export class ConversationView {
       placeholder: "Write a message", "aria-describedby": "composer-hint",
       onkeydown: (e) => this.onComposerKey(e), oninput: () => this.onComposerInput() });
     this.sendButton = h("button", { type: "submit", className: "primary", testid: "send" }, "Send");
+    // Attach: the label is the visible button; the file input stays reachable by keyboard.
+    this.fileInput = h("input", { type: "file", id: "attach-file", testid: "attach", className: "visually-hidden",
+      multiple: true, onchange: () => this.attach() });
+    this.attachLabel = h("label", { for: "attach-file", className: "button attach", title: "Attach a file or photo" },
+      "Attach", h("span", { className: "visually-hidden" }, " a file or photo"));
     this.form = h("form", { className: "composer", onsubmit: (e) => { e.preventDefault(); this.send(); } },
       h("label", { for: "composer", className: "visually-hidden" }, "Message"),
       this.composer,
       h("span", { id: "composer-hint", className: "visually-hidden" }, "Enter sends, Shift+Enter starts a new line."),
-      this.sendButton);
+      this.attachLabel, this.fileInput, this.sendButton);
     this.notice = h("p", { className: "error", role: "alert" });
 
     this.empty = h("div", { className: "empty" },
@@ -105,9 +110,8 @@ export class ConversationView {
     }
 
     const atBottom = this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight < 40;
-    // Before the SDK has loaded its store (client.user is set by then), reading messages() would
-    // cache an empty list (see web-needs-from-sdk.md); the pending outbox is safe to read.
-    const messages = this.client.user ? this.client.messages(cid) : [];
+    // Before the store is loaded this is empty; chat.js renders again when client.ready resolves.
+    const messages = this.client.messages(cid);
     const storedIds = new Set(messages.map((m) => m.client_id).filter(Boolean));
     const pending = this.client.pending(cid).filter((p) => !storedIds.has(p.clientId));
     const wanted = [];
@@ -166,8 +170,11 @@ export class ConversationView {
       if (m.reply_to) el.append(quote(m.reply_to));
       if (editing) el.append(this.editBox(m));
       else if (m.deleted) el.append(h("div", { className: "body deleted" }, "This message was deleted."));
-      else el.append(h("div", { className: "body" }, m.body ?? ""));
-      if (!m.deleted && m.attachments?.length) el.append(attachments(m.attachments));
+      else if (m.body || !m.attachments?.length) el.append(h("div", { className: "body" }, m.body ?? ""));
+      if (!m.deleted && m.attachments?.length) {
+        // Signed URLs expire: an image that no longer loads asks the SDK for fresh ones (once per render).
+        el.append(attachments(m.attachments, () => this.client.refreshAttachments(m.conversation_id).catch(() => {})));
+      }
       if (m.reactions?.length) {
         el.append(h("div", { className: "reactions" }, m.reactions.map((r) => h("button", {
           type: "button", "aria-pressed": String(Boolean(r.me)), "aria-label": `${r.emoji} ${r.count}`,
@@ -291,6 +298,29 @@ export class ConversationView {
     this.render({ scroll: true });
   }
 
+  /** Upload the chosen files, then send them in one message with what the composer holds (may be empty). */
+  async attach() {
+    const cid = this.conversationId;
+    const files = [...this.fileInput.files];
+    this.fileInput.value = "";
+    if (cid == null || !files.length) return;
+    this.notice.textContent = files.length > 1 ? `Uploading ${files.length} files…` : `Uploading ${files[0].name}…`;
+    try {
+      const uploads = [];
+      for (const file of files) uploads.push(await this.client.upload(file));
+      const body = this.composer.value.trim();
+      this.composer.value = "";
+      this.drafts?.delete(cid);
+      this.notice.textContent = "";
+      this.client.send(cid, body, { attachments: uploads.map((u) => u.id) }).catch((err) => {
+        this.notice.textContent = `Not sent: ${err.message || err.code}`;
+      });
+      this.render({ scroll: true });
+    } catch (err) {
+      this.notice.textContent = `Could not upload: ${err.message || err.code}`;
+    }
+  }
+
   async loadOlder() {
     const top = this.list.scrollHeight;
     await this.guard(this.client.loadOlder(this.conversationId), "Could not load older messages");
@@ -340,11 +370,20 @@ function quote(reply) {
     reply.excerpt == null ? h("em", {}, "deleted message") : reply.excerpt);
 }
 
-function attachments(list) {
-  return h("div", { className: "attachments" }, list.map((a) => a.content_type?.startsWith("image/")
-    ? h("a", { href: a.url, target: "_blank", rel: "noopener" },
-      h("img", { src: a.thumbnail_url || a.url, alt: a.name, width: a.width ?? undefined, height: a.height ?? undefined }))
-    : h("a", { href: a.url, target: "_blank", rel: "noopener", download: a.name }, `📎 ${a.name}`)));
+function attachments(list, onExpired) {
+  let asked = false;
+  const expired = () => { if (!asked) { asked = true; onExpired(); } };
+  return h("div", { className: "attachments" }, list.map((a) => {
+    // No URL yet (loaded from the store, offline): the name only, until the SDK has fresh URLs.
+    if (!a.url) return h("span", { className: "file" }, `📎 ${a.name}`);
+    if (a.content_type?.startsWith("image/")) {
+      const img = h("img", { src: a.thumbnail_url || a.url, alt: a.name, testid: "attachment-preview",
+        width: a.width ?? undefined, height: a.height ?? undefined });
+      img.addEventListener("error", expired);
+      return h("a", { href: a.url, target: "_blank", rel: "noopener" }, img);
+    }
+    return h("a", { href: a.url, target: "_blank", rel: "noopener", download: a.name }, `📎 ${a.name}`);
+  }));
 }
 
 /** The server's highlight is HTML-escaped text with <mark>…</mark> around matches. Rebuild it as

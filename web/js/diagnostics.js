@@ -46,7 +46,7 @@ export class Diagnostics {
       ["Server", this.serverUrl, null],
       ["Connected", connected ? "yes" : `no (${client.state}${this.lastReason ? `: ${this.lastReason}` : ""})`, connected],
       ["Authenticated", client.user ? `yes, as ${client.user.username}` : "not yet", Boolean(client.user)],
-      ["Transport", transportOf(client), null],
+      ["Transport", client.transport ?? "none (not connected)", null],
       ["Conversations subscribed", `${client.conversations().length} (all of yours, no join needed)`, connected],
       ["Last sync", this.lastSync ? `${timeOf(this.lastSync.toISOString())} (${this.lastSync.toLocaleDateString()})` : "never", Boolean(this.lastSync)],
       ["Outbox", `${client.pending().length} pending`, null],
@@ -55,9 +55,4 @@ export class Diagnostics {
     clear(this.list).append(...rows.flatMap(([name, value, ok]) => [
       h("dt", {}, name), h("dd", { dataset: ok == null ? {} : { ok: String(ok) } }, value)]));
   }
-}
-
-function transportOf(client) {
-  // The SDK has no public accessor yet (web-needs-from-sdk.md); its socket.io Manager knows.
-  return client.transport ?? client._manager?.engine?.transport?.name ?? "unknown";
 }

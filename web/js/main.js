@@ -5,6 +5,7 @@ import { startChat } from "./chat.js";
 import { clearSession, loadSession, saveSession } from "./session.js";
 import { setBanner } from "./banner.js";
 import { enableOfflineShell } from "./offline.js";
+import { disablePush, enablePush } from "./push.js";
 
 const serverUrl = (SERVER_URL || location.origin).replace(/\/+$/, "");
 const root = document.getElementById("root");
@@ -27,9 +28,13 @@ function chat(session) {
     session,
     onSignedOut(notice) {
       clearSession();
+      disablePush();
       login(notice);
     },
   });
+  // Push needs the browser's permission, asked from a click: the first click in the app asks once.
+  enablePush({ serverUrl, token: session.token });
+  root.addEventListener("click", () => enablePush({ serverUrl, token: session.token, prompt: true }), { once: true });
 }
 
 const session = loadSession();

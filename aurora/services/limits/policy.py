@@ -33,6 +33,8 @@ LIMIT_OF: Mapping[str, str] = {
     "add_members": "conversation",
     "block": "conversation",
     "unblock": "conversation",
+    "push_subscribe": "conversation",  # Web Push: a subscription or a mute is a setting, like a block
+    "mute": "conversation",
     "call_invite": "call_invite",
     "call_signal": "call_signal",
     "upload": "upload",

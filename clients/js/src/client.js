@@ -35,6 +35,14 @@ function byActivity(a, b) {
   return b.id - a.id;
 }
 
+/** A message as persisted: its attachments without their (expiring, per-viewer) URLs. */
+function withoutUrls(message) {
+  if (!message.attachments?.length) return message;
+  return { ...message, attachments: message.attachments.map(({ url, thumbnail_url: thumb, ...rest }) => rest) };
+}
+
+const needsUrls = (m) => !m.deleted && (m.attachments ?? []).some((a) => !a.url);
+
 function publicPending(entry) {
   const { n, local, ...rest } = entry;
   return { ...rest };
@@ -54,6 +62,7 @@ export class AuroraClient extends Emitter {
     this._reconnectDelayMs = options.reconnectDelayMs ?? 500;
     this._reconnectDelayMaxMs = options.reconnectDelayMaxMs ?? 5000;
     this._drop = options.dropIncoming ?? null;
+    this._uploadTimeoutMs = options.uploadTimeoutMs ?? 120000;
 
     this._user = null;
     this._state = "offline";
@@ -104,6 +113,21 @@ export class AuroraClient extends Emitter {
     return this._state;
   }
 
+  /**
+   * Resolves once the store is loaded (conversations, messages, the outbox and, if persisted, the
+   * user are readable), without waiting for a connection: an offline start renders from here.
+   * Starts loading if connect() has not yet. The `loaded` event fires at the same moment.
+   */
+  get ready() {
+    return this._load().then(() => undefined);
+  }
+
+  /** The Engine.IO transport of the connection: "polling" | "websocket", or null while not connected. */
+  get transport() {
+    if (!this._chat || !this._chat.connected) return null;
+    return this._manager?.engine?.transport?.name ?? null;
+  }
+
   // ------------------------------------------------------------ connection
 
   connect() {
@@ -138,12 +162,21 @@ export class AuroraClient extends Emitter {
 
   _fatal(err) {
     const error = err instanceof AuroraError ? err : new AuroraError("internal", String(err?.message ?? err), { cause: err });
+    if (this._state === "offline" && this._fatalError) return; // already stopped (closing, then connect_error)
+    this._fatalError = error;
     this._setState("offline", error.code, error);
     if (this._connectReject) {
       this._connectReject(error);
       this._connectReject = this._connectResolve = null;
     }
-    if (AUTH_CODES.has(error.code)) this._shutdownSockets();
+    if (AUTH_CODES.has(error.code)) {
+      this._shutdownSockets();
+      // Waiting sends and requests get the reason; the outbox itself stays (in a persistent store,
+      // for the next client with a fresh token), as with close().
+      for (const waiter of this._connWaiters.splice(0)) waiter.reject(error);
+      for (const { reject } of this._sendPromises.values()) reject(error);
+      this._sendPromises.clear();
+    }
   }
 
   _openSockets() {
@@ -160,10 +193,25 @@ export class AuroraClient extends Emitter {
     const chat = this._chat;
 
     chat.on("connect", () => this._onConnected());
+    // The server says why before it closes a socket on its own (docs/protocol.md "closing").
+    const onClosing = (payload) => {
+      const code = payload?.code;
+      if (this._closed || typeof code !== "string") return;
+      if (AUTH_CODES.has(code)) {
+        // The session ended or the token expired: reconnecting cannot help. The outbox stays.
+        this._fatal(new AuroraError(code, payload.message ?? code));
+        return;
+      }
+      this._closingCode = code; // e.g. rate_limited (a flood): the disconnect's reason, then reconnect
+    };
+    chat.on("closing", onClosing);
+    this._callsSocket.on("closing", onClosing);
     chat.on("disconnect", (reason) => {
       this._epoch++;
-      if (this._closed) return;
-      this._setState("reconnecting", reason);
+      if (this._closed || this._state === "offline") return;
+      const why = this._closingCode ?? reason;
+      this._closingCode = null;
+      this._setState("reconnecting", why);
       // The server closed the socket (a restart, a logout): socket.io does not reconnect by itself then.
       if (reason === "io server disconnect") this._reconnectLater(chat);
     });
@@ -230,6 +278,7 @@ export class AuroraClient extends Emitter {
     }
     if (epoch !== this._epoch || this._closed) return;
     this._setState("connected", "caught_up");
+    this._refreshMissingUrls().catch((err) => this.emit("error", err));
     if (this._connectResolve) {
       this._connectResolve();
       this._connectResolve = this._connectReject = null;
@@ -238,6 +287,7 @@ export class AuroraClient extends Emitter {
 
   _whenConnected() {
     if (this._closed) return Promise.reject(new AuroraError("closed", "the client was closed"));
+    if (this._fatalError && AUTH_CODES.has(this._fatalError.code)) return Promise.reject(this._fatalError);
     if (this._chat && this._chat.connected) return Promise.resolve();
     return new Promise((resolve, reject) => this._connWaiters.push({ resolve, reject }));
   }
@@ -294,7 +344,10 @@ export class AuroraClient extends Emitter {
       }
     }
     for (const entry of this._outbox.values()) this._outboxN = Math.max(this._outboxN, entry.n);
+    // messages() read before the load cached what was there then (nothing): drop those lists.
+    this._sorted.clear();
     if (this._outbox.size) this._emitPending();
+    this.emit("loaded", { user: this._user, conversations: this._convs.size, pending: this._outbox.size });
   }
 
   async _adoptUser(user) {
@@ -317,6 +370,9 @@ export class AuroraClient extends Emitter {
   }
 
   _put(key, value) {
+    // Attachment URLs are signed for this viewer and expire: never persisted (refreshed after a connect).
+    if (key[0] === "m" && value) value = withoutUrls(value);
+    else if (key[0] === "c" && value?.last_message) value = { ...value, last_message: withoutUrls(value.last_message) };
     this._dirty.set(key, value);
     if (!this._flushTimer && !this._closed) this._flushTimer = setTimeout(() => { this._flushTimer = null; this._flush().catch((err) => this.emit("error", err)); }, 0);
   }
@@ -848,7 +904,11 @@ export class AuroraClient extends Emitter {
         await this._deliver(this._outbox.get(next.clientId));
       }
     } catch (err) {
-      if (!this._closed) this.emit("error", err);
+      if (AUTH_CODES.has(err?.code)) {
+        // Signed out (closing/connect_error): the sends stay in the outbox; their promises say why.
+        for (const { reject } of this._sendPromises.values()) reject(err);
+        this._sendPromises.clear();
+      } else if (!this._closed) this.emit("error", err);
     } finally {
       this._sending.delete(cid);
     }
@@ -946,6 +1006,68 @@ export class AuroraClient extends Emitter {
     if (this._chat && this._chat.connected) this._chat.volatile.emit("typing", { conversation_id: Number(conversationId), typing: Boolean(typing) });
   }
 
+  // ------------------------------------------------------------ attachments
+
+  /**
+   * Upload a file (POST /api/uploads, multipart field `file`): a Blob or File, bytes (Uint8Array,
+   * ArrayBuffer) or, in Node, a path. Resolves with {id, name, content_type, size, sha256, width?,
+   * height?}; send it with send(cid, body, {attachments: [upload.id]}). Errors: AuroraError
+   * too_large (413), invalid (400), rate_limited, unavailable (503).
+   */
+  async upload(file, { filename, timeoutMs = this._uploadTimeoutMs } = {}) {
+    let blob = file;
+    let name = filename;
+    if (typeof file === "string") {
+      const [{ readFile }, path] = await Promise.all([import("node:fs/promises"), import("node:path")]);
+      blob = new Blob([await readFile(file)]);
+      name ??= path.basename(file);
+    } else if (file instanceof ArrayBuffer || ArrayBuffer.isView(file)) {
+      blob = new Blob([file]);
+    } else if (!(typeof Blob !== "undefined" && file instanceof Blob)) {
+      throw new TypeError("upload() takes a Blob or File, bytes, or a file path");
+    }
+    name ??= file?.name || "file";
+    const form = new FormData();
+    form.append("file", blob, name);
+    const { upload } = await restRequest(this.url, "POST", "/api/uploads", { token: this.token, body: form, timeoutMs });
+    return upload;
+  }
+
+  /**
+   * Fetch fresh attachment URLs for a conversation's stored messages (they expire: a message fetch
+   * signs new ones). The client does it by itself after every connect for messages loaded from the
+   * store; call it when an image fails to load in a long session. Resolves with the messages changed.
+   */
+  async refreshAttachments(conversationId, { all = true } = {}) {
+    const cid = Number(conversationId);
+    const wanted = (this.messages(cid)).filter((m) => !m.deleted && m.attachments?.length && (all || needsUrls(m)));
+    if (!wanted.length) return [];
+    const bySeq = new Map(wanted.map((m) => [m.seq, m]));
+    const last = wanted.at(-1).seq;
+    const changed = [];
+    for (let after = wanted[0].seq - 1; after < last;) {
+      const page = await this.history(cid, { afterSeq: after, limit: 200 });
+      for (const fresh of page.messages) {
+        const stale = bySeq.get(fresh.seq);
+        const current = this._msgs.get(cid)?.get(fresh.seq);
+        if (!stale || !current) continue;
+        const updated = { ...current, attachments: fresh.attachments ?? [] };
+        this._storeMessage(cid, updated);
+        this.emit("message", updated);
+        changed.push(updated);
+      }
+      if (!page.has_more || !page.messages.length) break;
+      after = page.messages.at(-1).seq;
+    }
+    return changed;
+  }
+
+  async _refreshMissingUrls() {
+    for (const cid of this._convs.keys()) {
+      if (this.messages(cid).some(needsUrls)) await this.refreshAttachments(cid, { all: false });
+    }
+  }
+
   // ------------------------------------------------------------ REST helpers
 
   request(method, path, body) {
@@ -994,8 +1116,9 @@ export class AuroraClient extends Emitter {
     return (await this.request("GET", "/api/ice-servers")).ice_servers;
   }
 
-  async logout() {
-    await this.request("POST", "/api/auth/logout");
+  /** Ends this device's session (`{everywhere: true}`: every session of the user), then close(). */
+  async logout({ everywhere = false } = {}) {
+    await this.request("POST", "/api/auth/logout", everywhere ? { everywhere: true } : undefined);
     await this.close();
   }
 }

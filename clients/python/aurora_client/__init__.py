@@ -18,6 +18,7 @@ from aurora_client.types import (
     Presence,
     Reaction,
     ReplyTo,
+    Upload,
     User,
 )
 
@@ -42,6 +43,7 @@ __all__ = [
     "SQLiteStore",
     "Snapshot",
     "Store",
+    "Upload",
     "User",
     "login",
     "register",

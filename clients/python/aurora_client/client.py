@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import logging
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -37,6 +39,7 @@ from aurora_client.types import (
     PendingSend,
     Presence,
     Receipt,
+    Upload,
     User,
 )
 
@@ -367,10 +370,57 @@ class AuroraClient:
     async def ice_servers(self) -> list[dict[str, Any]]:
         return await self.rest.ice_servers()
 
-    async def logout(self) -> None:
-        """End every token of this user (the server closes its sockets); then close the client."""
-        await self.rest.request("POST", "/api/auth/logout")
+    async def logout(self, everywhere: bool = False) -> None:
+        """End this token's device session (the server closes its sockets), or with `everywhere=True`
+        every session of the user; then close the client."""
+        await self.rest.request("POST", "/api/auth/logout", json={"everywhere": True} if everywhere else None)
         await self.close()
+
+    async def upload(self, file: str | os.PathLike[str] | bytes, filename: str | None = None) -> Upload:
+        """Upload a file (a path, or bytes with a `filename`) to POST /api/uploads; returns {id, name,
+        content_type, size, sha256, width?, height?}. Attach it: `send(cid, "", attachments=[upload["id"]])`.
+        Errors: AuroraError too_large (413), invalid (400), unavailable (503); rate_limited is retried."""
+        return await self.rest.upload(file, filename)
+
+    async def refresh_attachments(self, conversation_id: int, *, only_missing: bool = False) -> list[Message]:
+        """Fresh attachment URLs for a conversation's stored messages (they are signed per viewer and
+        expire; the store never keeps them). Done by itself after each catch-up for messages without
+        URLs; call it in a session longer than `attachment_url_ttl_s`. Returns the messages updated."""
+        cid = int(conversation_id)
+        wanted = [m for m in self.messages(cid) if m.get("attachments") and not m.get("deleted")
+                  and (not only_missing or any(not a.get("url") for a in m["attachments"]))]
+        if not wanted:
+            return []
+        seqs = {m["seq"] for m in wanted}
+        fresh: list[Message] = []
+        after, last = wanted[0]["seq"] - 1, wanted[-1]["seq"]
+        while after < last:
+            page = await self.rest.history(cid, after_seq=after, limit=200)
+            fresh.extend(m for m in page["messages"] if m["seq"] in seqs)
+            if not page["has_more"] or not page["messages"]:
+                break
+            after = page["messages"][-1]["seq"]
+        updated: list[Message] = []
+        async with self._lock:
+            stored = self._messages.get(cid, {})
+            for message in fresh:
+                if message["seq"] in stored:
+                    stored[message["seq"]]["attachments"] = copy.deepcopy(message.get("attachments", []))
+                    updated.append(copy.deepcopy(stored[message["seq"]]))
+        for message in updated:
+            self._emitter.emit("message", message, "attachments")
+        return updated
+
+    async def _refresh_missing_urls(self) -> None:
+        for conversation_id in list(self._conversations):
+            stored = self._messages.get(conversation_id, {}).values()
+            if not any(not m.get("deleted") and any(not a.get("url") for a in m.get("attachments") or ())
+                       for m in stored):
+                continue  # the common case: nothing to fetch, and no copy of the store made
+            try:
+                await self.refresh_attachments(conversation_id, only_missing=True)
+            except AuroraError as exc:
+                self._emitter.emit("error", exc)
 
     async def request(self, method: str, path: str, body: Any = None) -> Any:
         """Any other REST route with this token: the parsed JSON, or AuroraError."""
@@ -505,7 +555,7 @@ class AuroraClient:
     # -- applying the log ---------------------------------------------------------------------
     async def _write(self, batch: Batch) -> None:
         if not batch.empty():
-            await self.store.write(batch)
+            await self.store.write(_without_urls(batch))
 
     async def _apply_entries(self, entries: list[dict[str, Any]]) -> None:
         """Apply log entries in order; write the batch; then tell listeners, send `delivered`, and
@@ -699,6 +749,7 @@ class AuroraClient:
             if generation == self._generation and self.connected and self._state["state"] != "connected":
                 self._set_state({"state": "connected", "reason": "caught_up"})
             await self._flush_pending_reads()
+            await self._refresh_missing_urls()  # messages loaded from the store carry no URLs
 
     def _start_cursors(self, last_seqs: dict[int, int]) -> None:
         """A conversation this store has never seen starts `initial_history` entries before its end."""
@@ -714,3 +765,21 @@ class AuroraClient:
             if conversation_id in self._conversations:
                 with contextlib.suppress(AuroraError):
                     await self.mark_read(conversation_id, seq)
+
+
+def _strip_urls(message: dict[str, Any]) -> dict[str, Any]:
+    if not message.get("attachments"):
+        return message
+    return {**message, "attachments": [{k: v for k, v in a.items() if k not in ("url", "thumbnail_url")}
+                                       for a in message["attachments"]]}
+
+
+def _without_urls(batch: Batch) -> Batch:
+    """What the store keeps: attachments without their URLs (signed for this viewer, they expire)."""
+    if not any(m.get("attachments") for m in batch.messages) and \
+            not any((c.get("last_message") or {}).get("attachments") for c in batch.conversations):
+        return batch
+    conversations = [cast(Conversation, {**c, "last_message": _strip_urls(c["last_message"])})
+                     if c.get("last_message") else c for c in batch.conversations]
+    return dataclasses.replace(batch, messages=[_strip_urls(m) for m in batch.messages],
+                               conversations=conversations)

@@ -57,6 +57,7 @@ class Connection:
         self._pending: dict[str, set[asyncio.Future[Any]]] = {ns: set() for ns in self.namespaces}
         self._shutdown_task: asyncio.Task[None] | None = None
         self._server_reconnect: asyncio.Task[None] | None = None
+        self._closing_code: str | None = None
         self._wake = asyncio.Event()
         for namespace in self.namespaces:
             self._register(namespace)
@@ -77,7 +78,8 @@ class Connection:
             self.online.clear()
             self._fail_pending(namespace)
             if was_online and not self.closing and self.fatal is None:
-                self._on_state({"state": "reconnecting", "reason": str(reason or "disconnected")})
+                why, self._closing_code = self._closing_code or reason, None
+                self._on_state({"state": "reconnecting", "reason": str(why or "disconnected")})
             if reason == self.sio.reason.SERVER_DISCONNECT and not self.closing and self.fatal is None:
                 # python-socketio (like socket.io-client) does not reconnect after the server closed
                 # the namespace, e.g. after a logout. Reconnect anyway: the server decides, and a
@@ -95,12 +97,25 @@ class Connection:
                 if self.ever_connected:
                     self._shutdown_task = asyncio.ensure_future(self._stop_reconnecting())
 
+        def on_closing(data: Any = None) -> None:
+            # The server says why right before it closes this socket (docs/protocol.md "closing").
+            code, message = _error_of(data)
+            if code in AUTH_CODES:
+                if self.fatal is None:  # the session ended or the token expired: stop, do not reconnect
+                    self.fatal = AuroraError(code, message)
+                    self._on_state({"state": "offline", "reason": code})
+                    self._wake.set()
+                    self._shutdown_task = asyncio.ensure_future(self._stop_reconnecting())
+            else:
+                self._closing_code = code  # e.g. rate_limited: the reason of the disconnect that follows
+
         def on_any(event: str, *args: Any) -> None:
             self._on_event(namespace, event, args[0] if len(args) == 1 else list(args) if args else None)
 
         self.sio.on("connect", on_connect, namespace=namespace)
         self.sio.on("disconnect", on_disconnect, namespace=namespace)
         self.sio.on("connect_error", on_connect_error, namespace=namespace)
+        self.sio.on("closing", on_closing, namespace=namespace)
         self.sio.on("*", on_any, namespace=namespace)
 
     async def _stop_reconnecting(self) -> None:

@@ -8,12 +8,15 @@ the delay the server names (a bounded number of times); a server that cannot be 
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
 
 from aurora_client.errors import AuroraError
-from aurora_client.types import Auth, Conversation, HistoryPage, Message, User
+from aurora_client.types import Auth, Conversation, HistoryPage, Message, Upload, User
 
 RATE_LIMIT_RETRIES = 5
 DEFAULT_TIMEOUT_S = 30.0
@@ -39,8 +42,10 @@ class Rest:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
-        """The parsed JSON answer of a 2xx response; an AuroraError otherwise."""
+    async def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
+                      data: Callable[[], aiohttp.FormData] | None = None) -> Any:
+        """The parsed JSON answer of a 2xx response; an AuroraError otherwise. `data` makes the body
+        (a multipart form), once per try."""
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -48,6 +53,7 @@ class Rest:
         for attempt in range(RATE_LIMIT_RETRIES + 1):
             try:
                 async with self._session.request(method, self.url + path, json=json, params=query,
+                                                 data=data() if data is not None else None,
                                                  headers=headers) as response:
                     body = await response.json(content_type=None) if response.content_length != 0 else None
                     if response.status < 400:
@@ -84,6 +90,21 @@ class Rest:
 
     async def search_users(self, query: str = "") -> list[User]:
         return cast(list[User], (await self.request("GET", "/api/users", params={"q": query}))["users"])
+
+    async def upload(self, file: str | os.PathLike[str] | bytes, filename: str | None = None) -> Upload:
+        """POST /api/uploads (multipart field `file`): {id, name, content_type, size, sha256, width?, height?}.
+        Errors: AuroraError too_large (413), invalid (400), rate_limited (retried), unavailable (503)."""
+        if isinstance(file, bytes | bytearray):
+            content, name = bytes(file), filename or "file"
+        else:
+            path = Path(file)
+            content, name = await asyncio.to_thread(path.read_bytes), filename or path.name
+
+        def form() -> aiohttp.FormData:
+            data = aiohttp.FormData()
+            data.add_field("file", content, filename=name, content_type="application/octet-stream")
+            return data
+        return cast(Upload, (await self.request("POST", "/api/uploads", data=form))["upload"])
 
     # -- conversations ------------------------------------------------------------------------
     async def create_conversation(self, user_ids: list[int], title: str | None = None) -> Conversation:

@@ -124,3 +124,15 @@ class Auth(TypedDict):
 class HistoryPage(TypedDict):
     messages: list[Message]
     has_more: bool
+
+
+class Upload(TypedDict, total=False):
+    """An uploaded file before it is attached: send(cid, "", attachments=[upload["id"]])."""
+
+    id: int
+    name: str
+    content_type: str
+    size: int
+    sha256: str
+    width: int
+    height: int

@@ -1,0 +1,42 @@
+"""Muting a conversation's push notifications, for one member, forever or until a time."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from aurora.errors import invalid
+from aurora.services.validation import conversation_id_of
+from aurora.storage import mutes as store
+from aurora.storage.database import Storage
+from aurora.storage.models import utcnow
+
+
+def parse_until(value: Any) -> dt.datetime:
+    """An ISO-8601 time with a zone (2030-01-01T08:00:00Z), in the future; None: until unmuted."""
+    if value is None:
+        return store.MUTED_FOREVER
+    if not isinstance(value, str) or len(value) > 40:
+        raise invalid("until must be an ISO-8601 time with a time zone, e.g. 2030-01-01T08:00:00Z")
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise invalid("until must be an ISO-8601 time with a time zone, e.g. 2030-01-01T08:00:00Z") from None
+    if parsed.tzinfo is None:
+        raise invalid("until must carry a time zone (Z or +hh:mm)")
+    until = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+    if until <= utcnow():
+        raise invalid("until must be in the future")
+    return min(until, store.MUTED_FOREVER)
+
+
+class Mutes:
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+
+    async def mute(self, user: dict[str, Any], conversation_id: Any, until: Any = None) -> dict[str, Any]:
+        cid = conversation_id_of(conversation_id)
+        return await self._storage.write(store.set_mute_txn, cid, user["id"], parse_until(until))
+
+    async def unmute(self, user: dict[str, Any], conversation_id: Any) -> dict[str, Any]:
+        return await self._storage.write(store.set_mute_txn, conversation_id_of(conversation_id), user["id"], None)
