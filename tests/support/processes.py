@@ -74,10 +74,16 @@ class AuroraProcess:
             cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )
         log.close()
-        if not self.port:
-            self.port = await self._reported_port()
-            self.url = f"http://127.0.0.1:{self.port}"
-        await wait_http(self.url + "/", process=self.process)
+        try:
+            if not self.port:
+                self.port = await self._reported_port()
+                self.url = f"http://127.0.0.1:{self.port}"
+            await wait_http(self.url + "/", process=self.process)
+        except BaseException:
+            # A start that fails must not leave the server running: the test's teardown never saw it.
+            self.process.kill()
+            self.process.wait()
+            raise
         return self
 
     async def _reported_port(self, timeout: float = 30.0) -> int:
