@@ -30,12 +30,14 @@ export class ConversationView {
     this.dot = h("span", { className: "dot", "aria-hidden": "true" });
     this.searchToggle = h("button", { type: "button", className: "icon", "aria-label": "Search messages",
       "aria-expanded": "false", onclick: () => this.toggleSearch() }, "Search");
-    const callButton = (media, label, text) => h("button", { type: "button", className: "icon",
-      testid: `call-${media}`, "aria-label": label, onclick: () => onCall(this.conversationId, media) }, text);
+    // The test ids are spelled out (call-audio, call-video): outside tests look for them by name.
+    const callButton = (media, testid, label, text) => h("button", { type: "button", className: "icon",
+      testid, "aria-label": label, onclick: () => onCall(this.conversationId, media) }, text);
     this.head = h("header", { className: "conv-head" },
       h("button", { type: "button", className: "back icon", "aria-label": "Back to conversations", onclick: onBack }, "‹ Back"),
       this.dot, this.title, this.searchToggle,
-      callButton("audio", "Voice call", "Call"), callButton("video", "Video call", "Video"));
+      callButton("audio", "call-audio", "Voice call", "Call"),
+      callButton("video", "call-video", "Video call", "Video"));
 
     this.searchInput = h("input", { type: "search", id: "message-search", placeholder: "Search this conversation",
       "aria-label": "Search messages", maxLength: 200,
