@@ -131,6 +131,8 @@ def build_aurora(settings: Settings, sio: socketio.AsyncServer, clock: Clock | N
     presence.blocks = messages.blocks = blocks
     push = Push(settings, storage, registry)
     messages.push = push
+    conversations = Conversations(storage, notifier, presence, blocks, settings.max_group_members, files.urls)
+    conversations.push_audience = push.audience
     calls = Calls(settings, storage, CallNotifier(sio, registry), messages,
                   CallLocks(settings.redis_url, settings.redis_prefix), clock)
     calls.blocks = blocks
@@ -138,7 +140,7 @@ def build_aurora(settings: Settings, sio: socketio.AsyncServer, clock: Clock | N
     return Aurora(
         settings=settings, storage=storage, sio=sio, notifier=notifier, signer=signer, registry=registry,
         accounts=Accounts(settings, storage, signer, limiter), presence=presence,
-        conversations=Conversations(storage, notifier, presence, blocks, settings.max_group_members, files.urls),
+        conversations=conversations,
         messages=messages,
         calls=calls,
         files=files,
@@ -146,7 +148,7 @@ def build_aurora(settings: Settings, sio: socketio.AsyncServer, clock: Clock | N
         metrics=metrics, journal=journal,
         tracer=Tracer(storage, build_trace_exchange(settings, sio, journal)),
         moderation=Moderation(storage, notifier, messages),
-        push=push, mutes=Mutes(storage),
+        push=push, mutes=Mutes(storage, push.audience),
     )
 
 

@@ -92,3 +92,42 @@ async def test_a_member_online_on_the_other_process_gets_no_push(cluster: list[N
     assert sorted((d.device, d.payload["seq"]) for d in standin.deliveries) == [
         ("bob", again["message"]["seq"]), ("carol", sent["message"]["seq"]), ("carol", again["message"]["seq"])]
     assert standin.violations == []
+
+
+async def test_a_mute_or_leave_on_the_other_process_reaches_the_pushing_process(
+        cluster: list[Node], standin: StandInPushService) -> None:
+    """Process one keeps who could be pushed to in memory; changes made through process two empty that
+    copy within about a second (a version key in Redis), so one never pushes to a member who muted
+    or left there."""
+    one, two = cluster
+    alice, bob, carol = await one.api.register(), await one.api.register(), await one.api.register()
+    await subscribe(one.api, bob, standin, "bob")
+    await subscribe(one.api, carol, standin, "carol")
+    group = await one.api.conversation(alice, [bob, carol], title="Moving")
+
+    async def pushed_for(text: str) -> list[str]:
+        status, sent = await one.api.send(alice, group["id"], text)
+        assert status == 201, sent
+        await settled(one)
+        return sorted(d.device for d in standin.deliveries if d.payload["seq"] == sent["message"]["seq"])
+
+    async def followed(before: int) -> None:
+        """Until process one has emptied its copy after the change made on two."""
+        deadline = time.monotonic() + 10
+        while (await settled(one))["audience_resets"] == before:
+            assert time.monotonic() < deadline, "process one never followed the change made on two"
+            await asyncio.sleep(0.05)
+
+    assert await pushed_for("warm") == ["bob", "carol"]  # process one now holds the group's audience
+    resets = (await settled(one))["audience_resets"]
+    status, _ = await two.api.request("PUT", f"/api/conversations/{group['id']}/mute", token=bob.token)
+    assert status == 200
+    await followed(resets)
+    assert await pushed_for("muted") == ["carol"]
+
+    resets = (await settled(one))["audience_resets"]
+    status, _ = await two.api.request("DELETE", f"/api/conversations/{group['id']}/members/me", token=carol.token)
+    assert status in (200, 204)
+    await followed(resets)
+    assert await pushed_for("left") == []
+    assert standin.violations == []

@@ -13,6 +13,7 @@ import pytest
 
 from aurora.context import AURORA
 from aurora.services.push import Push
+from aurora.services.push.audience import PushAudience
 from tests.conftest import RunningServer, make_settings, start_server
 from tests.support.clients import Account, Api, SocketFactory, acked, invite_call
 from tests.support.push_service import Device, StandInPushService
@@ -259,6 +260,75 @@ async def test_online_and_muted_members_get_no_push(push_server: RunningServer, 
     assert sorted(d.device for d in standin.deliveries if d.payload["seq"] == second["seq"]) == ["bob", "carol", "dave"]
     assert [d.payload["seq"] for d in standin.deliveries].count(first["seq"]) == 1
     assert standin.violations == []
+
+
+async def test_the_push_audience_is_read_once_and_follows_every_change(
+        push_server: RunningServer, papi: Api, standin: StandInPushService) -> None:
+    """The dispatcher keeps who could be pushed to in memory (no database read per message), and each
+    change that adds a candidate or removes a member is seen by the very next message."""
+    push = push_of(push_server)
+    alice, bob, carol, dave = [await papi.register() for _ in range(4)]
+    await subscribe(papi, bob, standin, "bob")
+    await subscribe(papi, dave, standin, "dave")  # not a member yet
+    group = await papi.conversation(alice, [bob, carol], title="Changing")
+    quiet = await papi.conversation(alice, [carol])  # nobody in it has a subscription
+
+    async def pushed_for(text: str, conversation_id: int | None = None) -> list[str]:
+        message = await send(papi, alice, conversation_id or group["id"], text)
+        await push.idle()
+        key = (message["conversation_id"], message["seq"])
+        return sorted(d.device for d in standin.deliveries
+                      if (d.payload["conversation_id"], d.payload["seq"]) == key)
+
+    assert await pushed_for("one") == ["bob"]
+    reads = push.audience.reads
+    assert await pushed_for("two") == ["bob"] and await pushed_for("three") == ["bob"]
+    for n in range(3):
+        assert await pushed_for(f"quiet {n}", quiet["id"]) == []
+    assert push.audience.reads == reads + 1  # the quiet conversation once; the group not again
+
+    await subscribe(papi, carol, standin, "carol")  # a new candidate in both conversations
+    assert await pushed_for("four") == ["bob", "carol"]
+    assert await pushed_for("quiet again", quiet["id"]) == ["carol"]
+    status, _ = await papi.request("PUT", f"/api/conversations/{group['id']}/mute", token=bob.token)
+    assert status == 200
+    assert await pushed_for("five") == ["carol"]
+    status, body = await papi.request("POST", f"/api/conversations/{group['id']}/members", token=alice.token,
+                                      json={"user_ids": [dave.id]})
+    assert status == 200, body
+    assert await pushed_for("six") == ["carol", "dave"]
+    status, _ = await papi.request("DELETE", f"/api/conversations/{group['id']}/members/me", token=carol.token)
+    assert status in (200, 204)
+    assert await pushed_for("seven") == ["dave"]
+    status, _ = await papi.request("DELETE", f"/api/conversations/{group['id']}/mute", token=bob.token)
+    assert status == 200
+    assert await pushed_for("eight") == ["bob", "dave"]
+    reads = push.audience.reads
+    assert await pushed_for("nine") == ["bob", "dave"]
+    assert push.audience.reads == reads
+    assert standin.violations == []
+
+
+async def test_push_audience_entries_expire_and_are_bounded(push_server: RunningServer, papi: Api) -> None:
+    """The copy's bounds, with a clock the test moves: an entry is read again after its time to live,
+    and beyond its capacity the least recently used conversation goes."""
+    alice, bob = await papi.register(), await papi.register()
+    ids = [(await papi.conversation(alice, [bob], title=f"g{n}"))["id"] for n in range(3)]
+    now = [1000.0]
+    audience = PushAudience(push_server.app[AURORA].storage, clock=lambda: now[0], ttl_s=60, capacity=2)
+    await audience.of(ids[:2])
+    await audience.of(ids[:2])
+    assert audience.reads == 1
+    now[0] += 61  # both expired
+    await audience.of(ids[:2])
+    assert audience.reads == 2
+    await audience.of([ids[1]])  # ids[0] is now the least recently used
+    await audience.of([ids[2]])  # a third conversation: ids[0] goes
+    assert audience.reads == 3
+    await audience.of(ids[1:])
+    assert audience.reads == 3
+    await audience.of([ids[0]])
+    assert audience.reads == 4
 
 
 async def test_mute_until_a_time(papi: Api) -> None:

@@ -2,20 +2,19 @@
 
 Every process keeps the whole block table in memory (pairs are few; each check is a set look-up, so
 the send path pays nothing), plus the ids of the direct conversations between blocked pairs. The
-process that changes a block updates its copy at once; with Redis it also bumps a version key that
-the other processes poll every BLOCKS_POLL_S, reloading when it moved. Messages of a blocked user in
+process that changes a block updates its copy at once; with Redis the others follow within
+BLOCKS_POLL_S (aurora/services/cluster_version.py). Messages of a blocked user in
 a group the two share are delivered unchanged: clients hide them by sender with GET /api/blocks.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections import defaultdict
 from typing import Any
 
 from aurora.errors import AuroraError, invalid
+from aurora.services.cluster_version import ClusterVersion
 from aurora.services.validation import id_of
 from aurora.storage import blocks as store
 from aurora.storage import users as user_store
@@ -32,28 +31,16 @@ class Blocks:
         self._blockers_of: dict[int, set[int]] = defaultdict(set)
         # direct conversation id -> the member(s) of it that are blocked by the other
         self._blocked_in_direct: dict[int, set[int]] = {}
-        self._redis: Any = None
-        self._version_key = f"{prefix}:blocks:version"
-        self._seen_version: Any = None
-        self._task: asyncio.Task[None] | None = None
-        if redis_url:
-            import redis.asyncio as aioredis
-
-            self._redis = aioredis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=2)
+        self._version = ClusterVersion("blocks", self._reload, redis_url=redis_url, prefix=prefix,
+                                       poll_s=BLOCKS_POLL_S)
 
     # -- the in-memory copy ----------------------------------------------------
     async def start(self) -> None:
         await self._reload()
-        if self._redis is not None:
-            self._task = asyncio.create_task(self._poll(), name="aurora-blocks")
+        self._version.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._redis is not None:
-            await self._redis.aclose()
+        await self._version.stop()
 
     async def _reload(self) -> None:
         pairs = await self._storage.read(store.all_blocks)
@@ -67,25 +54,8 @@ class Blocks:
                 blocked_in_direct[conversation_id].add(blocked)
         self._blockers_of, self._blocked_in_direct = blockers_of, dict(blocked_in_direct)
 
-    async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(BLOCKS_POLL_S)
-            try:
-                version = await self._redis.get(self._version_key)
-                if version != self._seen_version:
-                    self._seen_version = version
-                    await self._reload()
-            except Exception as exc:  # Redis or the database away: keep the copy, try again
-                log.debug("reloading blocks failed: %s", exc.__class__.__name__)
-
     async def _changed(self) -> None:
-        await self._reload()
-        if self._redis is not None:
-            try:
-                self._seen_version = await self._redis.incr(self._version_key)
-            except Exception:
-                log.warning("could not tell the other processes about a block change (Redis unreachable); "
-                            "they pick it up when Redis answers again")
+        await self._version.changed()
 
     # -- checks (no awaiting: usable on the send path) ---------------------------
     def blockers_of(self, user_id: int) -> set[int]:

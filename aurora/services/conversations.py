@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aurora.errors import AuroraError, invalid, not_found
 from aurora.services.batched_reads import BatchedRead
@@ -15,6 +15,9 @@ from aurora.services.validation import conversation_id_of, id_list, optional_int
 from aurora.storage import conversations as store
 from aurora.storage import users as user_store
 from aurora.storage.database import Storage
+
+if TYPE_CHECKING:
+    from aurora.services.push.audience import PushAudience
 
 MAX_MEMBERS_PER_REQUEST = 500
 MAX_TITLE_CHARS = 100
@@ -63,6 +66,8 @@ class Conversations:
         self._max_group_members = max_group_members
         self._urls = urls
         self._ids_reads: BatchedRead[int, list[int]] = BatchedRead(storage, store.conversation_ids_for_users, list)
+        # Told of every member added or gone (push's in-memory copy of who could be pushed to).
+        self.push_audience: PushAudience | None = None
 
     def _too_many(self) -> AuroraError:
         return AuroraError("too_large", f"a group can have at most {self._max_group_members} members")
@@ -128,6 +133,8 @@ class Conversations:
         self._blocks.check_reach(user["id"], ids)
         conversation, added = await self._storage.write(store.add_members_txn, cid, user["id"], ids,
                                                         self._max_group_members)
+        if added and self.push_audience is not None:
+            await self.push_audience.changed()
         annotated = await self._presence.annotate(conversation)
         if added:
             await self._notifier.members_added(annotated, await self._presence.annotate_users(added))
@@ -136,6 +143,8 @@ class Conversations:
     async def leave(self, user: dict[str, Any], conversation_id: Any) -> None:
         cid = conversation_id_of(conversation_id)
         _, leaver = await self._storage.write(store.leave_txn, cid, user["id"])
+        if self.push_audience is not None:
+            await self.push_audience.changed()  # from now on never pushed to
         await self._notifier.member_removed(cid, await self._presence.annotate_user(leaver))
 
     async def ids_for(self, user_id: int) -> list[int]:

@@ -73,33 +73,36 @@ def list_subscriptions(user_id: int) -> list[dict[str, Any]]:
     return [subscription_record(s) for s in rows]
 
 
-@dataclass
-class Candidates:
-    """Who may get a push for entries of these conversations, before presence is checked."""
-
-    conversations: dict[int, tuple[str, str | None]] = field(default_factory=dict)  # id -> (kind, title)
-    # Members with at least one subscription who have not muted the conversation.
-    members: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
-    display_names: dict[int, str] = field(default_factory=dict)
-
-
-def push_candidates(conversation_ids: list[int], sender_ids: list[int], now: dt.datetime | None = None) -> Candidates:
-    found = Candidates()
+def subscribed_members(conversation_ids: list[int]) -> dict[int, dict[int, dt.datetime | None]]:
+    """conversation id -> {member with a subscription in an open session: the end of their mute, or None}."""
+    found: dict[int, dict[int, dt.datetime | None]] = defaultdict(dict)
     if not conversation_ids:
         return found
-    now = now or utcnow()
     subscribed = PushSubscription.select(PushSubscription.user).where(_open_session())
-    rows = (Membership.select(Membership.conversation, Membership.user)
-            .where(Membership.conversation.in_(conversation_ids) & Membership.user.in_(subscribed)
-                   & (Membership.muted_until.is_null() | (Membership.muted_until <= now)))
-            .tuples())
-    for conversation_id, user_id in rows:
-        found.members[conversation_id].append(user_id)
-    if not found.members:
+    for conversation_id, user_id, muted_until in (
+            Membership.select(Membership.conversation, Membership.user, Membership.muted_until)
+            .where(Membership.conversation.in_(conversation_ids) & Membership.user.in_(subscribed))
+            .tuples()):
+        found[conversation_id][user_id] = muted_until
+    return found
+
+
+@dataclass
+class PushDetails:
+    """What sending needs, read only once somebody is to be pushed to."""
+
+    subscriptions: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # user id -> subscriptions
+    conversations: dict[int, tuple[str, str | None]] = field(default_factory=dict)  # id -> (kind, title)
+    display_names: dict[int, str] = field(default_factory=dict)  # sender id -> display name
+
+
+def push_details(user_ids: list[int], conversation_ids: list[int], sender_ids: list[int]) -> PushDetails:
+    found = PushDetails(subscriptions=subscriptions_of(user_ids))
+    if not found.subscriptions:
         return found
-    for cid, kind, title in (Conversation.select(Conversation.id, Conversation.kind, Conversation.title)
-                             .where(Conversation.id.in_(list(found.members))).tuples()):
-        found.conversations[cid] = (kind, title)
+    found.conversations = {cid: (kind, title) for cid, kind, title in (
+        Conversation.select(Conversation.id, Conversation.kind, Conversation.title)
+        .where(Conversation.id.in_(conversation_ids)).tuples())}
     if sender_ids:
         found.display_names = dict(User.select(User.id, User.display_name).where(User.id.in_(sender_ids)).tuples())
     return found

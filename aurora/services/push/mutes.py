@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from aurora.errors import invalid
+from aurora.services.push.audience import PushAudience
 from aurora.services.validation import conversation_id_of
 from aurora.storage import mutes as store
 from aurora.storage.database import Storage
@@ -31,12 +32,17 @@ def parse_until(value: Any) -> dt.datetime:
 
 
 class Mutes:
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, audience: PushAudience) -> None:
         self._storage = storage
+        self._audience = audience
 
     async def mute(self, user: dict[str, Any], conversation_id: Any, until: Any = None) -> dict[str, Any]:
         cid = conversation_id_of(conversation_id)
-        return await self._storage.write(store.set_mute_txn, cid, user["id"], parse_until(until))
+        state = await self._storage.write(store.set_mute_txn, cid, user["id"], parse_until(until))
+        await self._audience.changed()
+        return state
 
     async def unmute(self, user: dict[str, Any], conversation_id: Any) -> dict[str, Any]:
-        return await self._storage.write(store.set_mute_txn, conversation_id_of(conversation_id), user["id"], None)
+        state = await self._storage.write(store.set_mute_txn, conversation_id_of(conversation_id), user["id"], None)
+        await self._audience.changed()
+        return state

@@ -2,9 +2,10 @@
 
 The send path only ever calls message_stored() / call_incoming(), which put an event on a bounded
 queue and return (a full queue drops the event, counted). One dispatcher task takes the events in
-batches: one query finds the members of their conversations who have a subscription and have not
-muted it, one registry look-up (Redis in a cluster) keeps those with no /chat socket anywhere, one
-query fetches their subscriptions; each subscription gets one push through PushSender, whose queue
+batches and filters cheapest first: the in-memory push audience (audience.py) names the members of
+their conversations who have a subscription and have not muted it, usually without a database read;
+one registry look-up (Redis in a cluster) keeps those with no /chat socket anywhere; only then one
+read fetches their subscriptions; each subscription gets one push through PushSender, whose queue
 the dispatcher waits on: while a push service is slow, events pile up (and are dropped) before any
 work is spent on them.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
 import math
@@ -21,6 +23,7 @@ from typing import Any
 
 from aurora.errors import AuroraError, invalid
 from aurora.services.ports import CHAT_NAMESPACE
+from aurora.services.push.audience import PushAudience
 from aurora.services.push.sender import PushJob, PushSender
 from aurora.services.push.subscriptions import parse_subscription
 from aurora.services.push.vapid import VapidKeys
@@ -28,6 +31,7 @@ from aurora.services.socket_registry import LocalSocketRegistry
 from aurora.settings import Settings
 from aurora.storage import push as push_store
 from aurora.storage.database import Storage
+from aurora.storage.models import utcnow
 from aurora.storage.records import EXCERPT_CHARS
 
 log = logging.getLogger(__name__)
@@ -48,6 +52,10 @@ class PushEvent:
     call: dict[str, Any] | None = None
 
 
+def _muted(until: dt.datetime | None, now: dt.datetime) -> bool:
+    return until is not None and until > now
+
+
 def topic_for(conversation_id: int) -> str:
     """RFC 8030 Topic (at most 32 URL-safe base64 characters): a newer push of the same conversation
     replaces one the push service still holds for an offline device."""
@@ -61,6 +69,7 @@ class Push:
         self._registry = registry
         self.keys = VapidKeys(settings.vapid_private_keys, settings.vapid_subject)
         self.sender = PushSender(settings, storage, self.keys)
+        self.audience = PushAudience(storage, settings.redis_url, settings.redis_prefix)
         self._events: asyncio.Queue[PushEvent] = asyncio.Queue(maxsize=settings.push_queue_max)
         self._task: asyncio.Task[None] | None = None
         self._dispatching = 0
@@ -69,6 +78,7 @@ class Push:
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
         self.sender.start()
+        self.audience.start()
         self._task = asyncio.create_task(self._dispatch_forever(), name="aurora-push-dispatcher")
 
     async def stop(self) -> None:
@@ -78,6 +88,7 @@ class Push:
                 await self._task
             self._task = None
         await self.sender.stop()
+        await self.audience.stop()
 
     async def idle(self) -> None:
         """Until every event so far is dispatched and every push settled (tests)."""
@@ -89,7 +100,8 @@ class Push:
     def stats(self) -> dict[str, int]:
         counts = self.sender.stats
         return {"pending": self._events.qsize() + self._dispatching + self.sender.pending,
-                **{k: counts[k] for k in ("sent", "retried", "failed", "gone", "dropped")}}
+                **{k: counts[k] for k in ("sent", "retried", "failed", "gone", "dropped")},
+                "audience_reads": self.audience.reads, "audience_resets": self.audience.resets}
 
     # -- hooks on the send path: never wait --------------------------------------------------
     def _offer(self, event: PushEvent) -> None:
@@ -138,15 +150,15 @@ class Push:
                     self._settled.set()
 
     async def _dispatch(self, batch: list[PushEvent]) -> None:
-        candidates = await self._storage.read(
-            push_store.push_candidates, sorted({e.conversation_id for e in batch}),
-            sorted({e.sender_id for e in batch}),
-        )
+        # Cheapest filter first: the in-memory audience (no database read in the common case), then
+        # presence; the database only once somebody offline is to be pushed to.
+        audiences = await self.audience.of(sorted({e.conversation_id for e in batch}))
+        now = utcnow()
         wanted: list[tuple[PushEvent, list[int]]] = []
         for event in batch:
-            members = candidates.members.get(event.conversation_id, [])
-            chosen = members if event.recipients is None else [u for u in event.recipients if u in members]
-            chosen = [u for u in chosen if u != event.sender_id]
+            audience = audiences.get(event.conversation_id, {})
+            candidates = audience if event.recipients is None else [u for u in event.recipients if u in audience]
+            chosen = [u for u in candidates if u != event.sender_id and not _muted(audience[u], now)]
             if chosen:
                 wanted.append((event, chosen))
         users = sorted({u for _, chosen in wanted for u in chosen})
@@ -154,17 +166,23 @@ class Push:
             return
         online = await self._registry.online(CHAT_NAMESPACE, users)
         offline = [u for u in users if u not in online]
-        subscriptions = await self._storage.read(push_store.subscriptions_of, offline) if offline else {}
+        if not offline:
+            return
+        details = await self._storage.read(
+            push_store.push_details, offline, sorted({e.conversation_id for e, _ in wanted}),
+            sorted({e.sender_id for e, _ in wanted}))
+        if not details.subscriptions:
+            return
         for event, chosen in wanted:
-            kind, title = candidates.conversations[event.conversation_id]
-            payload = self._payload(event, kind, title, candidates.display_names.get(event.sender_id))
+            kind, title = details.conversations.get(event.conversation_id, ("group", None))
+            payload = self._payload(event, kind, title, details.display_names.get(event.sender_id))
             urgency = "high" if kind == "direct" or event.type != "message" else "normal"
             ttl = self._settings.push_ttl_s
             if event.type == "call_incoming":  # a ring that arrives after ringing stopped is noise
                 ttl = math.ceil(self._settings.ring_timeout_s)
             pushes = 0
             for user_id in chosen:
-                for sub in subscriptions.get(user_id, []):
+                for sub in details.subscriptions.get(user_id, []):
                     if not self.keys.knows(sub["vapid_key"]):
                         await self._forget_stale(sub)
                         continue
@@ -202,9 +220,11 @@ class Push:
                         data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """Keep a browser's subscription, tied to the device session of the token that posted it."""
         sub = parse_subscription(data, self._settings)
-        return await self._storage.write(push_store.save_subscription_txn, user["id"], session_id, sub.endpoint,
-                                         sub.p256dh, sub.auth, self.keys.current,
-                                         self._settings.push_max_subscriptions_per_user)
+        saved = await self._storage.write(push_store.save_subscription_txn, user["id"], session_id, sub.endpoint,
+                                          sub.p256dh, sub.auth, self.keys.current,
+                                          self._settings.push_max_subscriptions_per_user)
+        await self.audience.changed()  # a new candidate in each of the user's conversations
+        return saved
 
     async def unsubscribe(self, user: dict[str, Any], endpoint: Any) -> None:
         if not isinstance(endpoint, str) or not endpoint:
