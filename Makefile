@@ -63,11 +63,15 @@ audit:
 	$(PYTHON) tools/audit_dependencies.py
 
 # The benchmark suite of issue 5 (bench/run.py --help): every scenario on Aurora (SQLite and
-# PostgreSQL) and both relays, 3 runs each, table on stdout, JSON in bench/results/.
+# PostgreSQL) and both relays, 3 runs each, table on stdout, JSON in bench/results/; then features
+# on vs off by instruction count (bench/callgrind_per_message.py --compare-features) and a short soak.
 # `make bench BENCH_ARGS="--scenario s1 --db sqlite --duration 5 --runs 1"` runs a part of it.
 BENCH_ARGS ?=
 bench: $(STAMP) $(BENCH_STAMP)
 	$(PY) bench/run.py $(BENCH_ARGS)
+	@# Features on vs off (issue 16, target 6), by instruction count: a 5% difference is below the noise of times.
+	@if command -v valgrind >/dev/null 2>&1; then $(PY) bench/callgrind_per_message.py --compare-features; \
+	else echo "bench: valgrind is not installed (apt-get install valgrind): features on vs off not measured"; fi
 	$(PY) bench/soak.py --duration 60
 
 # Connect/send/sync/disconnect churn; does RSS level off? (bench/soak.py --help). An hour by default.

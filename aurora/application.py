@@ -129,10 +129,11 @@ def build_aurora(settings: Settings, sio: socketio.AsyncServer, clock: Clock | N
     files = Files(settings, storage)
     messages = Messages(settings, storage, notifier, files, metrics=metrics, journal=journal)
     presence.blocks = messages.blocks = blocks
-    push = Push(settings, storage, registry)
+    push = Push(settings, storage, registry) if settings.push_enabled else None
+    audience = push.audience if push is not None else None
     messages.push = push
     conversations = Conversations(storage, notifier, presence, blocks, settings.max_group_members, files.urls)
-    conversations.push_audience = push.audience
+    conversations.push_audience = audience
     calls = Calls(settings, storage, CallNotifier(sio, registry), messages,
                   CallLocks(settings.redis_url, settings.redis_prefix), clock)
     calls.blocks = blocks
@@ -148,7 +149,7 @@ def build_aurora(settings: Settings, sio: socketio.AsyncServer, clock: Clock | N
         metrics=metrics, journal=journal,
         tracer=Tracer(storage, build_trace_exchange(settings, sio, journal)),
         moderation=Moderation(storage, notifier, messages),
-        push=push, mutes=Mutes(storage, push.audience),
+        push=push, mutes=Mutes(storage, audience),
     )
 
 
@@ -206,7 +207,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if applied:
         log.info("Database schema migrated to version %d", applied[-1])
     aurora.messages.writer.start()
-    aurora.push.start()
+    if aurora.push is not None:
+        aurora.push.start()
 
     async def host_gone(users: list[int], call_sids: list[str]) -> None:
         # Calls first: their grace deadlines must be set even if presence cannot be updated.
@@ -241,7 +243,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await aurora.blocks.stop()
     await aurora.registry.stop()
     await aurora.messages.writer.stop()
-    await aurora.push.stop()
+    if aurora.push is not None:
+        await aurora.push.stop()
     await aurora.limiter.close()
     aurora.accounts.close()
     await aurora.storage.aclose()

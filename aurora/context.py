@@ -56,7 +56,7 @@ class Aurora:
     @cached_property
     def trusted_networks(self) -> tuple[Network, ...]:
         return parse_networks(self.settings.trusted_proxies)
-    push: Push
+    push: Push | None  # None: push_enabled = false
     mutes: Mutes
 
 

@@ -117,6 +117,7 @@ class Settings:
     vapid_private_keys: tuple[str, ...] = field(default=(), repr=False)
     vapid_subject: str = ""
     push_endpoint_hosts: tuple[str, ...] = ()
+    push_enabled: bool = True
     push_allow_insecure_endpoints: bool = False
     push_preview: bool = False
     push_ttl_s: int = 86400
@@ -258,14 +259,13 @@ def _validate(s: Settings) -> None:
         "login_max_failures", "login_window_s",
         "max_upload_bytes", "max_attachments", "attachment_url_ttl_s", "upload_orphan_ttl_s",
         "upload_sweep_interval_s", "max_image_pixels", "thumbnail_px", "file_workers",
-        "trace_buffer_entries",
     )
     for name in positive:
         if getattr(s, name) <= 0:
             raise SettingsError(f"{name}: must be greater than 0, got {getattr(s, name)}")
     if s.message_queue_max <= 0:
         raise SettingsError(f"message_queue_max: must be greater than 0, got {s.message_queue_max}")
-    for name in ("typing_throttle_ms", "call_grace_s", "edit_window_s", "upload_quota_bytes"):
+    for name in ("typing_throttle_ms", "call_grace_s", "edit_window_s", "upload_quota_bytes", "trace_buffer_entries"):
         if getattr(s, name) < 0:
             raise SettingsError(f"{name}: must not be negative, got {getattr(s, name)}")
     _validate_limits(s)
@@ -359,7 +359,7 @@ def _validate_push(s: Settings) -> None:
             parse_private_key(key)
         except VapidKeyError as exc:
             raise SettingsError(f"vapid_private_key: key {index + 1}: {exc}") from None
-    if s.is_production:
+    if s.is_production and s.push_enabled:
         if not s.vapid_private_keys:
             raise SettingsError("vapid_private_key: AURORA_VAPID_PRIVATE_KEY is required when env=production")
         if not s.vapid_subject:
@@ -369,6 +369,8 @@ def _validate_push(s: Settings) -> None:
 def _with_vapid_key(s: Settings) -> Settings:
     """Outside production, a missing VAPID key is generated once into the data directory (like the
     secret key), so subscriptions survive restarts and processes sharing the directory agree."""
+    if not s.push_enabled:
+        return s
     subject = s.vapid_subject or DEVELOPMENT_VAPID_SUBJECT
     if s.vapid_private_keys:
         return s.replace(vapid_subject=subject)

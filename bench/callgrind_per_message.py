@@ -4,12 +4,21 @@ and CPU shares do.
 
     .venv/bin/python bench/callgrind_per_message.py --db postgresql --messages 200
     .venv/bin/python bench/callgrind_per_message.py --db sqlite --aurora-root /path/to/other/checkout
+    .venv/bin/python bench/callgrind_per_message.py --db sqlite --compare-features   # issue 16, target 6
 
 Aurora runs under `valgrind --tool=callgrind --instr-atstart=no`; after start-up and a warm-up of
 unmeasured messages, instrumentation is switched on (callgrind_control -i on), `--messages` messages are
 sent one at a time (each acked and delivered to the other member before the next: the lone-message
 path of everyday load), and the counters are dumped. Prints Ir per message (and, on PostgreSQL, the
 backends' user+system CPU per message from /proc); --out writes them as JSON.
+
+--features on|off picks the optional features: `on` is every one of them working (abuse limits
+enabled, with buckets so large that they never refuse, so the check itself is measured; Web Push;
+the delivery-trace journal), `off` switches each off (rate_limits_enabled, push_enabled,
+trace_buffer_entries = 0). Without the flag the server runs as the rest of the bench does (limits
+off, the others on). --compare-features measures off then on, for SQLite and PostgreSQL, and prints
+the difference (target 6: within 5%). Metrics and the message log's change entries have no switch:
+they are on in both.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -169,6 +179,47 @@ def _measured_ir(dump_dir: Path) -> int:
     return best
 
 
+# Every bucket of docs/operations.md#abuse-limits, so large that the measured messages are never refused.
+_NEVER_REFUSING = {f"AURORA_RATE_{name}_{part}": "1000000000"
+                   for name in ("MESSAGE", "EDIT", "REACT", "TYPING", "SYNC", "CONVERSATION", "CALL_INVITE",
+                                "CALL_SIGNAL", "UPLOAD", "REGISTER", "LOGIN")
+                   for part in ("PER_S", "BURST")}
+FEATURES = {
+    "on": {"AURORA_RATE_LIMITS_ENABLED": "true", **_NEVER_REFUSING, "AURORA_PUSH_ENABLED": "true",
+           "AURORA_TRACE_BUFFER_ENTRIES": "10000"},
+    "off": {"AURORA_RATE_LIMITS_ENABLED": "false", "AURORA_PUSH_ENABLED": "false",
+            "AURORA_TRACE_BUFFER_ENTRIES": "0"},
+}
+
+
+def compare_features(argv: list[str], repeat: int) -> int:
+    """Off and on, alternating, `repeat` times on each database; prints a Markdown table of the medians
+    (the target-6 evidence). Repeats, because on PostgreSQL the count moves by a few percent from run
+    to run (the event loop turns more or less often while it waits for the database)."""
+    rows = []
+    for db in ("sqlite", "postgresql"):
+        measured: dict[str, list[float]] = {"off": [], "on": []}
+        for _ in range(repeat):
+            for features in ("off", "on"):
+                out = Path(tempfile.mkstemp(prefix=f"callgrind-{db}-{features}-", suffix=".json")[1])
+                code = main([*argv, "--db", db, "--features", features, "--out", str(out)])
+                if code != 0:
+                    return code
+                measured[features].append(json.loads(out.read_text())["ir_per_message"])
+                out.unlink()
+        rows.append((db, measured))
+    print(f"\nFeatures on vs off (median of {repeat} alternating runs each; Ir per lone message):\n")
+    print("| database | features off | features on | on ÷ off | runs off / on (M Ir) | target 6 (≤ 1.05) |")
+    print("|---|---|---|---|---|---|")
+    for db, measured in rows:
+        off, on = statistics.median(measured["off"]), statistics.median(measured["on"])
+        ratio = on / off
+        runs = " / ".join(", ".join(f"{v / 1e6:.3f}" for v in measured[f]) for f in ("off", "on"))
+        verdict = "holds" if ratio <= 1.05 else "MISSED"
+        print(f"| {db} | {off / 1e6:.3f} M | {on / 1e6:.3f} M | {ratio:.3f} | {runs} | {verdict} |")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--db", choices=("sqlite", "postgresql"), default="postgresql")
@@ -179,13 +230,26 @@ def main(argv: list[str]) -> int:
     p.add_argument("--aurora-root", type=Path, default=ROOT)
     p.add_argument("--start-timeout", type=float, default=600)
     p.add_argument("--out", type=Path)
+    p.add_argument("--features", choices=tuple(FEATURES), help="optional features all on or all off (see above)")
+    p.add_argument("--compare-features", action="store_true",
+                   help="measure with features off and on, SQLite and PostgreSQL, and print the table")
+    p.add_argument("--repeat", type=int, default=3, help="--compare-features: alternating runs of each (default 3)")
     args = p.parse_args(argv)
+    if args.compare_features:
+        if "--db" in argv:
+            raise SystemExit("--compare-features measures both databases: leave out --db")
+        rest = ["--messages", str(args.messages), "--warmup", str(args.warmup), "--aurora-root", str(args.aurora_root),
+                "--start-timeout", str(args.start_timeout)]
+        return compare_features(rest, args.repeat)
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         print("callgrind_per_message: valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 2
     work = Path(tempfile.mkdtemp(prefix="aurora-callgrind-"))
     port = free_port()
     env = aurora_env(work)
+    if args.features:
+        env.update(FEATURES[args.features])
+    env["PYTHONHASHSEED"] = "0"  # the same dict and set layouts in every run: fewer instructions that move by chance
     env["PYTHONMALLOC"] = "malloc"  # valgrind sees allocations; pymalloc's arenas confuse it less this way too
     with (postgres_schema(postgres_admin_url()) if args.db == "postgresql" else _nullcontext(
             f"sqlite:///{work}/aurora.db")) as database_url:
@@ -213,7 +277,7 @@ def main(argv: list[str]) -> int:
                 server.wait(10)
             log.close()
     ir = _measured_ir(work)
-    result.update({"db": args.db, "aurora_root": str(args.aurora_root), "ir_total": ir,
+    result.update({"db": args.db, "features": args.features, "aurora_root": str(args.aurora_root), "ir_total": ir,
                    "ir_per_message": ir / args.messages if ir and not args.connects else None,
                    "ir_per_connect": ir / args.connects if ir and args.connects else None,
                    "loadavg": Path("/proc/loadavg").read_text().split()[:3]})

@@ -331,6 +331,34 @@ async def test_push_audience_entries_expire_and_are_bounded(push_server: Running
     assert audience.reads == 4
 
 
+async def test_with_push_off_the_routes_say_so_and_nothing_is_pushed(tmp_path: Path, db_url: str) -> None:
+    running = await _serve(tmp_path, db_url, push_enabled=False)
+    api = Api(running.url)
+    try:
+        assert running.app[AURORA].push is None and running.app[AURORA].messages.push is None
+        alice, bob = await api.register(), await api.register()
+        endpoint = "http://127.0.0.1:1/x"
+        for method, path, body in (("GET", "/api/push/vapid-public-key", None),
+                                   ("GET", "/api/push/subscriptions", None),
+                                   ("POST", "/api/push/subscriptions", {"endpoint": endpoint,
+                                                                        "keys": {"p256dh": "a", "auth": "b"}}),
+                                   ("DELETE", "/api/push/subscriptions", {"endpoint": endpoint})):
+            status, answer = await api.request(method, path, token=alice.token, json=body)
+            assert status == 404 and answer["error"]["code"] == "not_found", (path, answer)
+            assert "push_enabled" in answer["error"]["message"]
+        direct = await api.conversation(alice, [bob])
+        status, mute = await api.request("PUT", f"/api/conversations/{direct['id']}/mute", token=bob.token)
+        assert (status, mute["muted"]) == (200, True)  # mutes still work: they are shown in the app
+        assert (await api.send(alice, direct["id"], "no push anywhere"))[0] == 201
+        status, answer = await api.request("POST", "/api/auth/logout", token=bob.token)
+        assert status == 200, answer
+        status, health = await api.request("GET", "/health")
+        assert status == 200 and "push" not in health
+    finally:
+        await api.close()
+        await running.stop()
+
+
 async def test_mute_until_a_time(papi: Api) -> None:
     alice, bob = await papi.register(), await papi.register()
     direct = await papi.conversation(alice, [bob])

@@ -195,6 +195,25 @@ def test_production_with_a_long_key_and_listed_origins_is_accepted(tmp_path: Pat
     assert s.cors_allowed_origins == ("https://chat.example.com",)
 
 
+def test_production_without_web_push_needs_no_vapid_key(tmp_path: Path) -> None:
+    base = {"AURORA_ENV": "production", "AURORA_SECRET_KEY": LONG_KEY,
+            "AURORA_CORS_ALLOWED_ORIGINS": "https://chat.example.com"}
+    with pytest.raises(SettingsError) as caught:
+        _load(tmp_path, None, base)
+    assert str(caught.value).startswith("vapid_private_key:")
+    s = _load(tmp_path, None, {**base, "AURORA_PUSH_ENABLED": "false"})
+    assert (s.push_enabled, s.vapid_private_keys) == (False, ())
+    s = _load(tmp_path, None, {"AURORA_PUSH_ENABLED": "false"})  # nor is one generated in development
+    assert s.vapid_private_keys == () and not (tmp_path / "data" / "vapid_private_key").exists()
+
+
+def test_the_trace_journal_can_be_switched_off_but_not_made_negative(tmp_path: Path) -> None:
+    assert _load(tmp_path, None, {"AURORA_TRACE_BUFFER_ENTRIES": "0"}).trace_buffer_entries == 0
+    with pytest.raises(SettingsError) as caught:
+        _load(tmp_path, None, {"AURORA_TRACE_BUFFER_ENTRIES": "-1"})
+    assert str(caught.value).startswith("trace_buffer_entries:")
+
+
 def test_wildcard_cors_is_allowed_outside_production_when_asked_for(tmp_path: Path) -> None:
     s = _load(tmp_path, None, {"AURORA_CORS_ALLOWED_ORIGINS": "*"})
     assert s.cors_allowed_origins == ("*",)

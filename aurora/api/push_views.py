@@ -5,24 +5,33 @@ from __future__ import annotations
 from aiohttp import web
 
 from aurora.api.helpers import aurora, current_credentials, current_user, json_body
+from aurora.errors import AuroraError
+from aurora.services.push import Push
+
+
+def _push(request: web.Request) -> Push:
+    push = aurora(request).push
+    if push is None:
+        raise AuroraError("not_found", "Web Push is off on this server (push_enabled = false)")
+    return push
 
 
 async def vapid_public_key(request: web.Request) -> web.Response:
     await current_user(request)
-    return web.json_response({"public_key": aurora(request).push.public_key()})
+    return web.json_response({"public_key": _push(request).public_key()})
 
 
 async def list_subscriptions(request: web.Request) -> web.Response:
     user = await current_user(request)
     session_id = (await current_credentials(request)).session_id
-    return web.json_response({"subscriptions": await aurora(request).push.subscriptions(user, session_id)})
+    return web.json_response({"subscriptions": await _push(request).subscriptions(user, session_id)})
 
 
 async def subscribe(request: web.Request) -> web.Response:
     user = await current_user(request)
     session_id = (await current_credentials(request)).session_id
     data = await json_body(request)
-    subscription, created = await aurora(request).push.subscribe(user, session_id, data)
+    subscription, created = await _push(request).subscribe(user, session_id, data)
     return web.json_response({"subscription": subscription}, status=201 if created else 200)
 
 
@@ -32,7 +41,7 @@ async def unsubscribe(request: web.Request) -> web.Response:
     endpoint = request.query.get("endpoint")
     if endpoint is None:
         endpoint = (await json_body(request)).get("endpoint")
-    await aurora(request).push.unsubscribe(user, endpoint)
+    await _push(request).unsubscribe(user, endpoint)
     return web.json_response({"ok": True})
 
 

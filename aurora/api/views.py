@@ -38,7 +38,8 @@ async def health(request: web.Request) -> web.Response:
             body["status"] = "degraded"  # still 200: this process serves its own clients
     if _may_see_metrics(request):
         body["connections"] = app.presence.connection_count()
-        body["push"] = app.push.stats()  # like connections: how busy the service is
+        if app.push is not None:
+            body["push"] = app.push.stats()  # like connections: how busy the service is
     body["version"] = __version__  # the web app's diagnostics panel shows it
     return web.json_response(body, status=status)
 
@@ -91,7 +92,8 @@ async def logout(request: web.Request) -> web.Response:
     app = aurora(request)
     await app.accounts.logout(credentials, everywhere)
     # A logged-out browser hears nothing more: this session's push subscriptions go (all, everywhere).
-    await app.push.forget(credentials.user_id, None if everywhere else credentials.session_id)
+    if app.push is not None:
+        await app.push.forget(credentials.user_id, None if everywhere else credentials.session_id)
     if everywhere or credentials.session_id is None:
         # Every token of the user is dead; so are the sockets opened with them, on every process.
         await app.notifier.disconnect_user(credentials.user_id)

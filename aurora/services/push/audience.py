@@ -58,6 +58,13 @@ class PushAudience:
         """After a committed change that could add a push candidate or remove a member."""
         await self.version.changed()
 
+    def known(self, conversation_id: int) -> Audience | None:
+        """The copy's audience of a conversation, without reading anything; None when not held."""
+        entry = self._entries.get(conversation_id)
+        if entry is None or entry[0] <= self._clock():
+            return None
+        return entry[1]
+
     async def of(self, conversation_ids: list[int]) -> dict[int, Audience]:
         """Each conversation's members with a subscription; the database is read only for the
         conversations the copy does not hold."""

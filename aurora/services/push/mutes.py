@@ -32,17 +32,19 @@ def parse_until(value: Any) -> dt.datetime:
 
 
 class Mutes:
-    def __init__(self, storage: Storage, audience: PushAudience) -> None:
+    def __init__(self, storage: Storage, audience: PushAudience | None) -> None:
         self._storage = storage
         self._audience = audience
 
     async def mute(self, user: dict[str, Any], conversation_id: Any, until: Any = None) -> dict[str, Any]:
         cid = conversation_id_of(conversation_id)
         state = await self._storage.write(store.set_mute_txn, cid, user["id"], parse_until(until))
-        await self._audience.changed()
+        if self._audience is not None:
+            await self._audience.changed()
         return state
 
     async def unmute(self, user: dict[str, Any], conversation_id: Any) -> dict[str, Any]:
         state = await self._storage.write(store.set_mute_txn, conversation_id_of(conversation_id), user["id"], None)
-        await self._audience.changed()
+        if self._audience is not None:
+            await self._audience.changed()
         return state

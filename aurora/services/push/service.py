@@ -113,10 +113,18 @@ class Push:
                 log.warning("push event queue full (%d): dropped the pushes of conversation %s seq %s",
                             self._settings.push_queue_max, event.conversation_id, event.seq)
 
+    def _nobody_to_push(self, conversation_id: int, sender_id: int) -> bool:
+        """The audience copy already says so: nobody but the sender has a subscription (the common
+        case), so the event need not even wake the dispatcher."""
+        audience = self.audience.known(conversation_id)
+        return audience is not None and not any(u != sender_id for u in audience)
+
     def message_stored(self, entry: dict[str, Any], push_to: list[int] | None = None) -> None:
         """After commit: a text message pushes to every member; a call summary only to push_to
         (the invitees who missed the call). Change entries never push."""
         if entry["kind"] == "text":
+            if self._nobody_to_push(entry["conversation_id"], entry["sender_id"]):
+                return
             self._offer(PushEvent("message", entry["conversation_id"], entry["sender_id"], entry["sender_username"],
                                   seq=entry["seq"], body=entry.get("body")))
         elif entry["kind"] == "call" and push_to:
