@@ -1,0 +1,102 @@
+"""Bad input that answered 500 (or a wrong 200) before the OpenAPI work (issue 14): schemathesis found
+the first two, probing the document's edge values found the third. Each now gets a clear 4xx and
+changes nothing. Both databases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import RunningServer
+from tests.support.clients import Api
+from tests.support.foundation import raw_query
+
+BOUNDARY = "b0undary"
+
+
+def _uploads(db_url: str) -> int:
+    return raw_query(db_url, "SELECT COUNT(*) FROM upload")[0][0]
+
+
+def _blobs(data_dir: Path) -> list[Path]:
+    return [p for p in data_dir.rglob("*") if p.is_file() and "upload" in str(p.relative_to(data_dir))]
+
+
+async def test_malformed_multipart_uploads_are_400_and_store_nothing(server: RunningServer, api: Api,
+                                                                     db_url: str, tmp_path: Path) -> None:
+    alice = await api.register()
+    part = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\nhello\r\n'
+    cases = {
+        # No boundary parameter at all (was ValueError in aiohttp's MultipartReader: 500).
+        "no boundary": ("multipart/form-data", part + f"--{BOUNDARY}--\r\n"),
+        # A part header with a control character in it (was InvalidHeader: 500).
+        "bad part header": (f"multipart/form-data; boundary={BOUNDARY}",
+                            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="@\x01"\r\n\r\n{{}}\r\n'
+                            f"--{BOUNDARY}--\r\n"),
+        # The body stops before its closing delimiter.
+        "no closing delimiter": (f"multipart/form-data; boundary={BOUNDARY}", part),
+    }
+    before = _uploads(db_url)
+    for name, (content_type, body) in cases.items():
+        status, answer = await api.request("POST", "/api/uploads", token=alice.token, data=body.encode(),
+                                           headers={"Content-Type": content_type})
+        assert status == 400, (name, status, answer)
+        assert answer["error"]["code"] == "invalid", (name, answer)
+    assert _uploads(db_url) == before
+    # A well-formed one still goes through (the checks above are not refusing everything).
+    good = part + f"--{BOUNDARY}--\r\n"
+    status, answer = await api.request("POST", "/api/uploads", token=alice.token, data=good.encode(),
+                                       headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
+    assert status == 201, answer
+    assert _uploads(db_url) == before + 1
+
+
+async def test_a_client_id_reused_for_another_request_is_409_and_changes_nothing(api: Api) -> None:
+    """Before: an edit carrying the client_id of an earlier send answered 200 with that *message* as its
+    `entry` and `duplicate: true`, and the edit was silently not applied."""
+    alice, bob = await api.register(), await api.register()
+    conversation = await api.conversation(alice, [bob])
+    base = f"/api/conversations/{conversation['id']}/messages"
+    status, sent = await api.send(alice, conversation["id"], "original", "key-1")
+    assert status == 201, sent
+    seq = sent["message"]["seq"]
+    status, other = await api.send(alice, conversation["id"], "another", "key-2")
+    assert status == 201, other
+
+    status, answer = await api.request("PATCH", f"{base}/{seq}", token=alice.token,
+                                       json={"body": "edited", "client_id": "key-1"})
+    assert status == 409 and answer["error"]["code"] == "conflict", (status, answer)
+
+    status, edit = await api.request("PATCH", f"{base}/{seq}", token=alice.token,
+                                     json={"body": "edited", "client_id": "edit-1"})
+    assert status == 200 and edit["duplicate"] is False, edit
+    # The same edit again is a retry (the original entry); the same key on another message is not.
+    status, again = await api.request("PATCH", f"{base}/{seq}", token=alice.token,
+                                      json={"body": "edited", "client_id": "edit-1"})
+    assert status == 200 and again["duplicate"] is True and again["entry"] == edit["entry"], again
+    status, answer = await api.request("PATCH", f"{base}/{other['message']['seq']}", token=alice.token,
+                                       json={"body": "edited too", "client_id": "edit-1"})
+    assert status == 409 and answer["error"]["code"] == "conflict", (status, answer)
+    # A send with an edit's key is refused too, and stores nothing.
+    status, answer = await api.send(alice, conversation["id"], "new text", "edit-1")
+    assert status == 409 and answer["error"]["code"] == "conflict", (status, answer)
+
+    status, page = await api.request("GET", base, token=alice.token)
+    assert status == 200
+    assert [(m["seq"], m["body"]) for m in page["messages"]] == [(seq, "edited"),
+                                                                 (other["message"]["seq"], "another")]
+    status, current = await api.request("GET", f"/api/conversations/{conversation['id']}", token=alice.token)
+    assert current["conversation"]["last_seq"] == edit["entry"]["seq"]  # no entry after the one edit
+
+
+async def test_mute_until_the_edges_of_the_calendar(api: Api) -> None:
+    """9999-12-31T23:59:59-14:00 is after the last datetime once in UTC (was OverflowError: 500)."""
+    alice, bob = await api.register(), await api.register()
+    conversation = await api.conversation(alice, [bob])
+    mute = f"/api/conversations/{conversation['id']}/mute"
+    status, answer = await api.request("PUT", mute, token=alice.token, json={"until": "0001-01-01T00:00:00+14:00"})
+    assert status == 400 and answer["error"]["code"] == "invalid", (status, answer)
+    status, state = await api.request("GET", f"/api/conversations/{conversation['id']}", token=alice.token)
+    assert state["conversation"]["muted"] is False  # nothing changed
+    status, answer = await api.request("PUT", mute, token=alice.token, json={"until": "9999-12-31T23:59:59-14:00"})
+    assert status == 200, answer
+    assert answer == {"conversation_id": conversation["id"], "muted": True, "muted_until": None}
