@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,9 +26,13 @@ from tests.support.processes import TEST_CONFIG, TEST_SECRET, AuroraProcess
 from tests.support.push_service import Device
 
 ADMIN = "openapi_admin"
-# Push endpoints may only name this discard address: nothing leaves the machine, nothing is received.
+# The seeded push subscription names this discard address; the document's example names FCM, allowed
+# too so that the example is stored (201). Nothing is pushed to the admin in the run (a push goes to
+# the members other than the sender), and the server's HTTPS_PROXY is the discard port all the same:
+# no push can leave the machine.
 PUSH_ENDPOINT = "http://127.0.0.1:9/push/openapi"
-SERVER_SETTINGS = {"push_endpoint_hosts": "127.0.0.1", "push_allow_insecure_endpoints": "true"}
+SERVER_SETTINGS = {"push_endpoint_hosts": "127.0.0.1,fcm.googleapis.com", "push_allow_insecure_endpoints": "true"}
+NO_NETWORK = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": ""}
 
 
 @dataclass
@@ -60,6 +65,7 @@ async def seeded_server(tmp: Path, database_url: str) -> AsyncIterator[SeededSer
     token = run_cli(["--database-url", database_url, "token", ADMIN], cwd=PROJECT_ROOT, env=_cli_env(tmp))
     assert token.returncode == 0, token.stderr
     process = AuroraProcess(database_url, tmp / "server.log", **SERVER_SETTINGS)
+    process.env.update(NO_NETWORK)
     await process.start()
     try:
         server = SeededServer(process, token.stdout.strip())
@@ -163,3 +169,22 @@ async def run_schemathesis(args: list[str], env: dict[str, str], cwd: Path, time
         return -1, out.decode(errors="replace") + f"\n(schemathesis killed after {timeout} s)"
     return proc.returncode if proc.returncode is not None else -1, out.decode(errors="replace")
 
+
+
+_ACCESS_LINE = re.compile(r'"([A-Z]+) (/\S*)" (\d{3}) ')
+
+
+def answered_2xx(log_text: str, paths: list[str]) -> set[str]:
+    """The documented operations ("METHOD /template") that answered a 2xx in this access log."""
+    templates = [(re.compile("^" + re.sub(r"\\\{[a-z_]+\\\}", "[^/]+", re.escape(p)) + "$"), p) for p in paths]
+    # The most specific first: /api/conversations/{conversation_id}/members/me before .../{seq}.
+    templates.sort(key=lambda t: (t[1].count("{"), -len(t[1])))
+    found = set()
+    for method, path, status in _ACCESS_LINE.findall(log_text):
+        if not status.startswith("2"):
+            continue
+        for pattern, template in templates:
+            if pattern.match(path):
+                found.add(f"{method} {template}")
+                break
+    return found

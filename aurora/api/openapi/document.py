@@ -114,6 +114,8 @@ def op(tag: str, summary: str, ok: dict[int, dict[str, Any]], errors: tuple[int,
     return operation
 
 
+# A real uncompressed P-256 point (the example subscription must pass the server's checks).
+EXAMPLE_P256DH = "BLl_n8FzD29ge4ZEdjuREvu0ZmJL4ahl55ZAHMlzjVhk6Ca5uAqGjvDocJczhjuopIOyNv5PmQxLSr8JFJeiYaE"
 CONVERSATION = path_id("conversation_id")
 SEQ_PARAM = _param("seq", "path", ID, "the message's seq in its conversation")
 USER_IDS = array(ID, maxItems=500)
@@ -171,6 +173,7 @@ def _paths() -> dict[str, dict[str, Any]]:
             200: _json(obj({"token": STR, "ended_sessions": {"type": "integer", "minimum": 0}}),
                        "a new token for this session; every other session ended"),
         }, (400, 403, 429), body=obj({"current_password": STR, "new_password": password}),
+            example={"current_password": "correct horse battery", "new_password": "battery staple horse"},
             description="403 when current_password is wrong (counted like a failed login, 429 past the limit).")},
         "/api/sessions": {"get": op("accounts", "The caller's open device sessions", {
             200: _json(obj({"sessions": array(ref("Session"))}), "newest first"),
@@ -337,7 +340,9 @@ def _paths() -> dict[str, dict[str, Any]]:
                 "endpoint": {"type": "string", "format": "uri", "maxLength": MAX_ENDPOINT_CHARS,
                              "description": "https URL of an allowed push service (push_endpoint_hosts)"},
                 "keys": obj({"p256dh": STR, "auth": STR}),
-            }), description="400 for a bad endpoint or keys; nothing is stored."),
+            }), description="400 for a bad endpoint or keys; nothing is stored.", example={
+                "endpoint": "https://fcm.googleapis.com/fcm/send/example-device-token", "expirationTime": None,
+                "keys": {"p256dh": EXAMPLE_P256DH, "auth": "AAECAwQFBgcICQoLDA0ODw"}}),
             "delete": op("push", "Forget a push subscription", {200: _json(OK, "forgotten")}, (400, 404),
                          params=[query("endpoint", STR, "or as {endpoint} in a JSON body")],
                          body=obj({"endpoint": STR}), body_required=False),
