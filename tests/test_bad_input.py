@@ -1,6 +1,6 @@
-"""Bad input that answered 500 (or a wrong 200) before the OpenAPI work (issue 14): schemathesis found
-the first two, probing the document's edge values found the third. Each now gets a clear 4xx and
-changes nothing. Both databases."""
+"""Bad input that answered 500 (or a wrong answer) before the OpenAPI work of issue 14, each found by
+schemathesis against GET /api/openapi.json except the mute dates (found probing the document's edge
+values). Each now gets a clear 4xx and changes nothing. Both databases."""
 
 from __future__ import annotations
 
@@ -100,3 +100,31 @@ async def test_mute_until_the_edges_of_the_calendar(api: Api) -> None:
     status, answer = await api.request("PUT", mute, token=alice.token, json={"until": "9999-12-31T23:59:59-14:00"})
     assert status == 200, answer
     assert answer == {"conversation_id": conversation["id"], "muted": True, "muted_until": None}
+
+
+async def test_unicode_digits_are_not_ids(api: Api) -> None:
+    """"¹".isdigit() is true and int("¹") raises: ids, seqs and limits of every route answered 500."""
+    alice, bob = await api.register(), await api.register()
+    conversation = await api.conversation(alice, [bob])
+    for method, path in (("GET", f"/api/conversations/{conversation['id']}/messages?limit=%C2%B9"),
+                         ("GET", f"/api/conversations/{conversation['id']}/messages?before_seq=%E2%91%A0"),
+                         ("GET", "/api/conversations/%C2%B2"),
+                         ("DELETE", "/api/sessions/%C2%B9"),
+                         ("GET", "/api/search?q=hello&limit=%C2%B3")):
+        status, answer = await api.request(method, path, token=alice.token)
+        assert status == 400 and answer["error"]["code"] == "invalid", (method, path, status, answer)
+    status, sessions = await api.request("GET", "/api/sessions", token=alice.token)
+    assert status == 200 and len(sessions["sessions"]) == 1  # still open
+    # Other scripts' digits are not ids either ("٣" is 3 to int()), ASCII ones are.
+    status, answer = await api.request("GET", "/api/conversations/%D9%A3", token=alice.token)
+    assert status == 400, answer
+    status, answer = await api.request("GET", f"/api/conversations/{conversation['id']}", token=alice.token)
+    assert status == 200, answer
+
+
+async def test_a_wrong_method_is_405_with_allow(api: Api) -> None:
+    """The JSON 405 of /api lost aiohttp's Allow header (RFC 9110 requires it)."""
+    alice = await api.register()
+    status, answer, headers = await api.request_with_headers("PUT", "/api/me", token=alice.token)
+    assert status == 405 and answer["error"]["code"] == "invalid", answer
+    assert set(headers["Allow"].replace(" ", "").split(",")) == {"GET", "HEAD"}, headers.get("Allow")

@@ -118,7 +118,7 @@ def op(tag: str, summary: str, ok: dict[int, dict[str, Any]], errors: tuple[int,
 EXAMPLE_P256DH = "BLl_n8FzD29ge4ZEdjuREvu0ZmJL4ahl55ZAHMlzjVhk6Ca5uAqGjvDocJczhjuopIOyNv5PmQxLSr8JFJeiYaE"
 CONVERSATION = path_id("conversation_id")
 SEQ_PARAM = _param("seq", "path", ID, "the message's seq in its conversation")
-USER_IDS = array(ID, maxItems=500)
+USER_IDS = array(ID, minItems=1, maxItems=500)
 CHANGE = {200: _json(ref("Change"), "the change entry and the message's new state (`duplicate`: "
                                     "already so, nothing new was written)")}
 TEXT_BODY = {"type": "string", "description": "trimmed; at most max_message_chars (413 above)"}
