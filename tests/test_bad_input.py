@@ -128,3 +128,16 @@ async def test_a_wrong_method_is_405_with_allow(api: Api) -> None:
     status, answer, headers = await api.request_with_headers("PUT", "/api/me", token=alice.token)
     assert status == 405 and answer["error"]["code"] == "invalid", answer
     assert set(headers["Allow"].replace(" ", "").split(",")) == {"GET", "HEAD"}, headers.get("Allow")
+
+
+async def test_unsubscribing_an_endpoint_with_a_nul_is_400(api: Api) -> None:
+    """PostgreSQL refuses NUL in a query's text: DELETE /api/push/subscriptions?endpoint=%00... was a 500
+    there (a 404 on SQLite). Both now say the endpoint is not valid text."""
+    alice = await api.register()
+    for how in ("query", "body"):
+        if how == "query":
+            status, answer = await api.request("DELETE", "/api/push/subscriptions?endpoint=%00x", token=alice.token)
+        else:
+            status, answer = await api.request("DELETE", "/api/push/subscriptions", token=alice.token,
+                                               json={"endpoint": "https://fcm.googleapis.com/\u0000"})
+        assert status == 400 and answer["error"]["code"] == "invalid", (how, status, answer)
