@@ -116,6 +116,7 @@ def op(tag: str, summary: str, ok: dict[int, dict[str, Any]], errors: tuple[int,
 
 # A real uncompressed P-256 point (the example subscription must pass the server's checks).
 EXAMPLE_P256DH = "BLl_n8FzD29ge4ZEdjuREvu0ZmJL4ahl55ZAHMlzjVhk6Ca5uAqGjvDocJczhjuopIOyNv5PmQxLSr8JFJeiYaE"
+PUSH_OFF = "404 `not_found` also when Web Push is off on this server (push_enabled = false)."
 CONVERSATION = path_id("conversation_id")
 SEQ_PARAM = _param("seq", "path", ID, "the message's seq in its conversation")
 USER_IDS = array(ID, minItems=1, maxItems=500)
@@ -328,23 +329,24 @@ def _paths() -> dict[str, dict[str, Any]]:
         # -- Web Push
         "/api/push/vapid-public-key": {"get": op("push", "The VAPID key for pushManager.subscribe", {
             200: _json(obj({"public_key": STR}), "the applicationServerKey (URL-safe base64)"),
-        })},
+        }, (404,), description=PUSH_OFF)},
         "/api/push/subscriptions": {
             "get": op("push", "The caller's push subscriptions", {
                 200: _json(obj({"subscriptions": array(ref("PushSubscription"))}), "subscriptions"),
-            }),
+            }, (404,), description=PUSH_OFF),
             "post": op("push", "Keep a browser's PushSubscription", {
                 201: _json(obj({"subscription": ref("PushSubscription")}), "stored"),
                 200: _json(obj({"subscription": ref("PushSubscription")}), "already yours"),
-            }, (400, 429), body=obj({
+            }, (400, 404, 429), body=obj({
                 "endpoint": {"type": "string", "format": "uri", "maxLength": MAX_ENDPOINT_CHARS,
                              "description": "https URL of an allowed push service (push_endpoint_hosts)"},
                 "keys": obj({"p256dh": STR, "auth": STR}),
-            }), description="400 for a bad endpoint or keys; nothing is stored.", example={
+            }), description="400 for a bad endpoint or keys; nothing is stored. " + PUSH_OFF, example={
                 "endpoint": "https://fcm.googleapis.com/fcm/send/example-device-token", "expirationTime": None,
                 "keys": {"p256dh": EXAMPLE_P256DH, "auth": "AAECAwQFBgcICQoLDA0ODw"}}),
             "delete": op("push", "Forget a push subscription", {200: _json(OK, "forgotten")}, (400, 404),
                          params=[query("endpoint", STR, "or as {endpoint} in a JSON body")],
+                         description="404: not a subscription of the caller. " + PUSH_OFF,
                          body=obj({"endpoint": STR}), body_required=False),
         },
         # -- operations and admin
