@@ -136,6 +136,11 @@ async def test_polling_and_websocket_clients_through_nginx(nginx: str, workers: 
         assert (await alice_polling.wait_for("new_message"))["id"] == reply["message"]["id"]
         assert (await bob_elsewhere.wait_for("new_message", lambda m: m["seq"] == 6))["body"] == "ws"
 
+        # An upload over nginx's default 1 MiB body limit goes through (client_max_body_size in the example).
+        big = bytes(range(256)) * (6 * 1024)  # 1.5 MiB
+        status, body = await api.request("POST", "/api/uploads?filename=big.bin", token=alice.token, data=big)
+        assert status == 201 and body["upload"]["size"] == len(big), (status, body)
+
         # A legacy client with ?token= in the URL: the documented access log keeps the path, not the token.
         legacy = await through_proxy.connect(None, url_suffix=f"/?token={alice.token}", transports=["polling"])
         await legacy.call("__round_trip__")

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 from aiohttp.helpers import content_disposition_header
+from aiohttp.http_exceptions import HttpProcessingError
 
 from aurora.api.helpers import aurora, current_user
 from aurora.errors import AuroraError, invalid
@@ -19,9 +20,26 @@ FILE_CSP = "default-src 'none'; sandbox"
 FILE_FIELD = "file"
 
 
+# What aiohttp's multipart reader raises on a body that is not well-formed multipart (no boundary in the
+# Content-Type, a part header that is not a header, a body cut before its closing boundary).
+MALFORMED_MULTIPART = (ValueError, HttpProcessingError)
+
+
+def _malformed() -> AuroraError:
+    return invalid("the multipart body is malformed (boundary, part headers or closing delimiter)")
+
+
 async def _chunks_of_part(part: BodyPartReader) -> AsyncIterator[bytes]:
-    while chunk := await part.read_chunk(CHUNK_BYTES):
+    while True:
+        try:
+            chunk = await part.read_chunk(CHUNK_BYTES)
+        except MALFORMED_MULTIPART:
+            raise _malformed() from None
+        if not chunk:
+            break
         yield chunk
+    if not part.at_eof():  # the body ended before the part's boundary: a cut or malformed upload
+        raise _malformed()
 
 
 async def _chunks_of_body(request: web.Request) -> AsyncIterator[bytes]:
@@ -46,8 +64,11 @@ async def upload(request: web.Request) -> web.Response:
 async def _receive(request: web.Request, user: dict[str, Any]) -> dict[str, Any]:
     files = aurora(request).files
     if request.content_type.startswith("multipart/"):
-        reader = await request.multipart()
-        part = await reader.next()
+        try:
+            reader = await request.multipart()
+            part = await reader.next()
+        except MALFORMED_MULTIPART:
+            raise _malformed() from None
         # The file comes first: a field before it would have to be read (and bounded) for nothing.
         if not isinstance(part, BodyPartReader) or part.name != FILE_FIELD:
             raise invalid(f"the first multipart field must be {FILE_FIELD!r} (a file)")

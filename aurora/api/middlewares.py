@@ -82,6 +82,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         code = _CODE_BY_STATUS.get(exc.status, "internal" if exc.status >= 500 else "invalid")
         message = {404: "no such route", 405: "method not allowed",
                    413: "request body too large"}.get(exc.status, exc.reason)
-        return error_response(AuroraError(code, message, status=exc.status))
+        response = error_response(AuroraError(code, message, status=exc.status))
+        if "Allow" in exc.headers:  # a 405 names the methods the route has (RFC 9110 section 15.5.6)
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except Exception as exc:
         return error_response(client_error(exc, log, "%s %s", request.method, request.path))

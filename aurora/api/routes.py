@@ -5,11 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from aurora.api import files, ops, push_views, views, webapp
+from aurora.api.openapi import openapi_json
 
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/", webapp.index)
     app.router.add_get("/health", views.health)
+    # The OpenAPI document of every route here but /socket.io/ and the web app (aurora/api/openapi/).
+    app.router.add_get("/api/openapi.json", openapi_json)
     app.router.add_post("/api/auth/register", views.register, name="register")
     app.router.add_post("/api/auth/login", views.login, name="login")
     app.router.add_post("/api/auth/logout", views.logout)

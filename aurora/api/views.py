@@ -122,8 +122,8 @@ async def list_sessions(request: web.Request) -> web.Response:
 async def end_session(request: web.Request) -> web.Response:
     credentials = await current_credentials(request)
     app = aurora(request)
-    await app.accounts.end_session(credentials.user_id, request.match_info["session_id"])
-    await app.auth_watch.end_sessions_now({int(request.match_info["session_id"])})
+    ended = await app.accounts.end_session(credentials.user_id, request.match_info["session_id"])
+    await app.auth_watch.end_sessions_now({ended})
     return web.json_response({"ok": True})
 
 

@@ -12,7 +12,7 @@ from aurora.services.limits import Limiter
 from aurora.services.limits.policy import LOGIN_FAILURES_ADDRESS, LOGIN_FAILURES_USER
 from aurora.services.password_hashing import PasswordHashing
 from aurora.services.tokens import Credentials, TokenSigner
-from aurora.services.validation import storable_text
+from aurora.services.validation import id_of, storable_text
 from aurora.settings import Settings
 from aurora.storage import sessions as session_store
 from aurora.storage import users as user_store
@@ -157,13 +157,12 @@ class Accounts:
         listed = await self._storage.read(session_store.list_sessions, credentials.user_id)
         return [{**s, "current": s["id"] == credentials.session_id} for s in listed]
 
-    async def end_session(self, user_id: int, session_id: Any) -> None:
-        if isinstance(session_id, str) and session_id.isdigit() and len(session_id) < 19:
-            session_id = int(session_id)
-        if not isinstance(session_id, int) or isinstance(session_id, bool) or session_id < 1:
-            raise invalid("session id must be a positive integer")
-        if not await self._storage.write(session_store.revoke_session_txn, user_id, session_id):
+    async def end_session(self, user_id: int, session_id: Any) -> int:
+        """Ends one of the user's sessions; returns its id."""
+        number = id_of(session_id, "session id")
+        if not await self._storage.write(session_store.revoke_session_txn, user_id, number):
             raise AuroraError("not_found", "session not found")
+        return number
 
     async def change_password(self, user: dict[str, Any], credentials: Credentials, current: Any, new: Any,
                               device: Device | None = None) -> tuple[str, int]:

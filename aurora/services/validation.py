@@ -26,8 +26,12 @@ def _as_int(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 19:
-        return int(value.strip())
+    if isinstance(value, str):
+        text = value.strip()
+        # ASCII digits only: str.isdigit() is also true of "¹" or "①", which int() refuses (a 500 once),
+        # and of other scripts' digits, which no client sends as an id.
+        if text.isascii() and text.isdigit() and len(text) <= 19:
+            return int(text)
     return None
 
 

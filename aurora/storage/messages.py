@@ -78,6 +78,23 @@ _COLUMNS = ("conversation_id", "seq", "kind", "sender_id", "body", "client_id", 
             "target_seq", "emoji", "added", "reply_to_seq")
 
 
+def _retry_of(earlier: Message | NewMessage, item: NewMessage) -> bool:
+    """Whether item repeats the entry stored (or batched) earlier under its client_id: a message for a
+    message; the same change (kind, target, and for a reaction its emoji and direction) for a change.
+    Anything else reuses a client_id for another request, which is refused: answering the earlier entry
+    as a duplicate would tell the client its edit (or reaction) was applied when nothing was."""
+    if item.kind in MESSAGE_KINDS:
+        return earlier.kind in MESSAGE_KINDS
+    if earlier.kind != item.kind or earlier.target_seq != item.target_seq:
+        return False
+    return item.kind != "reaction" or (earlier.emoji == item.emoji and bool(earlier.added) == item.added)
+
+
+def _client_id_taken(kind: str) -> AuroraError:
+    return AuroraError("conflict", f"client_id was already used for another entry ({kind}) in this conversation; "
+                                   "use a new client_id for a new request")
+
+
 def append_entries_txn(items: list[NewMessage], rules: LogRules = DEFAULT_RULES) -> list[AppendResult]:
     """Append a batch to the log, in a handful of statements: membership, duplicates, targets (when
     the batch has changes or replies), one seq block per conversation, one multi-row INSERT, the
@@ -128,6 +145,8 @@ def append_entries_txn(items: list[NewMessage], rules: LogRules = DEFAULT_RULES)
                 raise not_found()
             target = targets.get((item.conversation_id, item.target_seq)) if item.kind not in MESSAGE_KINDS else None
             if key is not None and key in stored:
+                if not _retry_of(stored[key], item):
+                    raise _client_id_taken(stored[key].kind)
                 # A retry: answered with the state as of now (this batch may have changed it already).
                 found = target or targets.get((item.conversation_id, stored[key].seq))
                 if found is not None:
@@ -135,6 +154,8 @@ def append_entries_txn(items: list[NewMessage], rules: LogRules = DEFAULT_RULES)
                 plan.append(("stored", stored[key]))
                 continue
             if key is not None and key in first_in_batch:
+                if not _retry_of(items[first_in_batch[key]], item):
+                    raise _client_id_taken(items[first_in_batch[key]].kind)
                 if target is not None:
                     states[index] = (target, target.snapshot())
                 plan.append(("same", first_in_batch[key]))

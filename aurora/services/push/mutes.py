@@ -25,7 +25,14 @@ def parse_until(value: Any) -> dt.datetime:
         raise invalid("until must be an ISO-8601 time with a time zone, e.g. 2030-01-01T08:00:00Z") from None
     if parsed.tzinfo is None:
         raise invalid("until must carry a time zone (Z or +hh:mm)")
-    until = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+    try:
+        until = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+    except OverflowError:
+        # Past the datetime range once in UTC: late on 9999-12-31 west of UTC (the far future: muted for
+        # good) or early on 0001-01-01 east of it (the past).
+        if parsed.year == dt.MAXYEAR:
+            return store.MUTED_FOREVER
+        raise invalid("until must be in the future") from None
     if until <= utcnow():
         raise invalid("until must be in the future")
     return min(until, store.MUTED_FOREVER)

@@ -28,6 +28,7 @@ from aurora.services.push.sender import PushJob, PushSender
 from aurora.services.push.subscriptions import parse_subscription
 from aurora.services.push.vapid import VapidKeys
 from aurora.services.socket_registry import LocalSocketRegistry
+from aurora.services.validation import storable_text
 from aurora.settings import Settings
 from aurora.storage import push as push_store
 from aurora.storage.database import Storage
@@ -237,6 +238,8 @@ class Push:
     async def unsubscribe(self, user: dict[str, Any], endpoint: Any) -> None:
         if not isinstance(endpoint, str) or not endpoint:
             raise invalid("endpoint must be a non-empty string")
+        # NUL or an unpaired surrogate: no stored endpoint has one, and PostgreSQL refuses the query (a 500).
+        endpoint = storable_text(endpoint, "endpoint")
         if not await self._storage.write(push_store.delete_subscription_txn, user["id"], endpoint):
             raise AuroraError("not_found", "no such push subscription")
 
