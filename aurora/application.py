@@ -32,7 +32,7 @@ from aurora.services.accounts import Accounts
 from aurora.services.blocks import Blocks
 from aurora.services.call_locks import CallLocks
 from aurora.services.calls import Calls
-from aurora.services.clock import Clock
+from aurora.services.clock import Clock, SystemClock
 from aurora.services.conversations import Conversations
 from aurora.services.files import Files
 from aurora.services.limits import Limiter
@@ -108,7 +108,8 @@ def build_socketio_server(settings: Settings) -> socketio.AsyncServer:
 
 
 def build_aurora(settings: Settings, sio: socketio.AsyncServer, clock: Clock | None = None) -> Aurora:
-    """clock: the services' timers (tests pass a ManualClock); the system clock by default."""
+    """clock: the services' timers and throttles (tests pass a ManualClock); the system clock by default."""
+    clock = clock or SystemClock()
     database = open_database(
         settings.database_url, sqlite_synchronous=settings.sqlite_synchronous, base_dir=Path.cwd()
     )
@@ -123,7 +124,7 @@ def build_aurora(settings: Settings, sio: socketio.AsyncServer, clock: Clock | N
     notifier = Notifier(sio, registry)
     signer = TokenSigner(settings.secret_keys, settings.token_max_age_s)
     presence = Presence(storage, notifier, registry)
-    limiter = Limiter(settings)
+    limiter = Limiter(settings, clock)
     blocks = Blocks(storage, settings.redis_url, settings.redis_prefix)
     auth_watch = AuthWatch(sio, storage, settings.auth_check_interval_s, settings.token_max_age_s)
     files = Files(settings, storage)
@@ -146,7 +147,7 @@ def build_aurora(settings: Settings, sio: socketio.AsyncServer, clock: Clock | N
         metrics=metrics, journal=journal,
         tracer=Tracer(storage, build_trace_exchange(settings, sio, journal)),
         moderation=Moderation(storage, notifier, messages),
-        push=push, mutes=Mutes(storage),
+        push=push, mutes=Mutes(storage), clock=clock,
     )
 
 

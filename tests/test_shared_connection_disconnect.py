@@ -16,7 +16,7 @@ from aurora_client import AuroraClient
 
 from aurora.context import AURORA
 from aurora.realtime.rooms import CALLS_NAMESPACE, CHAT_NAMESPACE
-from tests.conftest import QUICK_GRACE_S, RunningServer, clock_of, make_settings, start_server
+from tests.conftest import QUICK_GRACE_S, RunningServer, advance, clock_of, make_settings, start_server
 from tests.support.clients import Account, Api, SocketFactory, TestSocket, acked, for_call, invite_call, round_trip
 
 
@@ -51,7 +51,7 @@ async def test_dropping_a_connection_shared_by_chat_and_calls_cleans_up_both(
     await a_chat.wait_for("presence", lambda p: p["user_id"] == bob.id and not p["online"])
     # /calls: bob's device in the call was lost (its grace timer is armed); once it runs out the call ends.
     await clock_of(quick).wait_for_timer("grace")
-    clock_of(quick).advance(QUICK_GRACE_S)
+    await advance(quick, QUICK_GRACE_S)
     ended = await a_calls.wait_for("call_ended", for_call(call["id"]))
     assert ended["reason"] == "disconnected"
     # And the registry forgot both sockets: bob is offline and has no /calls device anywhere.
@@ -84,7 +84,7 @@ async def test_the_server_closing_a_shared_connection_cleans_up_both(
 
         await a_chat.wait_for("presence", lambda p: p["user_id"] == bob.id and not p["online"])
         await clock_of(quick).wait_for_timer("grace")
-        clock_of(quick).advance(QUICK_GRACE_S)
+        await advance(quick, QUICK_GRACE_S)
         ended = await a_calls.wait_for("call_ended", for_call(call["id"]))
         assert ended["reason"] == "disconnected"
     finally:
