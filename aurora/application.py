@@ -16,6 +16,7 @@ from aurora.api.limits import limits_middleware
 from aurora.api.middlewares import error_middleware, metrics_middleware, request_id_middleware
 from aurora.api.routes import setup_routes
 from aurora.api.security_headers import security_headers
+from aurora.api.test_clock import move_test_clock
 from aurora.context import AURORA, Aurora
 from aurora.outages import log_failure
 from aurora.realtime import json_codec
@@ -32,7 +33,7 @@ from aurora.services.accounts import Accounts
 from aurora.services.blocks import Blocks
 from aurora.services.call_locks import CallLocks
 from aurora.services.calls import Calls
-from aurora.services.clock import Clock, SystemClock
+from aurora.services.clock import Clock, ManualClock, SystemClock
 from aurora.services.conversations import Conversations
 from aurora.services.files import Files
 from aurora.services.limits import Limiter
@@ -174,12 +175,16 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
                      error_middleware, limits_middleware],
     )
     sio = build_socketio_server(settings)
+    if clock is None and settings.test_clock:  # env = test only (settings.py): a test process's clock
+        clock = ManualClock()
     aurora = build_aurora(settings, sio, clock)
     app[AURORA] = aurora
     sio.attach(app)
     sio.register_namespace(ChatNamespace(aurora))
     sio.register_namespace(CallsNamespace(aurora))
     setup_routes(app)
+    if settings.test_clock:
+        app.router.add_post("/api/test/clock", move_test_clock)
     app.on_response_prepare.append(security_headers(settings))
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_disconnect_clients)
