@@ -50,6 +50,7 @@ class RoomChannelRedisManager(RoomIndexMixin, ResyncingRedisManager):
         self._last_sweep = time.monotonic()
         self._prefix = f"{self.channel}#".encode()
         self._listening = asyncio.Event()  # set once the listener's first SUBSCRIBE is confirmed
+        self._listener_late = False  # it was not up within SUBSCRIBE_WAIT_S: rooms stop waiting for it
 
     # -- which channel ---------------------------------------------------------
     def room_channel(self, namespace: str, room: str) -> str:
@@ -75,12 +76,14 @@ class RoomChannelRedisManager(RoomIndexMixin, ResyncingRedisManager):
         """Subscribed (confirmed) to the room's channel; True when this call had to subscribe."""
         channel = self.room_channel(namespace, room)
         key = channel.encode()
-        if not self._listening.is_set():
-            # The first connect to this process starts the listener: wait for it (bounded), so that this
-            # channel is subscribed and confirmed here instead of being left out of its first SUBSCRIBE.
+        if not self._listening.is_set() and not self._listener_late:
+            # The first connect to this process starts the listener: wait for it (bounded, and only until
+            # it has once been late), so that this channel is subscribed and confirmed here instead of
+            # being left out of its first SUBSCRIBE.
             try:
                 await asyncio.wait_for(self._listening.wait(), SUBSCRIBE_WAIT_S)
             except TimeoutError:
+                self._listener_late = True  # Redis is down: the listener's (re)connect subscribes and resyncs
                 log.warning("the Redis listener was not up within %.0f s", SUBSCRIBE_WAIT_S)
         pending = self._confirming.get(key)
         if channel in self._room_channels:
