@@ -16,6 +16,7 @@ from aurora.api.limits import limits_middleware
 from aurora.api.middlewares import error_middleware, metrics_middleware, request_id_middleware
 from aurora.api.routes import setup_routes
 from aurora.api.security_headers import security_headers
+from aurora.api.test_clock import move_test_clock
 from aurora.context import AURORA, Aurora
 from aurora.outages import log_failure
 from aurora.realtime import json_codec
@@ -32,7 +33,7 @@ from aurora.services.accounts import Accounts
 from aurora.services.blocks import Blocks
 from aurora.services.call_locks import CallLocks
 from aurora.services.calls import Calls
-from aurora.services.clock import Clock
+from aurora.services.clock import Clock, ManualClock, SystemClock
 from aurora.services.conversations import Conversations
 from aurora.services.files import Files
 from aurora.services.limits import Limiter
@@ -108,7 +109,8 @@ def build_socketio_server(settings: Settings) -> socketio.AsyncServer:
 
 
 def build_aurora(settings: Settings, sio: socketio.AsyncServer, clock: Clock | None = None) -> Aurora:
-    """clock: the services' timers (tests pass a ManualClock); the system clock by default."""
+    """clock: the services' timers and throttles (tests pass a ManualClock); the system clock by default."""
+    clock = clock or SystemClock()
     database = open_database(
         settings.database_url, sqlite_synchronous=settings.sqlite_synchronous, base_dir=Path.cwd()
     )
@@ -123,7 +125,7 @@ def build_aurora(settings: Settings, sio: socketio.AsyncServer, clock: Clock | N
     notifier = Notifier(sio, registry)
     signer = TokenSigner(settings.secret_keys, settings.token_max_age_s)
     presence = Presence(storage, notifier, registry)
-    limiter = Limiter(settings)
+    limiter = Limiter(settings, clock)
     blocks = Blocks(storage, settings.redis_url, settings.redis_prefix)
     auth_watch = AuthWatch(sio, storage, settings.auth_check_interval_s, settings.token_max_age_s)
     files = Files(settings, storage)
@@ -149,7 +151,7 @@ def build_aurora(settings: Settings, sio: socketio.AsyncServer, clock: Clock | N
         metrics=metrics, journal=journal,
         tracer=Tracer(storage, build_trace_exchange(settings, sio, journal)),
         moderation=Moderation(storage, notifier, messages),
-        push=push, mutes=Mutes(storage, audience),
+        push=push, mutes=Mutes(storage, audience), clock=clock,
     )
 
 
@@ -176,12 +178,16 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
                      error_middleware, limits_middleware],
     )
     sio = build_socketio_server(settings)
+    if clock is None and settings.test_clock:  # env = test only (settings.py): a test process's clock
+        clock = ManualClock()
     aurora = build_aurora(settings, sio, clock)
     app[AURORA] = aurora
     sio.attach(app)
     sio.register_namespace(ChatNamespace(aurora))
     sio.register_namespace(CallsNamespace(aurora))
     setup_routes(app)
+    if settings.test_clock:
+        app.router.add_post("/api/test/clock", move_test_clock)
     app.on_response_prepare.append(security_headers(settings))
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_disconnect_clients)

@@ -13,6 +13,7 @@ from aurora.realtime.notifier import Notifier
 from aurora.services.accounts import Accounts
 from aurora.services.blocks import Blocks
 from aurora.services.calls import Calls
+from aurora.services.clock import Clock
 from aurora.services.conversations import Conversations
 from aurora.services.files import Files
 from aurora.services.limits import Limiter, parse_networks
@@ -58,6 +59,7 @@ class Aurora:
         return parse_networks(self.settings.trusted_proxies)
     push: Push | None  # None: push_enabled = false
     mutes: Mutes
+    clock: Clock  # the services' timers and throttles (services/clock.py)
 
 
 AURORA = web.AppKey("aurora", Aurora)

@@ -62,6 +62,8 @@ class Settings:
     redis_url: str = ""
     redis_prefix: str = "aurora"
     presence_dead_after_s: float = 10.0
+    # Tests only (env = test): the services' timers on a ManualClock, moved through POST /api/test/clock.
+    test_clock: bool = False
     websocket_compression: bool = False
     event_loop: str = "uvloop"
     # Attachments (aurora/services/files)
@@ -281,6 +283,8 @@ def _validate(s: Settings) -> None:
         raise SettingsError(
             "redis_url: several processes cannot share one SQLite file; use PostgreSQL with Redis"
         )
+    if s.test_clock and s.env != "test":
+        raise SettingsError(f"test_clock: only with env=test (it lets any client move the clock), env is {s.env!r}")
     if s.is_production:
         if not s.secret_keys:
             raise SettingsError("secret_key: AURORA_SECRET_KEY is required when env=production")

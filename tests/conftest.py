@@ -70,8 +70,13 @@ def db_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, db_url: str) -> Settings:
-    return make_settings(tmp_path, db_url)
+def settings(request: pytest.FixtureRequest, tmp_path: Path, db_url: str) -> Settings:
+    """config/test.toml plus @pytest.mark.settings(name=value) of the module, class and test
+    (the closest marker wins, name by name)."""
+    overrides: dict[str, Any] = {}
+    for marker in reversed(list(request.node.iter_markers("settings"))):
+        overrides.update(marker.kwargs)
+    return make_settings(tmp_path, db_url, **overrides)
 
 
 class RunningServer:
@@ -125,7 +130,9 @@ async def _sockets_of(server: RunningServer) -> AsyncIterator[SocketFactory]:
 
 @pytest.fixture
 async def server(settings: Settings) -> AsyncIterator[RunningServer]:
-    async for running in _running(settings):
+    """The services' clock stands still unless the test moves it (clock_of(server).advance): no call
+    timer, typing throttle or token bucket lets go because the machine was slow."""
+    async for running in _running(settings, ManualClock()):
         yield running
 
 
@@ -151,10 +158,16 @@ def clock_of(server: RunningServer) -> ManualClock:
     return server.clock
 
 
+async def advance(server: RunningServer, seconds: float) -> None:
+    """Move the server's clock and wait until the timers it woke have run (ManualClock.settled)."""
+    clock_of(server).advance(seconds)
+    await clock_of(server).settled()
+
+
 async def ring_out(server: RunningServer) -> None:
     """Once the ring timer of the call just invited is armed, let its ring time pass."""
     await clock_of(server).wait_for_timer("ring")
-    clock_of(server).advance(QUICK_RING_S)
+    await advance(server, QUICK_RING_S)
 
 
 @pytest.fixture

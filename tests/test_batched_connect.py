@@ -8,7 +8,7 @@ import asyncio
 from aurora.context import AURORA
 from aurora.services.batched_reads import BatchedRead
 from tests.conftest import RunningServer
-from tests.support.clients import Api, SocketFactory, acked
+from tests.support.clients import Api, SocketFactory, acked, round_trip
 
 
 async def test_concurrent_connects_share_queries_and_each_gets_its_own_rooms(
@@ -30,11 +30,13 @@ async def test_concurrent_connects_share_queries_and_each_gets_its_own_rooms(
     # Nobody got another's message: each socket's rooms are exactly its memberships.
     for cid, sock in zip(cids, socks, strict=False):
         assert {m["conversation_id"] for m in sock.events("new_message")} == {cid}
+    await round_trip(socks[-1])  # anything emitted to the outsider with those has arrived by now
     assert socks[-1].events("new_message") == []
     # The hub's first socket told every contact it is online (contacts read in a batch too).
     for sock in socks[:-1]:
         presence = await sock.wait_for("presence", lambda p: p["user_id"] == hub.id and p["online"])
         assert presence["online"] is True
+    await round_trip(socks[-1])
     assert socks[-1].events("presence") == []
 
 

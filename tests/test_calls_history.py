@@ -27,6 +27,7 @@ from tests.support.clients import (
     for_call,
     invite_call,
     messages_of,
+    round_trip,
 )
 
 SUMMARY_CALL_KEYS = {"id", "media", "end_reason", "duration_s"}
@@ -150,6 +151,8 @@ async def test_summary_message_reaches_chat_sockets_live(api: Api, sockets: Sock
         assert live["seq"] == 2
     stored = summaries(await messages_of(api, carol, group["id"]))
     assert stored == [chats[2].events("new_message")[-1]]  # the stored message is the one pushed live
+    await round_trip(a)
+    await round_trip(b)
     assert b.events("new_message") == [] and a.events("new_message") == []  # /calls sockets get no chat events
 
 

@@ -67,6 +67,7 @@ async def test_outsiders_can_neither_invite_accept_reject_hangup_signal_nor_read
             [alice.id] if state == "ringing" else [alice.id, bob.id])
         if state == "ringing":
             await acked(b, "call_accept", {"call_id": call["id"]})
+    await round_trip(m)
     assert m.received == []  # and mallory heard nothing of the call
 
     status, body = await api.request("GET", f"/api/calls?conversation_id={direct['id']}", token=mallory.token)

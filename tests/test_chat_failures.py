@@ -12,7 +12,7 @@ from typing import Any
 from aurora.context import AURORA
 from aurora.storage.database import database_proxy
 from tests.conftest import RunningServer, make_settings, start_server
-from tests.support.clients import Account, Api, SocketFactory, TestSocket
+from tests.support.clients import Account, Api, SocketFactory, TestSocket, round_trip
 
 
 async def send(sock: TestSocket, conversation_id: int, body: str, client_id: str | None = None) -> dict[str, Any]:
@@ -145,6 +145,7 @@ async def test_malformed_send_message_payloads_answer_codes_and_store_nothing(ap
     assert good["seq"] == 1
     assert await bob_socket.wait_for("new_message") == good
     assert bob_socket.events("new_message") == [good]
+    await round_trip(alice_socket)
     assert alice_socket.events("new_message") == []
 
 

@@ -7,6 +7,8 @@ import itertools
 import random
 from typing import Any
 
+from aurora.context import AURORA
+from tests.conftest import RunningServer, clock_of
 from tests.support.clients import Account, Api, SocketFactory, TestSocket
 
 
@@ -176,34 +178,46 @@ async def test_typing_is_relayed_to_other_members_only_and_not_stored(api: Api, 
     assert bob_phone.events("new_message") == []
 
 
-async def test_typing_is_throttled_per_socket(api: Api, sockets: SocketFactory) -> None:
+async def test_typing_is_throttled_per_socket(server: RunningServer, api: Api, sockets: SocketFactory) -> None:
+    """The throttle runs on the server's ManualClock: it lets go when the test moves time, never
+    because the machine was slow between two calls."""
     alice = await api.register()
     bob = await api.register()
     cid = (await api.conversation(alice, [bob]))["id"]
     alice_phone = await sockets.connect(alice.token)
     alice_laptop = await sockets.connect(alice.token)
     bob_socket = await sockets.connect(bob.token)
+    interval_s = server.app[AURORA].settings.typing_throttle_ms / 1000
 
     def typing(state: bool) -> dict[str, Any]:
         return {"conversation_id": cid, "user_id": alice.id, "typing": state}
 
-    assert await alice_phone.call("typing", {"conversation_id": cid, "typing": True}) == \
-        {"ok": True, "throttled": False}
+    async def flip(sock: TestSocket, state: bool) -> bool:
+        ack = await sock.call("typing", {"conversation_id": cid, "typing": state})
+        assert ack["ok"] is True, ack
+        return ack["throttled"]
+
+    assert await flip(alice_phone, True) is False
     # The same state again within the interval: acknowledged, throttled, not relayed.
     for _ in range(3):
-        assert await alice_phone.call("typing", {"conversation_id": cid, "typing": True}) == \
-            {"ok": True, "throttled": True}
+        assert await flip(alice_phone, True) is True
+    # Just short of the interval it still is.
+    clock_of(server).advance(interval_s * 0.999)
+    assert await flip(alice_phone, True) is True
     # Another socket has its own throttle.
-    assert await alice_laptop.call("typing", {"conversation_id": cid, "typing": True}) == \
-        {"ok": True, "throttled": False}
+    assert await flip(alice_laptop, True) is False
     # A change of state is never throttled (the "stopped typing" must get through).
-    assert await alice_phone.call("typing", {"conversation_id": cid, "typing": False}) == \
-        {"ok": True, "throttled": False}
+    assert await flip(alice_phone, False) is False
     got = await bob_socket.wait_count("typing", 3)
     assert got == [typing(True), typing(True), typing(False)]
+    # Once the interval has passed since the last relayed one, the same state gets through again.
+    assert await flip(alice_phone, False) is True
+    clock_of(server).advance(interval_s)
+    assert await flip(alice_phone, False) is False
     # Control, later in the same order: a new state gets through and nothing throttled arrived before it.
-    assert (await alice_phone.call("typing", {"conversation_id": cid, "typing": True}))["throttled"] is False
-    assert await bob_socket.wait_count("typing", 4) == [typing(True), typing(True), typing(False), typing(True)]
+    assert await flip(alice_phone, True) is False
+    assert await bob_socket.wait_count("typing", 5) == [typing(True), typing(True), typing(False), typing(False),
+                                                        typing(True)]
 
 
 async def test_typing_without_ack_and_with_bad_payloads(api: Api, sockets: SocketFactory) -> None:

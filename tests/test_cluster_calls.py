@@ -1,22 +1,29 @@
 """Calls across two real Aurora processes: ringing, accept-elsewhere, signal relay, and timers
-(ring timeout, disconnect grace) that fire exactly once, also when a process dies."""
+(ring timeout, disconnect grace) that fire exactly once, also when a process dies.
+
+The processes run with test_clock: their timers move only when the test moves their clocks
+(POST /api/test/clock), and each move answers once the timers it woke have run. So "it fired once"
+is checked after every timer that could fire again has run, not after a sleep of hoped-for length.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.clients import Account, TestSocket
-from tests.support.cluster import Node, start_cluster, stop_cluster
+from tests.support.clients import Account, TestSocket, round_trip
+from tests.support.cluster import Node, advance_all, move_clock, start_cluster, stop_cluster
+
+RING_S = GRACE_S = 30.0  # of the processes' clocks, which stand still unless the test moves them
 
 
 @pytest.fixture
 async def cluster(tmp_path: Path, postgres_url: str, shared_redis_url: str) -> AsyncIterator[list[Node]]:
-    nodes = await start_cluster(tmp_path, postgres_url, shared_redis_url, ring_timeout_s="1.5", call_grace_s="1")
+    nodes = await start_cluster(tmp_path, postgres_url, shared_redis_url, test_clock="true",
+                                ring_timeout_s=str(RING_S), call_grace_s=str(GRACE_S))
     try:
         yield nodes
     finally:
@@ -37,9 +44,12 @@ async def _summaries(node: Node, account: Account, conversation_id: int) -> list
     return [m for m in page["messages"] if m["kind"] == "call"]
 
 
-async def _settle() -> None:
-    """Long enough for a second, wrong firing of a timer (sweeps run every second) to show."""
-    await asyncio.sleep(2.5)
+async def _run_out(nodes: list[Node], seconds: float) -> None:
+    """Time passes on every live process (their clocks started within moments of each other, so a
+    deadline one of them wrote is due on the others too once the skew is covered); then, as long
+    again, for a second, wrong firing by another timer or a sweep to have its chance and run."""
+    await advance_all(nodes, seconds + 5)
+    await advance_all(nodes, 2 * seconds)
 
 
 async def test_ringing_accept_elsewhere_and_signals_cross_processes(cluster: list[Node]) -> None:
@@ -90,11 +100,12 @@ async def test_ring_timeout_fires_once_even_when_the_ringing_process_dies(cluste
     await bob_device.wait_for("call_incoming")
     one.process.kill()  # the process holding the ring timer is gone; another must end the call
 
-    missed = await bob_device.wait_for("call_ended", timeout=15)
+    await _run_out([two], RING_S)  # process two's sweep finds the ring overdue
+    missed = await bob_device.wait_for("call_ended")
     assert missed["reason"] == "missed" and missed["call_id"] == invite["call"]["id"]
-    summary = await bob_chat.wait_for("new_message", lambda m: m["kind"] == "call", timeout=10)
+    summary = await bob_chat.wait_for("new_message", lambda m: m["kind"] == "call")
     assert summary["body"] == "Missed audio call"
-    await _settle()
+    await round_trip(bob_device)  # everything process two emitted to it has arrived
     assert len(bob_device.events("call_ended")) == 1
     assert len(await _summaries(two, bob, conversation["id"])) == 1
 
@@ -107,11 +118,14 @@ async def test_disconnect_grace_ends_the_call_once(cluster: list[Node]) -> None:
     call_id = await _active_call(alice_device, bob_device, conversation["id"])
 
     await bob_device.disconnect()  # and never comes back
-    ended = await alice_device.wait_for("call_ended", timeout=15)
+    await move_clock(two, wait_for="grace")
+    await _run_out(cluster, GRACE_S)
+    ended = await alice_device.wait_for("call_ended")
     assert ended == {"call_id": call_id, "reason": "disconnected", "call": ended["call"]}
-    await _settle()
-    assert len(alice_device.events("call_ended")) == 1
+    # Every timer that could end it again has run: a second end would have stored a second summary.
     summaries = await _summaries(one, alice, conversation["id"])
+    await round_trip(alice_device)
+    assert len(alice_device.events("call_ended")) == 1
     assert len(summaries) == 1 and summaries[0]["call"]["end_reason"] == "disconnected"
 
 
@@ -123,11 +137,16 @@ async def test_rejoin_on_the_other_process_within_grace(cluster: list[Node]) -> 
     call_id = await _active_call(alice_device, bob_device, conversation["id"])
 
     await bob_device.disconnect()
+    await move_clock(two, wait_for="grace")  # process two lost bob's device: his grace timer runs there
     bob_again = await one.sockets.connect(bob.token, "/calls")  # reconnects through the other process
     rejoined = await bob_again.call("call_rejoin", {"call_id": call_id})
     assert rejoined["ok"] and rejoined["call"]["state"] == "active", rejoined
     assert await alice_device.wait_for("call_rejoined") == {"call_id": call_id, "user_id": bob.id}
-    await _settle()  # the grace period has long passed: the call must go on
+    await _run_out(cluster, GRACE_S)  # process two's timer fired and found him back; so did every sweep
+    status, page = await one.api.request("GET", f"/api/calls?conversation_id={conversation['id']}",
+                                         token=alice.token)
+    assert status == 200 and [c["state"] for c in page["calls"]] == ["active"], page
+    await round_trip(alice_device)
     assert alice_device.events("call_ended") == []
     relayed = await alice_device.call("call_signal", {"call_id": call_id, "to_user_id": bob.id,
                                                       "type": "offer", "data": {"renegotiate": True}})
@@ -143,9 +162,11 @@ async def test_call_on_a_killed_process_ends_once_after_grace(cluster: list[Node
     call_id = await _active_call(alice_device, bob_device, conversation["id"])
 
     two.process.kill()  # bob's device vanishes without a disconnect; the heartbeat reaper notices
-    ended = await alice_device.wait_for("call_ended", timeout=25)
+    await move_clock(one, wait_for="grace", within_s=30)  # reaped (real heartbeats): bob's grace starts
+    await _run_out([one], GRACE_S)
+    ended = await alice_device.wait_for("call_ended")
     assert ended["call_id"] == call_id and ended["reason"] == "disconnected"
-    await _settle()
+    await round_trip(alice_device)
     assert len(alice_device.events("call_ended")) == 1
     assert len(await _summaries(one, alice, conversation["id"])) == 1
 

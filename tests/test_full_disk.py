@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import make_settings, start_server
-from tests.support.clients import Account, Api, SocketFactory
+from tests.support.clients import Account, Api, SocketFactory, TestSocket
 
 FS_SIZE = "4m"
 
@@ -38,6 +37,20 @@ def small_fs(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount_point)], capture_output=True, check=False)
 
 
+@pytest.fixture
+def db_url(small_fs: Path) -> str:
+    """conftest's server, api and sockets on a SQLite database in the small file system."""
+    return f"sqlite:///{small_fs}/aurora.db"
+
+
+async def _pair(api: Api, sockets: SocketFactory) -> tuple[Account, Account, int, TestSocket]:
+    """alice and bob in a conversation, alice connected."""
+    alice = await api.register()
+    bob = await api.register()
+    cid = (await api.conversation(alice, [bob]))["id"]
+    return alice, bob, cid, await sockets.connect(alice.token)
+
+
 def _fill(directory: Path) -> Path:
     """Write zeros until the file system refuses (ENOSPC), down to its last block."""
     filler = directory / "filler"
@@ -57,83 +70,61 @@ async def _group(api: Api, account: Account, others: list[Account], title: str) 
                                           json={"user_ids": [o.id for o in others], "title": title})
 
 
-async def test_a_full_disk_answers_unavailable_and_recovers(tmp_path: Path, small_fs: Path) -> None:
-    running = await start_server(make_settings(tmp_path, f"sqlite:///{small_fs}/aurora.db"))
-    api = Api(running.url)
-    sockets = SocketFactory(running.url)
-    try:
-        alice = await api.register()
-        bob = await api.register()
-        cid = (await api.conversation(alice, [bob]))["id"]
-        alice_socket = await sockets.connect(alice.token)
-        acked = []
-        for i in range(5):
-            ack = await alice_socket.call("send_message", {"conversation_id": cid, "body": f"before {i}"})
-            assert ack["ok"] is True, ack
-            acked.append(ack["message"])
-
-        filler = _fill(small_fs)
-        # The WAL grows with every commit (it is far from its checkpoint size), so writes now fail.
-        refusals = []
-        for i in range(200):
-            status, body, headers = await _group(api, alice, [bob], f"while full {i}")
-            if status != 201:
-                refusals.append((status, body, headers))
-                break
-        assert refusals, "the disk never filled up"
-        status, body, headers = refusals[0]
-        assert (status, body["error"]["code"]) == (503, "unavailable"), body
-        assert "space" in body["error"]["message"] or "cannot store" in body["error"]["message"], body
-        assert int(headers["Retry-After"]) > 0
-
-        status, health = await api.request("GET", "/health")
-        assert status == 503, health
-        assert health["status"] == "error" and health["database"] == "cannot_write", health
-        # Reading still works.
-        status, page = await api.request("GET", f"/api/conversations/{cid}/messages", token=bob.token)
-        assert status == 200 and [m["seq"] for m in page["messages"]] == [m["seq"] for m in acked], page
-
-        # A send while full is refused (not acknowledged), and the socket stays usable.
-        ack = await alice_socket.call("send_message", {"conversation_id": cid, "body": "while full"})
-        assert ack["ok"] is False, ack
-
-        os.unlink(filler)
-        # /health notices by itself (a cheap write probe), without any client writing first.
-        for _ in range(50):
-            status, health = await api.request("GET", "/health")
-            if status == 200:
-                break
-        assert (status, health["database"]) == (200, "ok"), health
-        ack = await alice_socket.call("send_message", {"conversation_id": cid, "body": "after"})
+async def test_a_full_disk_answers_unavailable_and_recovers(small_fs: Path, api: Api, sockets: SocketFactory) -> None:
+    alice, bob, cid, alice_socket = await _pair(api, sockets)
+    acked = []
+    for i in range(5):
+        ack = await alice_socket.call("send_message", {"conversation_id": cid, "body": f"before {i}"})
         assert ack["ok"] is True, ack
-        status, page = await api.request("GET", f"/api/conversations/{cid}/messages", token=bob.token)
-        bodies = [m["body"] for m in page["messages"]]
-        # Everything acknowledged is there, in order; the refused send was not stored.
-        assert bodies == [m["body"] for m in acked] + ["after"], bodies
-        status, body, _ = await _group(api, alice, [bob], "after")
-        assert status == 201, body
-    finally:
-        await sockets.close_all()
-        await api.close()
-        await running.stop()
+        acked.append(ack["message"])
+
+    filler = _fill(small_fs)
+    # The WAL grows with every commit (it is far from its checkpoint size), so writes now fail.
+    refusals = []
+    for i in range(200):
+        status, body, headers = await _group(api, alice, [bob], f"while full {i}")
+        if status != 201:
+            refusals.append((status, body, headers))
+            break
+    assert refusals, "the disk never filled up"
+    status, body, headers = refusals[0]
+    assert (status, body["error"]["code"]) == (503, "unavailable"), body
+    assert "space" in body["error"]["message"] or "cannot store" in body["error"]["message"], body
+    assert int(headers["Retry-After"]) > 0
+
+    status, health = await api.request("GET", "/health")
+    assert status == 503, health
+    assert health["status"] == "error" and health["database"] == "cannot_write", health
+    # Reading still works.
+    status, page = await api.request("GET", f"/api/conversations/{cid}/messages", token=bob.token)
+    assert status == 200 and [m["seq"] for m in page["messages"]] == [m["seq"] for m in acked], page
+
+    # A send while full is refused (not acknowledged), and the socket stays usable.
+    ack = await alice_socket.call("send_message", {"conversation_id": cid, "body": "while full"})
+    assert ack["ok"] is False, ack
+
+    os.unlink(filler)
+    # /health notices by itself (a cheap write probe), without any client writing first.
+    for _ in range(50):
+        status, health = await api.request("GET", "/health")
+        if status == 200:
+            break
+    assert (status, health["database"]) == (200, "ok"), health
+    ack = await alice_socket.call("send_message", {"conversation_id": cid, "body": "after"})
+    assert ack["ok"] is True, ack
+    status, page = await api.request("GET", f"/api/conversations/{cid}/messages", token=bob.token)
+    bodies = [m["body"] for m in page["messages"]]
+    # Everything acknowledged is there, in order; the refused send was not stored.
+    assert bodies == [m["body"] for m in acked] + ["after"], bodies
+    status, body, _ = await _group(api, alice, [bob], "after")
+    assert status == 201, body
 
 
-async def test_a_send_on_a_full_disk_answers_unavailable(tmp_path: Path, small_fs: Path) -> None:
-    running = await start_server(make_settings(tmp_path, f"sqlite:///{small_fs}/aurora.db"))
-    api = Api(running.url)
-    sockets = SocketFactory(running.url)
-    try:
-        alice = await api.register()
-        bob = await api.register()
-        cid = (await api.conversation(alice, [bob]))["id"]
-        alice_socket = await sockets.connect(alice.token)
-        _fill(small_fs)
-        for i in range(200):
-            ack = await alice_socket.call("send_message", {"conversation_id": cid, "body": f"full {i}"})
-            if not ack["ok"]:
-                break
-        assert ack["ok"] is False and ack["error"]["code"] == "unavailable", ack
-    finally:
-        await sockets.close_all()
-        await api.close()
-        await running.stop()
+async def test_a_send_on_a_full_disk_answers_unavailable(small_fs: Path, api: Api, sockets: SocketFactory) -> None:
+    _, _, cid, alice_socket = await _pair(api, sockets)
+    _fill(small_fs)
+    for i in range(200):
+        ack = await alice_socket.call("send_message", {"conversation_id": cid, "body": f"full {i}"})
+        if not ack["ok"]:
+            break
+    assert ack["ok"] is False and ack["error"]["code"] == "unavailable", ack

@@ -4,12 +4,10 @@ retry_after_ms (REST: 429 + Retry-After), the server stays up, another user is n
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import RunningServer, make_settings, start_server
+from tests.conftest import RunningServer, clock_of
 from tests.support.clients import Api, SocketFactory, acked, messages_of
 from tests.support.flood import (
     CPU_TIME,
@@ -21,37 +19,12 @@ from tests.support.flood import (
     unaffected_during,
 )
 
-
-@pytest.fixture
-async def limited(request: pytest.FixtureRequest, tmp_path: Path, db_url: str) -> AsyncIterator[RunningServer]:
-    marker = request.node.get_closest_marker("limits")  # @pytest.mark.limits(name=value): this test's own
-    overrides = {**SMALL_LIMITS, **(marker.kwargs if marker else {})}
-    running = await start_server(make_settings(tmp_path, db_url, **overrides))
-    try:
-        yield running
-    finally:
-        await running.stop()
+# Every test here: small buckets (SMALL_LIMITS), with its own changes as @pytest.mark.settings. The server's
+# clock stands still (conftest's `server`), so a bucket refills only when a test moves it.
+pytestmark = pytest.mark.settings(**SMALL_LIMITS)
 
 
-@pytest.fixture
-async def api(limited: RunningServer) -> AsyncIterator[Api]:
-    client = Api(limited.url)
-    try:
-        yield client
-    finally:
-        await client.close()
-
-
-@pytest.fixture
-async def sockets(limited: RunningServer) -> AsyncIterator[SocketFactory]:
-    factory = SocketFactory(limited.url)
-    try:
-        yield factory
-    finally:
-        await factory.close_all()
-
-
-@pytest.mark.limits(rate_message_burst=20)
+@pytest.mark.settings(rate_message_burst=20)
 async def test_send_flood_is_refused_and_another_pair_is_unaffected(api: Api, sockets: SocketFactory) -> None:
     alice, bob, carol, dave = [await api.register() for _ in range(4)]
     flooded = await api.conversation(alice, [bob])
@@ -141,7 +114,7 @@ async def test_registration_is_limited_per_address(api: Api) -> None:
     assert status == 401, body  # the refused registration created nothing
 
 
-@pytest.mark.limits(flood_disconnect_refusals=20)
+@pytest.mark.settings(flood_disconnect_refusals=20)
 async def test_a_socket_that_ignores_refusals_is_closed(api: Api, sockets: SocketFactory) -> None:
     alice, bob = await api.register(), await api.register()
     conversation = await api.conversation(alice, [bob])
@@ -163,3 +136,41 @@ async def test_a_socket_that_ignores_refusals_is_closed(api: Api, sockets: Socke
     assert other_device.client.connected  # only the flooding socket
     bob_socket = await sockets.connect(bob.token)
     await acked(bob_socket, "send_message", {"conversation_id": conversation["id"], "body": "unaffected"})
+
+
+async def test_a_bucket_refills_with_the_clock_and_not_before(server: RunningServer, api: Api,
+                                                             sockets: SocketFactory) -> None:
+    """Burst 3, 0.01 tokens a second: after three sends the fourth waits 100 s of the server's clock."""
+    alice, bob = await api.register(), await api.register()
+    conversation = await api.conversation(alice, [bob])
+    sock = await sockets.connect(alice.token)
+    payload = {"conversation_id": conversation["id"], "body": "tick"}
+    for _ in range(3):
+        await acked(sock, "send_message", payload)
+    assert check_refusal(await sock.call("send_message", payload))["retry_after_ms"] == 100_000
+    clock_of(server).advance(99.0)
+    # 1 s of waiting left (the float of 99 x 0.01 may round it up by a millisecond).
+    assert check_refusal(await sock.call("send_message", payload))["retry_after_ms"] in (1_000, 1_001)
+    clock_of(server).advance(1.0)
+    await acked(sock, "send_message", payload)  # the token that refilled, and only that one
+    check_refusal(await sock.call("send_message", payload))
+    assert len(await messages_of(api, bob, conversation["id"])) == 4
+
+
+@pytest.mark.settings(login_max_failures=3)
+async def test_a_locked_username_unlocks_as_the_window_moves(server: RunningServer, api: Api) -> None:
+    """3 failures per 900 s: locked after three, one more try for every 300 s of the server's clock."""
+    alice = await api.register()
+
+    async def login(password: str) -> int:
+        status, body = await api.request("POST", "/api/auth/login",
+                                         json={"username": alice.username, "password": password})
+        assert status in (200, 401) or body["error"]["code"] == "rate_limited", body
+        return status
+
+    assert [await login("wrong password!") for _ in range(3)] == [401, 401, 401]
+    assert await login(alice.password) == 429
+    clock_of(server).advance(299.0)
+    assert await login(alice.password) == 429
+    clock_of(server).advance(1.0)
+    assert await login(alice.password) == 200

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from aurora.context import AURORA
+from aurora.services.clock import ManualClock
 from aurora.services.push import Push
 from aurora.services.push.audience import PushAudience
-from tests.conftest import RunningServer, make_settings, start_server
+from tests.conftest import QUICK_RING_S, RunningServer, make_settings, ring_out, start_server
 from tests.support.clients import Account, Api, SocketFactory, acked, invite_call
 from tests.support.push_service import Device, StandInPushService
 
@@ -32,8 +33,8 @@ async def standin() -> AsyncIterator[StandInPushService]:
         await service.stop()
 
 
-async def _serve(tmp_path: Path, db_url: str, **extra: Any) -> RunningServer:
-    return await start_server(make_settings(tmp_path, db_url, **{**PUSH_SETTINGS, **extra}))
+async def _serve(tmp_path: Path, db_url: str, clock: ManualClock | None = None, **extra: Any) -> RunningServer:
+    return await start_server(make_settings(tmp_path, db_url, **{**PUSH_SETTINGS, **extra}), clock)
 
 
 @pytest.fixture
@@ -442,7 +443,7 @@ async def test_subscriptions_belong_to_device_sessions(push_server: RunningServe
 
 # -- calls ------------------------------------------------------------------------------------
 async def test_incoming_and_missed_calls_push(tmp_path: Path, db_url: str, standin: StandInPushService) -> None:
-    server = await _serve(tmp_path, db_url, ring_timeout_s=0.5)
+    server = await _serve(tmp_path, db_url, ManualClock(), ring_timeout_s=QUICK_RING_S)  # rings out when told
     api, sockets = Api(server.url), SocketFactory(server.url)
     try:
         alice, bob = await api.register(display_name="Alice"), await api.register()
@@ -450,12 +451,14 @@ async def test_incoming_and_missed_calls_push(tmp_path: Path, db_url: str, stand
         direct = await api.conversation(alice, [bob])
         caller = await sockets.connect(alice.token, "/calls")
         call = await invite_call(caller, direct["id"], "video")
-        incoming, missed = await standin.wait_for(2, "bob")  # the ring times out: missed
+        await ring_out(server)  # nobody answers: missed
+        incoming, missed = await standin.wait_for(2, "bob")
         await push_of(server).idle()
         assert len(standin.deliveries) == 2
         assert incoming.payload["type"] == "call_incoming" and incoming.payload["seq"] is None
         assert incoming.payload["call"] == {"id": call["id"], "media": "video"}
-        assert (incoming.urgency, incoming.ttl, incoming.topic) == ("high", 1, f"c{direct['id']}")
+        # It lives as long as the call rings.
+        assert (incoming.urgency, incoming.ttl, incoming.topic) == ("high", int(QUICK_RING_S), f"c{direct['id']}")
         assert missed.payload["type"] == "call_missed" and missed.payload["call"]["id"] == call["id"]
         assert missed.payload["seq"] is not None and missed.urgency == "high"
         assert missed.payload["sender"]["display_name"] == "Alice"

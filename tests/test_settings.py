@@ -183,6 +183,30 @@ def test_production_refuses_wildcard_cors(tmp_path: Path) -> None:
     assert str(caught.value).startswith("cors_allowed_origins:")
 
 
+@pytest.mark.parametrize("env", ["development", "production"])
+def test_the_test_clock_is_refused_outside_env_test(tmp_path: Path, env: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        _load(tmp_path, None, {"AURORA_ENV": env, "AURORA_SECRET_KEY": LONG_KEY, "AURORA_TEST_CLOCK": "true"})
+    assert str(caught.value).startswith("test_clock: only with env=test"), caught.value
+
+
+async def test_the_test_clock_route_exists_only_with_the_setting(tmp_path: Path, sqlite_url: str) -> None:
+    for on, expected in ((False, 404), (True, 200)):
+        running = await start_server(make_settings(tmp_path / str(on), sqlite_url.replace(".db", f"{on}.db"),
+                                                   test_clock=on))
+        api = Api(running.url)
+        try:
+            status, body = await api.request("POST", "/api/test/clock", json={"advance_s": 1})
+            assert status == expected, body
+            if on:
+                assert body["now"] == 1.0, body
+                status, body = await api.request("POST", "/api/test/clock", json={"advance_s": -1})
+                assert status == 400 and body["error"]["code"] == "invalid", body
+        finally:
+            await api.close()
+            await running.stop()
+
+
 def test_production_with_a_long_key_and_listed_origins_is_accepted(tmp_path: Path) -> None:
     from aurora.services.push.vapid import generate_private_key
 

@@ -89,11 +89,10 @@ async def _send_many(session: aiohttp.ClientSession, url: str, account: Account,
 
 
 async def _watch_contiguous(session: aiohttp.ClientSession, url: str, account: Account, conversation_id: int,
-                            total: int) -> int:
+                            total: int) -> None:
     """Poll after_seq pages; a gap (a seq visible before a lower one) would fail here."""
-    cursor, polls = 0, 0
+    cursor = 0
     while cursor < total:
-        polls += 1
         async with session.get(f"{url}/api/conversations/{conversation_id}/messages",
                                params={"after_seq": str(cursor), "limit": "200"},
                                headers={"Authorization": f"Bearer {account.token}"}) as response:
@@ -105,7 +104,6 @@ async def _watch_contiguous(session: aiohttp.ClientSession, url: str, account: A
             cursor = seqs[-1]
         else:
             await asyncio.sleep(0.01)
-    return polls
 
 
 async def test_seq_is_gapless_across_two_server_processes(tmp_path: Path, postgres_url: str) -> None:
@@ -134,7 +132,7 @@ async def test_seq_is_gapless_across_two_server_processes(tmp_path: Path, postgr
             ]
             watcher = _watch_contiguous(session, servers[1].url, senders[0], group["id"], total)
             # The watcher asserts, page by page, that no seq became visible before a lower one.
-            *sent, _polls = await asyncio.gather(*sending, watcher)
+            *sent, _ = await asyncio.gather(*sending, watcher)
         all_seqs = sorted(seq for seqs in sent for seq in seqs)
         assert all_seqs == list(range(1, total + 1))
         rows = raw_query(postgres_url, "SELECT seq, body FROM message WHERE conversation_id = ? ORDER BY seq",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -136,7 +135,7 @@ class ChatNamespace(AuroraNamespace):
         user = session["user"]
         if not await self._is_member(sid, user, conversation_id):
             raise not_found()
-        now = time.monotonic()
+        now = self.app.clock.monotonic()  # the services' clock: tests move it
         last_state, last_at = session["typing"].get(conversation_id, (None, 0.0))
         interval = self.app.settings.typing_throttle_ms / 1000
         if last_state == typing and now - last_at < interval:

@@ -190,8 +190,16 @@ class ResyncingRedisManager(socketio.AsyncRedisManager, DirectEmitManager):
             client = self._listener_client()
             pubsub = client.pubsub()
             try:
-                await pubsub.subscribe(*self._channels_to_subscribe())
+                channels = self._channels_to_subscribe()
+                await pubsub.subscribe(*channels)
                 self._listener_pubsub = pubsub
+                # Channels added while that SUBSCRIBE was on its way (a room entered before the listener
+                # was up: the first connect to a process starts it) were not in it: subscribe them now,
+                # or that room's emits from other processes would never be heard here.
+                late = [c for c in self._channels_to_subscribe() if c not in channels]
+                if late:
+                    await pubsub.subscribe(*late)
+                    gap = True  # and their sockets resync: an emit before this SUBSCRIBE reached nobody here
                 retry_s = 0.25
                 if gap:
                     await self._resync_local(REASON_RECONNECTED)

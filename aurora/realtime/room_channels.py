@@ -10,7 +10,10 @@ the same for Aurora's own rooms (`conversation:<id>`, `user:<id>`, the prefixes 
   callbacks, resyncs) stays on the main channel, which every process still reads;
 * a process subscribes to a room's channel when the first of its sockets enters the room, and waits
   for Redis to confirm the SUBSCRIBE before enter_room returns, so an emit published after that
-  reaches it; rooms left empty are unsubscribed lazily (every UNSUBSCRIBE_EVERY_S at most);
+  reaches it; rooms left empty are unsubscribed lazily (every UNSUBSCRIBE_EVERY_S at most); the first
+  connect to a process starts its listener, so a room entered before the listener is up waits for it
+  (a channel added while the listener's first SUBSCRIBE was on its way was left out of it, and that
+  room was never heard: seen as a flaky cluster test);
 * a socket of this process put in a room by another process (an enter_room that came over the main
   channel: a conversation created or a member added there) gets `resync {reason: "room_joined"}`
   once the new subscription is confirmed, when this process had no subscription to that room yet: an
@@ -46,6 +49,8 @@ class RoomChannelRedisManager(RoomIndexMixin, ResyncingRedisManager):
         self._confirming: dict[bytes, asyncio.Future[None]] = {}
         self._last_sweep = time.monotonic()
         self._prefix = f"{self.channel}#".encode()
+        self._listening = asyncio.Event()  # set once the listener's first SUBSCRIBE is confirmed
+        self._listener_late = False  # it was not up within SUBSCRIBE_WAIT_S: rooms stop waiting for it
 
     # -- which channel ---------------------------------------------------------
     def room_channel(self, namespace: str, room: str) -> str:
@@ -71,6 +76,15 @@ class RoomChannelRedisManager(RoomIndexMixin, ResyncingRedisManager):
         """Subscribed (confirmed) to the room's channel; True when this call had to subscribe."""
         channel = self.room_channel(namespace, room)
         key = channel.encode()
+        if not self._listening.is_set() and not self._listener_late:
+            # The first connect to this process starts the listener: wait for it (bounded, and only until
+            # it has once been late), so that this channel is subscribed and confirmed here instead of
+            # being left out of its first SUBSCRIBE.
+            try:
+                await asyncio.wait_for(self._listening.wait(), SUBSCRIBE_WAIT_S)
+            except TimeoutError:
+                self._listener_late = True  # Redis is down: the listener's (re)connect subscribes and resyncs
+                log.warning("the Redis listener was not up within %.0f s", SUBSCRIBE_WAIT_S)
         pending = self._confirming.get(key)
         if channel in self._room_channels:
             if pending is not None:  # another socket's enter_room is still waiting for the confirmation
@@ -94,6 +108,8 @@ class RoomChannelRedisManager(RoomIndexMixin, ResyncingRedisManager):
         return True
 
     def _on_subscribed(self, pubsub: Any, channel: bytes) -> None:
+        if channel == self.channel.encode():
+            self._listening.set()
         waiting = self._confirming.get(channel)
         if waiting is not None and not waiting.done():
             waiting.set_result(None)

@@ -476,43 +476,6 @@ def list_messages(conversation_id: int, user_id: int, before_seq: int | None,
     return list(reversed(rows[:limit])), has_more
 
 
-def sync_messages(user_id: int, cursors: dict[int, int], limit: int) -> tuple[list[dict[str, Any]], bool]:
-    """Messages after each cursor, ascending per conversation, at most limit in all."""
-    mine = set(
-        m.conversation_id
-        for m in Membership.select(Membership.conversation).where(
-            (Membership.user == user_id) & (Membership.conversation.in_(list(cursors)))
-        )
-    ) if cursors else set()
-    missing = [cid for cid in cursors if cid not in mine]
-    if missing:
-        ids = ", ".join(str(cid) for cid in sorted(missing))
-        raise AuroraError("not_found", f"conversation not found: {ids} (drop these cursors and sync again)")
-    messages: list[dict[str, Any]] = []
-    has_more = False
-    for conversation_id in sorted(cursors):
-        room = limit - len(messages)
-        if room <= 0:
-            has_more = has_more or Message.select().where(
-                (Message.conversation == conversation_id) & (Message.seq > cursors[conversation_id])
-            ).exists()
-            if has_more:
-                break
-            continue
-        rows = _page(
-            Message.select(Message, User.username)
-            .join(User, on=(Message.sender == User.id))
-            .where((Message.conversation == conversation_id) & (Message.seq > cursors[conversation_id]))
-            .order_by(Message.seq)
-            .limit(room + 1)
-        )
-        if len(rows) > room:
-            has_more = True
-            rows = rows[:room]
-        messages.extend(rows)
-    return messages, has_more
-
-
 def advance_pointers_txn(conversation_id: int, user_id: int, delivered_seq: int | None,
                          read_seq: int | None) -> tuple[int, int, bool]:
     """Move a member's delivered/read pointers forward only, clamped to last_seq.

@@ -1,7 +1,7 @@
 """Catching up: the entries after each of a device's cursors, a batch of cursors per query.
 
-(Moved out of storage/messages.py: one query per conversation made a sync with 10,000 cursors cost
-10,000 queries. storage.messages.sync_messages is the old per-conversation version.)
+(It replaced a version in storage/messages.py that ran one query per conversation: a sync with
+10,000 cursors cost 10,000 queries.)
 """
 
 from __future__ import annotations

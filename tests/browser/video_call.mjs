@@ -6,6 +6,46 @@ import {
   PASSWORD, assert,
 } from "./lib.mjs";
 
+/** Installed in every page: each RTCPeerConnection's states and signalling steps, timed, in
+ * window.__rtcLog, so that a call that never connects says where it stopped. */
+function recordPeerConnections() {
+  const log = (window.__rtcLog = []);
+  const t0 = performance.now();
+  const Native = window.RTCPeerConnection;
+  window.RTCPeerConnection = function RecordedPeerConnection(...init) {
+    const pc = new Native(...init);
+    const id = log.filter((line) => line.endsWith(" created")).length;
+    const note = (what) => log.push(`${Math.round(performance.now() - t0)}ms pc${id} ${what}`);
+    note("created");
+    for (const type of ["negotiationneeded", "signalingstatechange", "icegatheringstatechange",
+      "iceconnectionstatechange", "connectionstatechange"]) {
+      pc.addEventListener(type, () => note(`${type}: signaling=${pc.signalingState} ice=${pc.iceConnectionState} `
+        + `connection=${pc.connectionState} gathering=${pc.iceGatheringState}`));
+    }
+    pc.addEventListener("icecandidate", ({ candidate }) => note(`local candidate ${candidate?.candidate ?? "(end)"}`));
+    for (const method of ["setLocalDescription", "setRemoteDescription", "addIceCandidate"]) {
+      const call = pc[method].bind(pc);
+      pc[method] = (arg) => {
+        note(`${method}(${arg?.type ?? arg?.candidate ?? ""})`);
+        return call(arg).catch((err) => { note(`${method} failed: ${err}`); throw err; });
+      };
+    }
+    return pc;
+  };
+  window.RTCPeerConnection.prototype = Native.prototype;
+}
+
+/** Both peer connections connected, or an error with each side's RTCPeerConnection timeline. */
+async function bothConnected(a, b) {
+  try {
+    await a.page.locator('.call[data-peer-state="connected"]').waitFor();
+    await b.page.locator('.call[data-peer-state="connected"]').waitFor();
+  } catch (err) {
+    const timeline = async (p) => (await p.page.evaluate(() => window.__rtcLog).catch(() => null) ?? []).join("\n  ");
+    throw new Error(`${err.message}\nA's peer connections:\n  ${await timeline(a)}\nB's:\n  ${await timeline(b)}`);
+  }
+}
+
 /** The remote <video> is really playing: frames decoded, time advancing. */
 async function remotePlaying(p) {
   const handle = p.by("remote-video");
@@ -26,6 +66,7 @@ run(async () => {
   const browser = await connectBrowser();
   const a = await person(browser, "A");
   const b = await person(browser, "B");
+  await Promise.all([a.context.addInitScript(recordPeerConnections), b.context.addInitScript(recordPeerConnections)]);
   const names = { a: unique("caller"), b: unique("callee") };
   await Promise.all([openApp(a, args.url), openApp(b, args.url)]);
   await Promise.all([registerThroughUi(a, names.a, PASSWORD), registerThroughUi(b, names.b, PASSWORD)]);
@@ -44,8 +85,7 @@ run(async () => {
   await callState(b, "active");
 
   // Both peer connections connected (as the SDK reports each RTCPeerConnection's connectionState).
-  await a.page.locator('.call[data-peer-state="connected"]').waitFor();
-  await b.page.locator('.call[data-peer-state="connected"]').waitFor();
+  await bothConnected(a, b);
   const videoB = await remotePlaying(b);
   const videoA = await remotePlaying(a);
   await shot(b, "video-call");

@@ -34,3 +34,17 @@ async def stop_cluster(nodes: list[Node]) -> None:
         await node.sockets.close_all()
         await node.api.close()
         node.process.stop()
+
+
+async def move_clock(node: Node, **body: float | str | int) -> dict:
+    """POST /api/test/clock on a node started with test_clock="true": {advance_s} answers once the timers
+    it woke have run, {wait_for, count, within_s} once that many timers with the label are armed."""
+    status, answer = await node.api.request("POST", "/api/test/clock", json=body)
+    assert status == 200, (body, answer)
+    return answer
+
+
+async def advance_all(nodes: list[Node], seconds: float) -> None:
+    """Every node's clock moves by the same amount (each answers once its woken timers have run)."""
+    for node in nodes:
+        await move_clock(node, advance_s=seconds)

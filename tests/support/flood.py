@@ -56,9 +56,11 @@ def codes(acks: list[Any]) -> dict[str, int]:
     return counted
 
 
-def check_refusal(ack: dict[str, Any]) -> None:
+def check_refusal(ack: dict[str, Any]) -> dict[str, Any]:
+    """A rate_limited refusal with its delay; returns the error."""
     assert ack["ok"] is False and ack["error"]["code"] == "rate_limited", ack
     assert isinstance(ack["error"]["retry_after_ms"], int) and ack["error"]["retry_after_ms"] > 0, ack
+    return ack["error"]
 
 
 async def flood(sock: TestSocket, event: str, payloads: list[Any]) -> list[Any]:

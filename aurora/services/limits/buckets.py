@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
+
+from aurora.services.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +39,14 @@ class LocalBuckets:
     """Buckets of this process; memory stays bounded (the least recently used are dropped,
     which only ever forgives: a dropped bucket comes back full)."""
 
-    def __init__(self, max_buckets: int = MAX_LOCAL_BUCKETS) -> None:
+    def __init__(self, max_buckets: int = MAX_LOCAL_BUCKETS, clock: Clock | None = None) -> None:
         self._state: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self._max = max_buckets
+        self._clock: Clock = clock or SystemClock()  # refills follow the services' clock
 
     def take_now(self, key: str, spec: BucketSpec, cost: float = 1) -> int:
         """Take cost tokens; 0 when granted, otherwise the milliseconds until they would be there."""
-        now = time.monotonic()
+        now = self._clock.monotonic()
         tokens, at = self._state.get(key, (float(spec.burst), now))
         tokens = _refill(tokens, now - at, spec)
         wait_ms = 0
@@ -107,13 +109,13 @@ class RedisBuckets:
     outage of Redis loosens the limits to per-process ones instead of refusing everything.
     """
 
-    def __init__(self, redis_url: str, prefix: str) -> None:
+    def __init__(self, redis_url: str, prefix: str, clock: Clock | None = None) -> None:
         import redis.asyncio as aioredis
 
         self._redis: Any = aioredis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=2)
         self._script = self._redis.register_script(TAKE_SCRIPT)
         self._prefix = f"{prefix}:rl:"
-        self._fallback = LocalBuckets()
+        self._fallback = LocalBuckets(clock=clock)
         self._healthy = True
 
     def _failed(self, exc: Exception) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from aurora.errors import RateLimited
+from aurora.services.clock import Clock, SystemClock
 from aurora.services.limits.buckets import BucketSpec, LocalBuckets, RedisBuckets
 from aurora.settings import Settings
 
@@ -71,11 +72,14 @@ _MESSAGES = {
 
 
 class Limiter:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        """clock: refills of this process's buckets (tests pass a ManualClock); Redis buckets use Redis's TIME."""
         self.enabled = settings.rate_limits_enabled
         self._specs = specs_from(settings)
+        clock = clock or SystemClock()
         self._buckets: LocalBuckets | RedisBuckets = (
-            RedisBuckets(settings.redis_url, settings.redis_prefix) if settings.redis_url else LocalBuckets()
+            RedisBuckets(settings.redis_url, settings.redis_prefix, clock) if settings.redis_url
+            else LocalBuckets(clock=clock)
         )
 
     def spec(self, name: str) -> BucketSpec:

@@ -256,6 +256,7 @@ class Peer {
     this.makingOffer = false;
     this.ignoreOffer = false;
     this.settingRemoteAnswer = false;
+    this.restartingIce = false;
     this.pendingCandidates = [];
     this.chain = Promise.resolve();
     const RTC = session._calls._RTC;
@@ -276,10 +277,20 @@ class Peer {
     pc.addEventListener("icecandidate", ({ candidate }) => {
       if (candidate) this.signal("candidate", typeof candidate.toJSON === "function" ? candidate.toJSON() : candidate);
     });
-    pc.addEventListener("iceconnectionstatechange", () => {
-      if (pc.iceConnectionState === "failed") pc.restartIce();
-    });
+    // A failed transport restarts ICE once (until connected again). Chromium may report the failure
+    // in connectionState alone, its iceConnectionState staying "disconnected": a restart waiting for
+    // iceConnectionState "failed" would never come, and the call would stay unconnected.
+    const restartIfFailed = () => {
+      if (pc.connectionState === "connected") this.restartingIce = false;
+      const failed = pc.iceConnectionState === "failed" || pc.connectionState === "failed";
+      if (failed && !this.restartingIce && pc.signalingState !== "closed") {
+        this.restartingIce = true;
+        pc.restartIce();
+      }
+    };
+    pc.addEventListener("iceconnectionstatechange", restartIfFailed);
     pc.addEventListener("connectionstatechange", () => {
+      restartIfFailed();
       session.emit("connection", { userId, state: pc.connectionState });
     });
     pc.addEventListener("track", ({ track, streams }) => session.emit("track", { userId, track, streams: streams ?? [] }));
@@ -329,7 +340,8 @@ class Peer {
     for (const candidate of this.pendingCandidates.splice(0)) await pc.addIceCandidate(candidate).catch(() => {});
     if (type === "offer") {
       await pc.setLocalDescription();
-      this.signal("answer", descriptionJSON(pc.localDescription));
+      // What was set, under its own type (MDN's pattern), not a type assumed here.
+      this.signal(pc.localDescription.type, descriptionJSON(pc.localDescription));
     }
   }
 

@@ -61,6 +61,11 @@ test("a video call: negotiate, relay candidates, restart ICE, rejoin after a dro
     pcA.failIce();
     await eventually(() => pcB.remoteDescription.sdp.includes(`ice-ufrag=u${pcA.id}r1`) && negotiated(pcA), "ICE restarted");
     assert.equal(pcA.iceRestarts, 1);
+    // Failed in connectionState only (iceConnectionState "disconnected", as Chromium may leave it): bob
+    // restarts ICE too, once.
+    pcB.failConnectionOnly();
+    await eventually(() => pcA.remoteDescription.sdp.includes(`ice-ufrag=u${pcB.id}r1`) && negotiated(pcB), "ICE restarted");
+    assert.equal(pcB.iceRestarts, 1);
 
     // Bob's connection drops (the transport closes, as on a network change): his /calls socket comes
     // back, sends call_rejoin, and alice renegotiates towards him.

@@ -1,6 +1,6 @@
 // The server's abuse limits and its `closing` event, against a server with the limits on and a tiny
-// message bucket (2, refilled at 2/s): a send refused with rate_limited is retried after the delay
-// and stored exactly once; a session ended on the server stops the client with that code, the
+// message bucket (2, refilled at 2/s of the server's clock, which the test moves: test_clock): a send
+// refused with rate_limited is retried after the delay and stored exactly once; a session ended on the server stops the client with that code, the
 // outbox kept; logout() ends only this device's session unless {everywhere: true}.
 
 import assert from "node:assert/strict";
@@ -12,7 +12,7 @@ import { AuroraServer, eventually, register, rest, restHistory } from "./support
 let server;
 before(async () => {
   server = await new AuroraServer({
-    settings: { rate_limits_enabled: true, rate_message_burst: 2, rate_message_per_s: 2 },
+    settings: { rate_limits_enabled: true, rate_message_burst: 2, rate_message_per_s: 2, test_clock: true },
   }).start();
 });
 after(async () => { await server?.kill(); });
@@ -27,17 +27,28 @@ test("sends refused with rate_limited are retried after retry_after_ms and store
   const bob = await register(server.url);
   const { conversation } = await rest(server.url, alice.token, "POST", "/api/conversations", { user_ids: [bob.id] });
   const a = client(alice.token);
+  // The bucket refills only when the test moves the server's clock: one token (0.5 s) for each send
+  // refused, so which sends are refused is decided, not raced against the machine's speed.
   const refusals = new Map(); // clientId -> retry_after_ms of the rate_limited answers it got
+  const moves = [];
   a.on("pending", (list) => {
-    for (const p of list) if (p.lastError?.code === "rate_limited") refusals.set(p.clientId, p.lastError.retryAfterMs);
+    for (const p of list) {
+      if (p.lastError?.code !== "rate_limited" || refusals.has(p.clientId)) continue;
+      refusals.set(p.clientId, p.lastError.retryAfterMs);
+      moves.push(rest(server.url, alice.token, "POST", "/api/test/clock", { advance_s: 0.5 }));
+    }
   });
   try {
     await a.connect();
     const bodies = ["r1", "r2", "r3", "r4", "r5"];
     const sent = await Promise.all(bodies.map((body) => a.send(conversation.id, body)));
     assert.deepEqual(sent.map((m) => m.body), bodies);
-    assert.ok(refusals.size >= 2, `the bucket of 2 refused some sends (${refusals.size})`);
-    for (const ms of refusals.values()) assert.ok(Number.isInteger(ms) && ms > 0, `retry_after_ms ${ms}`);
+    await Promise.all(moves);
+    // One conversation's sends go one at a time: the bucket of 2 takes r1 and r2, each later one is
+    // refused, then taken by a retry after the delay it was told (the token the test let refill).
+    const byId = new Map(sent.map((m) => [m.client_id, m.body]));
+    assert.deepEqual([...refusals.keys()].map((id) => byId.get(id)), ["r3", "r4", "r5"]);
+    for (const ms of refusals.values()) assert.equal(ms, 500, `retry_after_ms ${ms}`);
     const history = await restHistory(server.url, alice.token, conversation.id);
     assert.deepEqual(history.map((m) => m.body), bodies, "each stored once, in typed order");
     assert.equal(new Set(history.map((m) => m.client_id)).size, bodies.length);

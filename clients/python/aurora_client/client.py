@@ -164,8 +164,10 @@ class AuroraClient:
             raise AuroraError("disconnected", "the sync did not finish; it runs again on the next connect")
 
     async def close(self) -> None:
-        """Disconnect and stop. Pending sends stay in the store; their send() calls raise `closed`."""
+        """Disconnect and stop. Pending sends stay in the store; their send() calls raise `closed`.
+        Again after that, it closes the REST session a later `client.rest` call opened."""
         if self._closed:
+            await self.rest.close()
             return
         self._closed = True
         self._caught_up_changed.set()

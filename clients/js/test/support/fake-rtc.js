@@ -150,6 +150,14 @@ export class FakeRTCPeerConnection extends EventTarget {
     this._fire("connectionstatechange");
   }
 
+  /** Test control: a failure as Chromium may report it, in connectionState alone. */
+  failConnectionOnly() {
+    this.iceConnectionState = "disconnected";
+    this.connectionState = "failed";
+    this._fire("iceconnectionstatechange");
+    this._fire("connectionstatechange");
+  }
+
   close() {
     this.signalingState = "closed";
     this.connectionState = "closed";
