@@ -74,9 +74,10 @@ bench: $(STAMP) $(BENCH_STAMP)
 	else echo "bench: valgrind is not installed (apt-get install valgrind): features on vs off not measured"; fi
 	$(PY) bench/soak.py --duration 60
 
-# Connect/send/sync/disconnect churn; does RSS level off? (bench/soak.py --help). An hour by default.
+# Connect/send/sync/disconnect churn from the Node load client (bench/soak_client.mjs); does RSS
+# level off? (bench/soak.py --help). An hour by default; `make soak SOAK_ARGS="--duration 1200"`.
 SOAK_ARGS ?=
-soak: $(STAMP)
+soak: $(STAMP) $(BENCH_STAMP)
 	$(PY) bench/soak.py $(SOAK_ARGS)
 
 # The whole suite 5 times in a row (-n 2) beside a CPU hog; reports flaky tests (bench/flaky.py --help).
