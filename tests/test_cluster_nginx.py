@@ -73,8 +73,10 @@ async def workers(tmp_path: Path, postgres_url: str, shared_redis_url: str) -> A
         cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     try:
-        await wait_http(f"http://127.0.0.1:{port}/", process=supervisor)
-        await wait_http(f"http://127.0.0.1:{port + 1}/", process=supervisor)
+        # Two processes start one after the other (migrations under an advisory lock); on a loaded
+        # 2-core machine the second took over 20 s once.
+        await wait_http(f"http://127.0.0.1:{port}/", timeout=60, process=supervisor)
+        await wait_http(f"http://127.0.0.1:{port + 1}/", timeout=60, process=supervisor)
         yield [port, port + 1]
     finally:
         supervisor.send_signal(signal.SIGTERM)

@@ -181,6 +181,8 @@ def evaluate_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 peer = "the relay" if baseline == "py-relay" else f"the {LABELS[baseline]}"
                 if holds:
                     detail = f"x{ratio:.2f} of {peer}"
+                elif at_least and ratio <= 0:  # nothing in the measured window (a smoke run on a loaded machine)
+                    detail = f"x0 of {peer}: nothing measured in the window"
                 elif at_least:
                     detail = f"x{ratio:.2f} of {peer}; needs x{bound / ratio:.2f} more to reach x{bound}"
                 else:
