@@ -28,7 +28,7 @@ from aurora.realtime.notifier import Notifier
 from aurora.realtime.room_channels import RoomChannelRedisManager
 from aurora.realtime.room_index import IndexedDirectEmitManager
 from aurora.realtime.server import AuroraServer
-from aurora.realtime.transport import disable_websocket_compression
+from aurora.realtime.transport import install_websocket_driver
 from aurora.services.accounts import Accounts
 from aurora.services.blocks import Blocks
 from aurora.services.call_locks import CallLocks
@@ -103,8 +103,7 @@ def build_socketio_server(settings: Settings) -> socketio.AsyncServer:
         logger=False,
         engineio_logger=False,
     )
-    if not settings.websocket_compression:
-        disable_websocket_compression(sio)
+    install_websocket_driver(sio, settings.websocket_compression)
     return sio
 
 

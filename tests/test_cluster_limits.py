@@ -11,6 +11,7 @@ import pytest
 
 from tests.support.cluster import Node, start_cluster, stop_cluster
 from tests.support.flood import check_refusal, codes, flood
+from tests.support.raw_socket import RawSocket, event_frame
 
 
 @pytest.fixture
@@ -72,3 +73,26 @@ async def test_a_session_ended_on_one_process_closes_its_sockets_on_the_other(cl
         await asyncio.sleep(0.05)
     assert not phone_socket.client.connected
     assert laptop_socket.client.connected
+
+
+async def test_a_flooding_socket_is_closed_and_frees_its_cluster_wide_slot(cluster: list[Node]) -> None:
+    """One process closes a socket that floods past flood_disconnect_refusals (200): the rest of its flood
+    is not read, its connection is closed although the client never closes it, and its slot in the
+    cluster-wide socket cap is free again for the other process."""
+    one, two = cluster
+    alice, bob = await one.api.register(), await two.api.register()
+    conversation = await one.api.conversation(alice, [bob])
+    flooder = await RawSocket.connected(one.process.port, alice.token)
+    await two.sockets.connect(alice.token)  # the cap (2) is now full, across both processes
+    assert (await one.sockets.connect_error(alice.token))["data"]["code"] == "rate_limited"
+    flooder.writer.write(b"".join(event_frame("/chat", i, "send_message", {"conversation_id": conversation["id"],
+                                                                          "body": f"spam {i}"}) for i in range(600)))
+    answers = []
+    while (got := await asyncio.wait_for(flooder.frame(), 15)) is not None:
+        if got[1].startswith(b"43/chat,"):
+            answers.append(got[1])
+    flooder.close()
+    assert len(answers) < 300, len(answers)  # 6 stored, 200 refused, then nothing more was answered
+    # The closed socket left the registry (before its connection was closed): a new one fits under the cap.
+    fresh = await two.sockets.connect(alice.token)
+    assert fresh.client.connected

@@ -7,6 +7,7 @@ a handler just returns a dict or raises AuroraError, and never leaves an ack una
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Any
 from urllib.parse import parse_qs
@@ -78,22 +79,57 @@ class AuroraNamespace(socketio.AsyncNamespace):
 
     async def _spend(self, sid: str, limit: str) -> None:
         """Take the event's token before the handler runs (and before any await in it): a burst of
-        parallel events cannot all pass a check that is only counted later. A socket that goes on
-        sending after flood_disconnect_refusals refusals in a row ignores retry_after_ms: it is
-        closed, so the rest of its flood is never even read."""
+        parallel events cannot all pass a check that is only counted later. A refusal also notes
+        until when that bucket stays dry for this socket (see refuse_early)."""
         session = await self.get_session(sid)
+        asked = time.monotonic()  # before the bucket's own clock read (Redis: before the round trip)
         try:
             await self.app.limiter.take(limit, session["user"]["id"])
-        except RateLimited:
-            session["refused"] = session.get("refused", 0) + 1
-            if session["refused"] == self.app.settings.flood_disconnect_refusals:
-                log.warning("closing socket %s of user %s: %d refused events in a row", sid, session["user"]["id"],
-                            session["refused"])
-                await self.emit("closing", {"code": "rate_limited", "message": "too many refused events; slow down"},
-                                to=sid)
-                await self.disconnect(sid)
+        except RateLimited as exc:
+            if exc.retry_after_ms:
+                # No token can be there before asked + retry_after_ms (taking only ever lowers a bucket,
+                # and the wait was rounded up to whole ms, hence the 1 ms less).
+                session.setdefault("dry", {})[limit] = asked + (exc.retry_after_ms - 1) / 1000
+                self.server.look_early(sid, self.namespace)
+            await self._refused(sid, session)
             raise
         session["refused"] = 0
+
+    async def refuse_early(self, sid: str, event: str) -> dict[str, Any] | None:
+        """The answer to `event` when its bucket is one this socket found dry and it cannot have
+        refilled yet: the same rate_limited refusal _spend would give, counted the same way, but
+        asked by the server before the packet is decoded or a task is made for it
+        (AuroraServer._handle_eio_message). None: the event takes the normal path."""
+        limit = LIMIT_OF.get(event)
+        if limit is None:
+            return None
+        session = await self.get_session(sid)
+        until = session.get("dry", {}).get(limit)
+        if until is None:
+            return None
+        left_s = until - time.monotonic()
+        if left_s <= 0:
+            del session["dry"][limit]
+            return None
+        wait_ms = math.ceil(left_s * 1000) + 1  # the ms the note keeps in hand
+        started = time.perf_counter()
+        error = self.app.limiter.refusal(limit, wait_ms)
+        await self._refused(sid, session)
+        self.app.metrics.rate_limited.labels(event).inc()
+        self.app.metrics.observe_ack(event, started)
+        return failure(error)
+
+    async def _refused(self, sid: str, session: dict[str, Any]) -> None:
+        """Count a refusal in a row. A socket that goes on sending after flood_disconnect_refusals of
+        them ignores retry_after_ms: its Engine.IO session is closed (AuroraServer.close_flooding), so
+        the rest of its flood is never decoded, and its WebSocket is not read any more."""
+        session["refused"] = session.get("refused", 0) + 1
+        if session["refused"] == self.app.settings.flood_disconnect_refusals:
+            log.warning("closing socket %s of user %s: %d refused events in a row", sid, session["user"]["id"],
+                        session["refused"])
+            await self.emit("closing", {"code": "rate_limited", "message": "too many refused events; slow down"},
+                            to=sid)
+            self.server.close_flooding(sid, self.namespace)
 
     async def user_of(self, sid: str) -> dict[str, Any]:
         session = await self.get_session(sid)

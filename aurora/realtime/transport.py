@@ -5,13 +5,25 @@ python-engineio's aiohttp driver accepts permessage-deflate on every websocket
 about 90 KiB more per idle connection, for almost no gain on small chat
 packets. With `websocket_compression = false` (the default) Aurora answers the
 upgrade without the extension.
+
+The driver also stops reading a WebSocket whose Engine.IO session the server has closed
+(a flooding socket, see realtime/server.py): upstream reads and decodes every frame the client
+sends until the client closes, and waits for a client that does not close until its ping
+timeout (45 s). Here the read that finds the session closed pauses the TCP transport and ends
+the read loop, so frames already received are dropped undecoded and the rest stay in the
+kernel's buffers; the packets queued for the client (closing, the close packet) are still
+written, and the connection is closed CLOSE_GRACE_S after the close packet unless the client
+closed it first.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 import socketio
+from aiohttp import WSCloseCode, WSMsgType
 from aiohttp.web import WebSocketResponse
 from engineio import packet as eio_packet
 from engineio.async_drivers import aiohttp as engineio_aiohttp
@@ -44,19 +56,76 @@ class JournalingRedisManager(socketio.AsyncRedisManager):
         await super()._handle_emit(message)
 
 
-class UncompressedWebSocket(engineio_aiohttp.WebSocket):
+# After the server closed an Engine.IO session (its close packet written), the client has this long
+# to read what was written and go; then the connection is closed. A client that goes on sending is
+# not read meanwhile. A well-behaved client closes at once, and this never waits.
+CLOSE_GRACE_S = 1.0
+_CLOSE_PACKET = "1"  # Engine.IO's close packet, encoded; the server sends it only when it closes a session
+
+
+class AuroraWebSocket(engineio_aiohttp.WebSocket):
+    compress = False
+
     async def __call__(self, environ: dict[str, Any]) -> WebSocketResponse:
         request = environ["aiohttp.request"]
-        self._sock = WebSocketResponse(max_msg_size=self.server.max_http_buffer_size, compress=False)
+        self._sock = WebSocketResponse(max_msg_size=self.server.max_http_buffer_size, compress=self.compress)
         await self._sock.prepare(request)
         self.environ = environ
-        await self.handler(self)
+        self._transport = request.transport
+        # The handler is the Engine.IO socket's bound _websocket_handler: its session.
+        self._session = getattr(self.handler, "__self__", None)
+        self._stopped = False
+        self._deadline: asyncio.TimerHandle | None = None
+        self._gone = asyncio.get_running_loop().create_future()
+        try:
+            await self.handler(self)
+        finally:
+            if self._deadline is not None:
+                self._deadline.cancel()
+            if self._stopped:
+                self._drop_connection()
         return self._sock
 
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if message == _CLOSE_PACKET and self._deadline is None:
+            self._deadline = asyncio.get_running_loop().call_later(CLOSE_GRACE_S, self._drop_connection)
 
-def disable_websocket_compression(sio: socketio.AsyncServer) -> None:
+    def _drop_connection(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.close()  # what is buffered is still written first
+        if not self._gone.done():
+            self._gone.set_result(None)
+
+    async def wait(self) -> Any:
+        if self._session is not None and self._session.closed:
+            # Still sending after the server closed its session: nothing more is read. Frames
+            # already received are dropped undecoded; the rest waits in the kernel until the close.
+            self._stopped = True
+            if self._transport is not None and not self._transport.is_closing():
+                self._transport.pause_reading()
+            raise OSError("the server closed this session")  # ends upstream's read loop
+        return await super().wait()
+
+    async def close(self) -> None:
+        if not self._stopped:
+            await self._sock.close()
+            return
+        # Not aiohttp's close: it would wait up to 10 s for the client's close frame, reading meanwhile.
+        with contextlib.suppress(Exception):
+            await self._sock.send_frame(WSCloseCode.OK.to_bytes(2, "big"), WSMsgType.CLOSE)
+        if self._deadline is None:
+            self._drop_connection()
+        await self._gone
+
+
+class CompressedWebSocket(AuroraWebSocket):
+    compress = True
+
+
+def install_websocket_driver(sio: socketio.AsyncServer, compression: bool) -> None:
     # A copy: the driver table is shared by every Engine.IO server in the process.
-    sio.eio._async = {**sio.eio._async, "websocket": UncompressedWebSocket}
+    sio.eio._async = {**sio.eio._async, "websocket": CompressedWebSocket if compression else AuroraWebSocket}
 
 
 class DirectEmitManager(socketio.AsyncManager):

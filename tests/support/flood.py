@@ -68,13 +68,30 @@ async def flood(sock: TestSocket, event: str, payloads: list[Any]) -> list[Any]:
     return list(await asyncio.gather(*(sock.call(event, p, timeout=30) for p in payloads)))
 
 
+async def sustained(stop: asyncio.Event, batch: Callable[[int], Awaitable[list[Any]]],
+                    max_batches: int = 100) -> list[Any]:
+    """An attacker who goes on: batch after batch (each one sent at once) until `stop` is set (see
+    unaffected_during), at most max_batches; every batch's results. A single burst would be over after
+    the first round trip measured during it, and a median would not see it."""
+    results: list[Any] = []
+    for index in range(max_batches):
+        results += await batch(index)
+        if stop.is_set():
+            break
+    return results
+
+
 async def unaffected_during(flood_task: Awaitable[Any], round_trip: Callable[[], Awaitable[Any]],
-                            before: float, clock: Clock = time.perf_counter) -> Any:
+                            before: float, clock: Clock = time.perf_counter,
+                            stop: asyncio.Event | None = None) -> Any:
     """Measure round_trip while the flood runs; assert the ratio to `before` (measured with the same
-    clock); return the flood's result."""
+    clock); return the flood's result. A flood that goes on until told (an attacker who keeps sending)
+    gets `stop`, set once the round trips are measured."""
     task = asyncio.ensure_future(flood_task)
     await asyncio.sleep(0)  # the flood's packets are on their way before the first measurement
     during = await median_round_trip(round_trip, count=5, clock=clock)
+    if stop is not None:
+        stop.set()
     result = await task
     assert during <= before * UNAFFECTED_RATIO, f"round trip {during * 1000:.1f} ms during the flood, " \
         f"{before * 1000:.1f} ms before (ratio {during / before:.1f})"

@@ -95,8 +95,13 @@ class Limiter:
             return
         wait_ms = await self._buckets.take(f"{name}:{key}", spec, cost)
         if wait_ms:
-            what = _MESSAGES.get(name, f"too many requests ({name})")
-            raise RateLimited(f"{what}; retry in {wait_ms / 1000:.1f} s", wait_ms)
+            raise self.refusal(name, wait_ms)
+
+    @staticmethod
+    def refusal(name: str, wait_ms: int) -> RateLimited:
+        """The rate_limited error of limit `name` with retry_after_ms = wait_ms."""
+        what = _MESSAGES.get(name, f"too many requests ({name})")
+        return RateLimited(f"{what}; retry in {wait_ms / 1000:.1f} s", wait_ms)
 
     async def give_back(self, name: str, key: object, cost: float = 1) -> None:
         if self._active(name):
