@@ -276,7 +276,12 @@ def run_loadgen(setup_path: Path, result_path: Path, pin: Pinning, hard_timeout_
                 if restart is not None and request.exists():
                     request.unlink()
                     answer = restart()
-                    result_path.with_name(result_path.name + ".restarted").write_text(json.dumps(answer))
+                    # Written aside and renamed: the load generator polls for the name and must never
+                    # read it half written (it once parsed an empty file: "Unexpected end of JSON input").
+                    restarted = result_path.with_name(result_path.name + ".restarted")
+                    partial = restarted.with_name(restarted.name + ".partial")
+                    partial.write_text(json.dumps(answer))
+                    os.replace(partial, restarted)
                 try:
                     proc.wait(0.02)
                 except subprocess.TimeoutExpired:
