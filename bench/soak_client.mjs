@@ -69,8 +69,17 @@ function connect(user) {
       forceNew: true,
       timeout: timeoutMs,
     });
-    socket.once("connect", () => resolve(socket));
+    // socket.io-client's `timeout` covers the Engine.IO handshake, not the namespace's answer.
+    const timer = setTimeout(() => {
+      socket.close();
+      reject(new Error(`no connect within ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.once("connect", () => {
+      clearTimeout(timer);
+      resolve(socket);
+    });
     socket.once("connect_error", (err) => {
+      clearTimeout(timer);
       socket.close();
       const data = err && err.data ? ` ${JSON.stringify(err.data)}` : "";
       reject(new Error(`connect_error: ${(err && err.message) || err}${data}`));
@@ -152,7 +161,13 @@ const reporter = setInterval(() => {
   lastFailed = failed;
 }, (setup.report_every_s ?? 10) * 1000);
 
-await Promise.all(Array.from({ length: setup.workers }, (_, w) => loop(w)));
+// Every step has its timeout, so the loops end within a cycle's timeouts of the deadline; if they
+// did not, the run fails rather than hangs.
+const hardLimitMs = setup.duration_s * 1000 + 4 * timeoutMs;
+let running = setup.workers;
+const loops = Array.from({ length: setup.workers }, (_, w) => loop(w).finally(() => { running -= 1; }));
+await Promise.race([Promise.all(loops), sleep(hardLimitMs)]);
+if (running > 0) fail(`${running} loops still in a cycle ${4 * timeoutMs} ms after the deadline`);
 clearInterval(reporter);
 const elapsed = (now() - t0) / 1000;
 const all = durations.subarray(0, nDurations).sort();

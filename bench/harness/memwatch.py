@@ -10,12 +10,17 @@ DIR/dump-<n>.json after a gc.collect():
   of each dict/set/list/deque attribute that is not empty (`Class.attr` -> summed length), and
   `containers_delta`: those that changed since the previous dump. A per-connection dict that is
   never emptied shows here as an attribute that grows with the cycles;
-- with --tracemalloc: the first dump starts tracing (15 frames; from then on the server runs several
+- with --tracemalloc: the first dump starts tracing (15 frames; from then on the server runs about ten
   times slower, and only what is allocated after it is seen: what a warmed-up server keeps), each later
   one lists in `tracemalloc_delta` the 25 allocation tracebacks whose retained size grew most since the
   previous dump;
 - `tasks_waiting_at`: pending asyncio tasks by where their coroutine chain is suspended;
-- with --heap-every S: DIR/heap.jsonl gets sys.getallocatedblocks() every S seconds (cheap, no dump);
+- `pymalloc` (the summary of sys._debugmallocstats(): arenas, bytes in allocated / free blocks) and
+  `status_kib` (VmRSS, RssAnon, RssFile, RssShmem);
+- with --heap-every S: DIR/heap.jsonl gets sys.getallocatedblocks() and glibc's mallinfo2() (bytes in
+  use, free, mmapped) every S seconds (cheap, no dump);
+- SIGUSR2 writes DIR/trim.json: RSS and pymalloc stats, then glibc malloc_trim(0), then RSS again
+  (how much of the RSS was heap the C allocator held free, not live objects);
 - with --why MODULE.TYPE: `referrers`, for 3 live objects of that type, one chain of what refers to
   them (what keeps them alive).
 """
@@ -25,14 +30,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
+import ctypes
+import ctypes.util
 import gc
 import inspect
 import json
+import linecache
 import os
 import random
 import runpy
 import signal
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -135,6 +145,55 @@ def where_tasks_wait() -> collections.Counter[str]:
     return places
 
 
+def pymalloc_stats() -> dict[str, int]:
+    """The summary of sys._debugmallocstats() (CPython's small-object allocator): arenas (1 MiB each in
+    3.11), bytes in allocated and in free blocks. It prints to the C stderr, caught in a file here."""
+    with tempfile.TemporaryFile("w+") as out:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(out.fileno(), 2)
+        try:
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        text = out.read()
+    stats = {}
+    for line in text.splitlines():
+        if line.startswith("# ") and "=" in line:
+            key, _, value = line[2:].partition("=")
+            with contextlib.suppress(ValueError):
+                stats[key.strip().replace(" ", "_")] = int(value.strip().replace(",", ""))
+    return stats
+
+
+def status_kib() -> dict[str, int]:
+    fields = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
+            fields[key] = int(value.split()[0])
+    return fields
+
+
+def trim(out: Path) -> None:
+    """SIGUSR2: how much of the RSS is memory the C allocator holds free. RSS and CPython's allocator
+    stats, then glibc malloc_trim(0) (free heap pages back to the kernel), then RSS again, into out."""
+    try:
+        report: dict[str, Any] = {"before": status_kib(), "pymalloc": pymalloc_stats()}
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            report["malloc_trim_released"] = bool(libc.malloc_trim(0))
+        except (OSError, AttributeError) as exc:  # not glibc
+            report["malloc_trim_error"] = str(exc)
+        report["after"] = status_kib()
+        out.write_text(json.dumps(report, indent=1))
+        print(f"memwatch: wrote {out}", file=sys.stderr, flush=True)
+    except Exception:
+        traceback.print_exc()
+
+
 def _name(obj: Any) -> str:
     kind = type(obj)
     return f"{kind.__module__}.{kind.__qualname__}"
@@ -179,6 +238,7 @@ class Dumper:
             "containers": dict(containers.most_common(60)),
             "containers_delta": delta(containers, self.containers, 40),
             "tasks_waiting_at": dict(where_tasks_wait().most_common(20)),
+            "pymalloc": pymalloc_stats(), "status_kib": status_kib(),
         }
         if self.why:
             report["referrers"] = {name: referrer_chains(name) for name in self.why}
@@ -188,7 +248,8 @@ class Dumper:
             self.snapshot = tracemalloc.take_snapshot()
         elif self.trace:
             snapshot = tracemalloc.take_snapshot().filter_traces(
-                [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, __file__)])
+                [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, __file__),
+                 tracemalloc.Filter(False, linecache.__file__)])  # the source lines of the previous dump
             report["tracemalloc_total_kib"] = round(sum(s.size for s in snapshot.statistics("filename")) / 1024)
             if self.snapshot is not None:
                 report["tracemalloc_delta"] = [
@@ -203,15 +264,37 @@ class Dumper:
         print(f"memwatch: wrote {path}", file=sys.stderr, flush=True)
 
 
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def mallinfo2() -> Any:
+    """glibc's mallinfo2() (all arenas), or None elsewhere."""
+    try:
+        function = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallinfo2
+    except (OSError, AttributeError):
+        return None
+    function.restype = MallInfo2
+    return function
+
+
 def sample_heap(path: Path, every_s: float) -> None:
-    """Append {t, blocks} to path every every_s seconds: sys.getallocatedblocks(), the memory blocks the
-    interpreter holds (cheap). It grows with what Python keeps; RSS can also grow without it (allocator
-    fragmentation, C libraries)."""
+    """Append a line to path every every_s seconds (cheap reads, no walk of the heap):
+    - blocks: sys.getallocatedblocks(), the small-object blocks the interpreter holds;
+    - malloc_in_use / malloc_free / malloc_mmap (bytes, glibc mallinfo2 over all arenas): what C and the
+      interpreter's larger objects hold in malloc, what malloc keeps free (fragmentation), and its mmaps.
+    Live memory grows in blocks or malloc_in_use; RSS that grows while they stay level is the allocator
+    keeping freed memory."""
     started = time.monotonic()
+    info = mallinfo2()
     with path.open("a") as out:
         while True:
             sample = {"t": round(time.monotonic() - started, 1), "wall": round(time.time(), 2),
                       "blocks": sys.getallocatedblocks()}
+            if info is not None:
+                m = info()
+                sample.update(malloc_in_use=m.uordblks, malloc_free=m.fordblks, malloc_mmap=m.hblkhd)
             out.write(json.dumps(sample) + "\n")
             out.flush()
             time.sleep(every_s)
@@ -225,7 +308,7 @@ def main() -> None:
                         help="referrer chains of a few live objects of this type (repeatable)")
     parser.add_argument("--dump-at-exit", action="store_true", help="one more dump when the program ends")
     parser.add_argument("--heap-every", type=float, default=0, metavar="S",
-                        help="append sys.getallocatedblocks() to OUT/heap.jsonl every S seconds")
+                        help="append sys.getallocatedblocks() and mallinfo2() to OUT/heap.jsonl every S seconds")
     parser.add_argument("program", nargs=argparse.REMAINDER, help="-- PROGRAM.py [ARGS]")
     args = parser.parse_args()
     program = args.program[1:] if args.program[:1] == ["--"] else args.program
@@ -234,6 +317,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     dumper = Dumper(args.out, args.tracemalloc, args.why)
     signal.signal(signal.SIGUSR1, lambda *_: dumper.dump("SIGUSR1"))
+    signal.signal(signal.SIGUSR2, lambda *_: trim(args.out / "trim.json"))
     if args.heap_every > 0:
         threading.Thread(target=sample_heap, args=(args.out / "heap.jsonl", args.heap_every), daemon=True,
                          name="memwatch-heap").start()
