@@ -105,12 +105,17 @@ async def test_offline_client_ends_with_exactly_the_rest_state(api: Api, sdk: Sd
     # Live changes keep the state equal too, each announced once with its kind.
     await a.react(group, later["seq"], "🎉")
     await c.delete(group, later["seq"])
-    await eventually(lambda: any(msg["seq"] == later["seq"] and msg["deleted"] for msg in bob_back.messages(group)),
-                     what="bob saw the live delete")
+
+    def later_changes() -> list[tuple[int, str | None]]:
+        return [(e.data["seq"], e.change) for e in recorder.events if e.name == "message" and e.change != "new"
+                and e.data["seq"] == later["seq"]]
+
+    # Wait for the announcement, not the in-memory state: the SDK changes its state, writes the
+    # store, and only then tells listeners, so the state is visible a store write earlier.
+    await eventually(lambda: (later["seq"], "delete") in later_changes(), what="bob was told of the live delete")
+    assert any(msg["seq"] == later["seq"] and msg["deleted"] for msg in bob_back.messages(group))
     assert state_of(bob_back.messages(group)) == state_of(await rest_history(api, bob, group))
-    changes = [(e.data["seq"], e.change) for e in recorder.events if e.name == "message" and e.change != "new"
-               and e.data["seq"] == later["seq"]]
-    assert changes[-2:] == [(later["seq"], "reaction"), (later["seq"], "delete")]
+    assert later_changes()[-2:] == [(later["seq"], "reaction"), (later["seq"], "delete")]
 
 
 
