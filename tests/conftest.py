@@ -21,6 +21,7 @@ from aiohttp import web
 from aurora.services.clock import ManualClock
 from aurora.settings import PROJECT_ROOT, Settings, load_settings
 from tests.support.clients import Api, SocketFactory
+from tests.support.cluster import Node, start_cluster, stop_cluster
 from tests.support.services import postgres_admin_url, redis_test_url, require_or_skip
 
 TEST_CONFIG = PROJECT_ROOT / "config" / "test.toml"
@@ -213,3 +214,20 @@ async def sdk(server: RunningServer) -> AsyncIterator[Any]:
         yield factory
     finally:
         await factory.close_all()
+
+
+@pytest.fixture
+def cluster_settings() -> dict[str, str]:
+    """Settings for every process of `cluster`; a module that needs others overrides this fixture."""
+    return {}
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path, postgres_url: str, shared_redis_url: str,
+                  cluster_settings: dict[str, str]) -> AsyncIterator[list[Node]]:
+    """Two Aurora processes on one PostgreSQL and one Redis (tests/support/cluster.py)."""
+    nodes = await start_cluster(tmp_path, postgres_url, shared_redis_url, **cluster_settings)
+    try:
+        yield nodes
+    finally:
+        await stop_cluster(nodes)

@@ -9,16 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cluster import Node, start_cluster, stop_cluster
+from tests.support.cluster import Node
 
 
-@pytest.fixture
-async def cluster(tmp_path: Path, postgres_url: str, shared_redis_url: str) -> AsyncIterator[list[Node]]:
-    nodes = await start_cluster(tmp_path, postgres_url, shared_redis_url)
-    try:
-        yield nodes
-    finally:
-        await stop_cluster(nodes)
 
 
 async def test_a_block_made_on_one_process_holds_on_the_other(cluster: list[Node]) -> None:

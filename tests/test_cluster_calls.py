@@ -15,19 +15,14 @@ from typing import Any
 import pytest
 
 from tests.support.clients import Account, TestSocket, round_trip
-from tests.support.cluster import Node, advance_all, move_clock, start_cluster, stop_cluster
+from tests.support.cluster import Node, advance_all, move_clock
 
 RING_S = GRACE_S = 30.0  # of the processes' clocks, which stand still unless the test moves them
 
 
 @pytest.fixture
-async def cluster(tmp_path: Path, postgres_url: str, shared_redis_url: str) -> AsyncIterator[list[Node]]:
-    nodes = await start_cluster(tmp_path, postgres_url, shared_redis_url, test_clock="true",
-                                ring_timeout_s=str(RING_S), call_grace_s=str(GRACE_S))
-    try:
-        yield nodes
-    finally:
-        await stop_cluster(nodes)
+def cluster_settings() -> dict[str, str]:
+    return {"test_clock": "true", "ring_timeout_s": str(RING_S), "call_grace_s": str(GRACE_S)}
 
 
 async def _pair(cluster: list[Node]) -> tuple[Account, Account, dict[str, Any]]:

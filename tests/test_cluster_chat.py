@@ -7,16 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cluster import Node, start_cluster, stop_cluster
+from tests.support.cluster import Node
 
 
-@pytest.fixture
-async def cluster(tmp_path: Path, postgres_url: str, shared_redis_url: str) -> AsyncIterator[list[Node]]:
-    nodes = await start_cluster(tmp_path, postgres_url, shared_redis_url)
-    try:
-        yield nodes
-    finally:
-        await stop_cluster(nodes)
 
 
 async def test_message_sent_on_one_process_reaches_the_other_live(cluster: list[Node]) -> None:

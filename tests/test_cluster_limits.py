@@ -9,21 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cluster import Node, start_cluster, stop_cluster
+from tests.support.cluster import Node
 from tests.support.flood import check_refusal, codes, flood
 from tests.support.raw_socket import RawSocket, event_frame
 
 
 @pytest.fixture
-async def cluster(tmp_path: Path, postgres_url: str, shared_redis_url: str) -> AsyncIterator[list[Node]]:
-    nodes = await start_cluster(
-        tmp_path, postgres_url, shared_redis_url, rate_limits_enabled="true", rate_message_burst="6",
-        rate_message_per_s="0.01", login_max_failures="4", max_sockets_per_user="2", auth_check_interval_s="0.3",
-    )
-    try:
-        yield nodes
-    finally:
-        await stop_cluster(nodes)
+def cluster_settings() -> dict[str, str]:
+    return {"rate_limits_enabled": "true", "rate_message_burst": "6", "rate_message_per_s": "0.01", "login_max_failures": "4", "max_sockets_per_user": "2", "auth_check_interval_s": "0.3"}
 
 
 async def test_limits_are_cluster_wide(cluster: list[Node]) -> None:

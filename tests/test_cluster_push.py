@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.clients import Account, Api
-from tests.support.cluster import Node, start_cluster, stop_cluster
+from tests.support.cluster import Node
 from tests.support.push_service import Device, StandInPushService
 
 
@@ -25,13 +25,8 @@ async def standin() -> AsyncIterator[StandInPushService]:
 
 
 @pytest.fixture
-async def cluster(tmp_path: Path, postgres_url: str, shared_redis_url: str) -> AsyncIterator[list[Node]]:
-    nodes = await start_cluster(tmp_path, postgres_url, shared_redis_url, push_allow_insecure_endpoints="true",
-                                push_endpoint_hosts="127.0.0.1", push_retry_base_s="0.05")
-    try:
-        yield nodes
-    finally:
-        await stop_cluster(nodes)
+def cluster_settings() -> dict[str, str]:
+    return {"push_allow_insecure_endpoints": "true", "push_endpoint_hosts": "127.0.0.1", "push_retry_base_s": "0.05"}
 
 
 async def subscribe(api: Api, account: Account, standin: StandInPushService, name: str) -> Device:

@@ -9,17 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cluster import Node, start_cluster, stop_cluster
+from tests.support.cluster import Node
 from tests.support.foundation import raw_query
 
 
 @pytest.fixture
-async def cluster(tmp_path: Path, postgres_url: str, shared_redis_url: str) -> AsyncIterator[list[Node]]:
-    nodes = await start_cluster(tmp_path, postgres_url, shared_redis_url, call_grace_s="1")
-    try:
-        yield nodes
-    finally:
-        await stop_cluster(nodes)
+def cluster_settings() -> dict[str, str]:
+    return {"call_grace_s": "1"}
 
 
 async def _wait_log(node: Node, needle: str, timeout: float = 20) -> str:

@@ -15,16 +15,9 @@ import redis.asyncio as aioredis
 import socketio
 
 from aurora.realtime.room_channels import RoomChannelRedisManager
-from tests.support.cluster import Node, start_cluster, stop_cluster
+from tests.support.cluster import Node
 
 
-@pytest.fixture
-async def cluster(tmp_path: Path, postgres_url: str, shared_redis_url: str) -> AsyncIterator[list[Node]]:
-    nodes = await start_cluster(tmp_path, postgres_url, shared_redis_url)
-    try:
-        yield nodes
-    finally:
-        await stop_cluster(nodes)
 
 
 def _room_channel(node: Node, room: str) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.clients import DEFAULT_PASSWORD, Api, SocketFactory, TestSocket, messages_of, unique_name
-from tests.support.cluster import Node, start_cluster, stop_cluster
+from tests.support.cluster import Node
 from tests.support.ops import app_cli, make_admin
 
 
@@ -156,13 +156,6 @@ async def test_members_report_and_admins_read_reports(api: Api, db_url: str, tmp
     assert report["seq"] == sent["message"]["seq"]
 
 
-@pytest.fixture
-async def cluster(tmp_path: Path, postgres_url: str, shared_redis_url: str) -> AsyncIterator[list[Node]]:
-    nodes = await start_cluster(tmp_path, postgres_url, shared_redis_url)
-    try:
-        yield nodes
-    finally:
-        await stop_cluster(nodes)
 
 
 async def test_deactivation_closes_sockets_on_every_process(cluster: list[Node], postgres_url: str,

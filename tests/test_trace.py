@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import RunningServer
 from tests.support.clients import Account, Api, SocketFactory, acked
-from tests.support.cluster import Node, start_cluster, stop_cluster
+from tests.support.cluster import Node
 from tests.support.ops import app_cli, make_admin
 
 PHONE = {"User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile"}
@@ -106,13 +106,6 @@ async def test_trace_needs_an_admin_and_an_existing_entry(api: Api, db_url: str,
     assert status == 400 and body["error"]["code"] == "invalid"
 
 
-@pytest.fixture
-async def cluster(tmp_path: Path, postgres_url: str, shared_redis_url: str) -> AsyncIterator[list[Node]]:
-    nodes = await start_cluster(tmp_path, postgres_url, shared_redis_url)
-    try:
-        yield nodes
-    finally:
-        await stop_cluster(nodes)
 
 
 async def test_member_on_another_process(cluster: list[Node], postgres_url: str, tmp_path: Path) -> None:

@@ -20,12 +20,16 @@ class Node:
 async def start_cluster(tmp_path: Path, database_url: str, redis_url: str, count: int = 2,
                         **settings: str) -> list[Node]:
     prefix = f"t{uuid.uuid4().hex[:12]}"  # isolates this test's channel and keys on a shared Redis
-    nodes = []
-    for index in range(count):
-        process = AuroraProcess(database_url, tmp_path / f"aurora-{index}.log", redis_url=redis_url,
-                                redis_prefix=prefix, presence_dead_after_s="2", **settings)
-        await process.start()
-        nodes.append(Node(process, Api(process.url), SocketFactory(process.url)))
+    nodes: list[Node] = []
+    try:
+        for index in range(count):
+            process = AuroraProcess(database_url, tmp_path / f"aurora-{index}.log", redis_url=redis_url,
+                                    redis_prefix=prefix, presence_dead_after_s="2", **settings)
+            await process.start()  # a start that fails stops its own process
+            nodes.append(Node(process, Api(process.url), SocketFactory(process.url)))
+    except BaseException:
+        await stop_cluster(nodes)  # the ones already started do not outlive a failed start
+        raise
     return nodes
 
 
