@@ -4,14 +4,8 @@ follows changes made on the other within about a second."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 
 from tests.support.cluster import Node
-
-
 
 
 async def test_a_block_made_on_one_process_holds_on_the_other(cluster: list[Node]) -> None:

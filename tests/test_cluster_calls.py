@@ -8,8 +8,6 @@ is checked after every timer that could fire again has run, not after a sleep of
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest

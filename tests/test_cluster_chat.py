@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
 from tests.support.cluster import Node
-
-
 
 
 async def test_message_sent_on_one_process_reaches_the_other_live(cluster: list[Node]) -> None:

@@ -4,8 +4,6 @@ the login throttle, the socket cap and ended sessions hold across processes."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -16,7 +14,8 @@ from tests.support.raw_socket import RawSocket, event_frame
 
 @pytest.fixture
 def cluster_settings() -> dict[str, str]:
-    return {"rate_limits_enabled": "true", "rate_message_burst": "6", "rate_message_per_s": "0.01", "login_max_failures": "4", "max_sockets_per_user": "2", "auth_check_interval_s": "0.3"}
+    return {"rate_limits_enabled": "true", "rate_message_burst": "6", "rate_message_per_s": "0.01",
+            "login_max_failures": "4", "max_sockets_per_user": "2", "auth_check_interval_s": "0.3"}
 
 
 async def test_limits_are_cluster_wide(cluster: list[Node]) -> None:

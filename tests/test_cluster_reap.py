@@ -4,8 +4,6 @@ are updated, and the log says what failed (not "Redis unreachable")."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 

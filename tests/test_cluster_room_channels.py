@@ -7,17 +7,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import pytest
 import redis.asyncio as aioredis
 import socketio
 
 from aurora.realtime.room_channels import RoomChannelRedisManager
 from tests.support.cluster import Node
-
-
 
 
 def _room_channel(node: Node, room: str) -> str:

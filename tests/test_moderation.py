@@ -4,10 +4,7 @@ every process, tokens and logins refused, messages kept), deleting any message, 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from tests.support.clients import DEFAULT_PASSWORD, Api, SocketFactory, TestSocket, messages_of, unique_name
 from tests.support.cluster import Node

@@ -3,11 +3,8 @@ sockets: an offline member, a member on two devices, a member on another process
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.conftest import RunningServer
 from tests.support.clients import Account, Api, SocketFactory, acked
