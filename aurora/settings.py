@@ -10,7 +10,7 @@ import dataclasses
 import os
 import secrets
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -317,29 +317,33 @@ def _with_secret_keys(s: Settings) -> Settings:
     """In development, a missing key is generated once and kept in the data directory."""
     if s.secret_keys:
         return s
-    path = Path(s.data_dir)  # relative paths, like SQLite's, start at the working directory
-    key_file = path / SECRET_KEY_FILE
-    try:
-        if not key_file.exists():
-            path.mkdir(parents=True, exist_ok=True)
-            # Written whole under a private name, then linked into place: processes starting together
-            # agree on the key that won the link and never read a half-written file.
-            private = path / f".{SECRET_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
-            fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                with os.fdopen(fd, "w") as fh:
-                    fh.write(secrets.token_urlsafe(48) + "\n")
-                os.link(private, key_file)
-            except FileExistsError:
-                pass
-            finally:
-                private.unlink()
-        key = key_file.read_text().strip()
-    except OSError as exc:
-        raise SettingsError(f"secret_key: cannot keep a generated key in {key_file}: {exc}") from None
+    key_file = Path(s.data_dir) / SECRET_KEY_FILE  # relative paths, like SQLite's, start at the working directory
+    key = _generated_once(key_file, lambda: secrets.token_urlsafe(48), "secret_key")
     if not key:
         raise SettingsError(f"secret_key: {key_file} is empty; delete it or set AURORA_SECRET_KEY")
     return s.replace(secret_keys=(key,))
+
+
+def _generated_once(key_file: Path, generate: Callable[[], str], setting: str) -> str:
+    """The key kept in key_file, generated into it first if it is not there. Written whole under a
+    private name, then linked into place: processes starting together agree on the key that won the
+    link and never read a half-written file."""
+    try:
+        if not key_file.exists():
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            private = key_file.with_name(f".{key_file.name}.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(generate() + "\n")
+                os.link(private, key_file)
+            except FileExistsError:
+                pass  # another process linked first: its key is the one
+            finally:
+                private.unlink()
+        return key_file.read_text().strip()
+    except OSError as exc:
+        raise SettingsError(f"{setting}: cannot keep a generated key in {key_file}: {exc}") from None
 
 
 def _validate_push(s: Settings) -> None:
@@ -380,24 +384,8 @@ def _with_vapid_key(s: Settings) -> Settings:
         return s.replace(vapid_subject=subject)
     from aurora.services.push.vapid import generate_private_key
 
-    path = Path(s.data_dir)
-    key_file = path / VAPID_KEY_FILE
-    try:
-        if not key_file.exists():
-            path.mkdir(parents=True, exist_ok=True)
-            private = path / f".{VAPID_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
-            fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                with os.fdopen(fd, "w") as fh:
-                    fh.write(generate_private_key() + "\n")
-                os.link(private, key_file)  # whoever links first wins; the others read theirs
-            except FileExistsError:
-                pass
-            finally:
-                private.unlink()
-        key = key_file.read_text().strip()
-    except OSError as exc:
-        raise SettingsError(f"vapid_private_key: cannot keep a generated key in {key_file}: {exc}") from None
+    key_file = Path(s.data_dir) / VAPID_KEY_FILE
+    key = _generated_once(key_file, generate_private_key, "vapid_private_key")
     from aurora.services.push.vapid import VapidKeyError, parse_private_key
 
     try:
