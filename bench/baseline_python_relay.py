@@ -39,7 +39,9 @@ def build_app(fault: str = "") -> web.Application:
     seqs: dict[Any, int] = {}
     users: dict[str, tuple[Any, Any]] = {}
     next_id = [0]
-    held: list[tuple[dict[str, Any], str, str]] = []  # fault "reorder": a message waiting for the next one
+    # Fault "reorder": a message waiting for the next one of its own conversation (released after
+    # another conversation's message, it would arrive late but still in order: nothing to catch).
+    held: dict[Any, tuple[dict[str, Any], str, str]] = {}
 
     @sio.on("connect", namespace=NAMESPACE)
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
@@ -70,15 +72,15 @@ def build_app(fault: str = "") -> web.Application:
             "client_id": data.get("client_id"), "created_at": _now_iso(),
         }
         room = f"conversation:{conversation_id}"
-        if broken and fault == "reorder":
-            held.append((message, room, sid))
+        if broken and fault == "reorder" and conversation_id not in held:
+            held[conversation_id] = (message, room, sid)
             return {"ok": True, "message": message, "duplicate": False}
         if not (broken and fault == "drop"):
             await sio.emit("new_message", message, room=room, skip_sid=sid, namespace=NAMESPACE)
         if broken and fault == "duplicate":
             await sio.emit("new_message", message, room=room, skip_sid=sid, namespace=NAMESPACE)
-        while held:
-            late, late_room, late_sid = held.pop()
+        if conversation_id in held:
+            late, late_room, late_sid = held.pop(conversation_id)
             await sio.emit("new_message", late, room=late_room, skip_sid=late_sid, namespace=NAMESPACE)
         return {"ok": True, "message": message, "duplicate": False}
 

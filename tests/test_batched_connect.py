@@ -55,3 +55,28 @@ async def test_a_failed_batch_fails_each_waiter_and_the_next_batch_runs(server: 
     assert all(isinstance(r, RuntimeError) for r in first) and calls == [[1, 2]]
     assert await asyncio.gather(batched.get(1), batched.get(3), batched.get(1)) == [10, None, 10]
     assert calls[1] == [1, 3]  # one query for the three reads, the repeated key asked once
+
+
+async def test_concurrent_disconnects_share_one_last_seen_commit_and_each_contact_hears_it(
+        server: RunningServer, api: Api, sockets: SocketFactory) -> None:
+    aurora = server.app[AURORA]
+    hub = await api.register()
+    users = [await api.register() for _ in range(12)]
+    for user in users:
+        await api.conversation(hub, [user])
+    hub_socket = await sockets.connect(hub.token)
+    socks = await asyncio.gather(*(sockets.connect(u.token) for u in users))
+    writes = aurora.presence._last_seen_writes
+    before = writes.batches
+    await asyncio.gather(*(sock.disconnect() for sock in socks))
+    offline = {}
+    for user in users:
+        event = await hub_socket.wait_for("presence", lambda p, u=user.id: p["user_id"] == u and not p["online"])
+        offline[user.id] = event["last_seen_at"]
+    assert writes.batches - before < len(users)  # shared: fewer commits than disconnects
+    # Each stamp was stored: a user's next first socket announces the same last_seen_at.
+    again = await sockets.connect(users[0].token)
+    back = await hub_socket.wait_for("presence", lambda p: p["user_id"] == users[0].id and p["online"]
+                                     and p["last_seen_at"] is not None)  # not the first connect's
+    assert back["last_seen_at"] == offline[users[0].id]
+    await again.disconnect()

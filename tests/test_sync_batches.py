@@ -52,5 +52,11 @@ async def test_sync_of_hundreds_of_cursors_takes_a_few_queries(
     ack = await sock.call("sync", {"cursors": cursors, "limit": 200})
     assert [m["conversation_id"] for m in ack["messages"]] == ids[:200] and ack["has_more"] is True
     caught_up = {str(cid): 1 for cid in ids}
+    caplog.clear()
     ack = await sock.call("sync", {"cursors": caught_up})
     assert ack["messages"] == [] and ack["has_more"] is False
+    assert {c["id"]: c["last_seq"] for c in ack["conversations"]} == {cid: 1 for cid in ids}
+    # Caught up everywhere (a reconnect's usual case): the conversations' read is the only query;
+    # it also proved every cursor's membership, so no message or membership query runs.
+    queries = [str(r.msg) for r in caplog.records if r.name == "peewee" and "SELECT" in str(r.msg)]
+    assert len(queries) == 1 and '"conversation"' in queries[0], queries

@@ -159,9 +159,9 @@ class ChatNamespace(AuroraNamespace):
         payload = payload_dict(data if data is not None else {})
         session = await self.get_session(sid)
         user = session["user"]
-        messages, has_more = await self.app.messages.sync(user, payload.get("cursors"), payload.get("limit"))
+        messages, has_more, conversations = await self.app.messages.sync(user, payload.get("cursors"),
+                                                                         payload.get("limit"))
         self.app.journal.served(user["id"], sid, "sync", messages)
-        conversations = await self.app.conversations.last_seqs(user["id"])
         # Heal the room cache: every conversation the user is in, except those this socket left.
         rooms = set(self.rooms(sid))
         for conversation in conversations:

@@ -11,6 +11,9 @@ Nothing is cached: each batch's query starts after every request in it was made,
 what a read of its own would have seen (a conversation created before the request is in the result;
 one created after reaches the socket through its user room, as before). So no invalidation is needed,
 and the membership and session tests hold unchanged.
+
+With write=True a batch runs as one write transaction instead (storage.write): the last_seen stamps
+of a storm of disconnects are one UPDATE and one commit, not one commit (an fsync on SQLite) each.
 """
 
 from __future__ import annotations
@@ -32,10 +35,11 @@ DEFAULT_MAX_BATCH = 500
 
 class BatchedRead(Generic[K, V]):
     def __init__(self, storage: Storage, read_many: Callable[[list[K]], dict[K, V]], missing: Callable[[], V],
-                 *, max_batch: int = DEFAULT_MAX_BATCH) -> None:
+                 *, max_batch: int = DEFAULT_MAX_BATCH, write: bool = False) -> None:
         """read_many(keys) runs in a storage thread and returns a value per key it found; a key it did
-        not return gets missing() (e.g. an empty list, or None)."""
+        not return gets missing() (e.g. an empty list, or None). write=True: in a write transaction."""
         self._storage = storage
+        self._run_batch = storage.write if write else storage.read
         self._read_many = read_many
         self._missing = missing
         self._max_batch = max_batch
@@ -58,7 +62,7 @@ class BatchedRead(Generic[K, V]):
                 futures = {key: self._waiting.pop(key) for key in keys}
                 self.batches += 1
                 try:
-                    found = await self._storage.read(self._read_many, keys)
+                    found = await self._run_batch(self._read_many, keys)
                 except Exception as exc:  # every waiter gets the error, as its own read would have
                     for waiters in futures.values():
                         for future in waiters:

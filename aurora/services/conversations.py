@@ -150,6 +150,3 @@ class Conversations:
     async def ids_for(self, user_id: int) -> list[int]:
         # Batched with concurrent callers (every connect asks): services/batched_reads.py.
         return list(await self._ids_reads.get(user_id))
-
-    async def last_seqs(self, user_id: int) -> list[dict[str, int]]:
-        return await self._storage.read(store.last_seqs_for_user, user_id)

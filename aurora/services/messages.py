@@ -250,7 +250,9 @@ class Messages:
         )
         return [self._present(r, user["id"]) for r in rows], has_more
 
-    async def sync(self, user: dict[str, Any], cursors: Any, limit: Any = None) -> tuple[list[dict[str, Any]], bool]:
+    async def sync(self, user: dict[str, Any], cursors: Any,
+                   limit: Any = None) -> tuple[list[dict[str, Any]], bool, list[dict[str, int]]]:
+        """(messages after the cursors, has_more, every conversation of the user with its last_seq)."""
         if cursors is None:
             cursors = {}
         if not isinstance(cursors, dict) or len(cursors) > 10000:
@@ -260,8 +262,8 @@ class Messages:
             cid = conversation_id_of(key)
             parsed[cid] = seq_of(value, "cursor")
         size = optional_int(limit, "limit", minimum=1, maximum=SYNC_MAX) or SYNC_DEFAULT
-        rows, has_more = await self._storage.read(sync_store.sync_messages, user["id"], parsed, size)
-        return [self._present(r, user["id"]) for r in rows], has_more
+        rows, has_more, conversations = await self._storage.read(sync_store.catch_up, user["id"], parsed, size)
+        return [self._present(r, user["id"]) for r in rows], has_more, conversations
 
     async def advance(self, user: dict[str, Any], conversation_id: Any, seq: Any, *, read: bool) -> dict[str, Any]:
         """delivered / mark_read: pointers move forward only; a receipt goes to the room when one moved."""

@@ -25,6 +25,9 @@ class Presence:
         # A user's first socket tells their contacts: batched with concurrent connects (services/batched_reads.py).
         self._contact_reads: BatchedRead[int, list[int]] = BatchedRead(
             storage, conversation_store.contact_ids_for_users, list)
+        # A user's last socket closing stamps last_seen: a storm of disconnects shares one commit.
+        self._last_seen_writes: BatchedRead[int, str] = BatchedRead(
+            storage, user_store.touch_last_seen, str, write=True)
         self.blocks: Blocks | None = None  # set by create_app: who blocked a user does not hear their presence
 
     async def annotate_users(self, users: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -60,7 +63,7 @@ class Presence:
         return failed
 
     async def _went_offline(self, user_id: int) -> None:
-        last_seen = await self._storage.write(user_store.touch_last_seen, user_id)
+        last_seen = await self._last_seen_writes.get(user_id)
         if await self._registry.online(CHAT_NAMESPACE, [user_id]):  # came back meanwhile
             return
         contacts = await self._contacts(user_id)

@@ -1,4 +1,6 @@
-"""Catching up: the entries after each of a device's cursors, a batch of cursors per query.
+"""Catching up: the user's conversations with their last seqs, and the entries after each of a
+device's cursors that is behind, a batch of cursors per query; all of it in one call on a storage
+thread (one hop for a `sync`).
 
 (It replaced a version in storage/messages.py that ran one query per conversation: a sync with
 10,000 cursors cost 10,000 queries.)
@@ -11,8 +13,9 @@ from typing import Any
 import peewee as pw
 
 from aurora.errors import AuroraError
+from aurora.storage.conversations import last_seqs_for_user
 from aurora.storage.messages import records_of
-from aurora.storage.models import Membership, Message, User
+from aurora.storage.models import Message, User
 
 # Conversations per query: bounds the statement's size (and its parameters) on both databases.
 CURSORS_PER_QUERY = 200
@@ -26,19 +29,36 @@ def _any_of(conditions: list[pw.Expression]) -> pw.Expression:
     return _any_of(conditions[:middle]) | _any_of(conditions[middle:])
 
 
-def sync_messages(user_id: int, cursors: dict[int, int], limit: int) -> tuple[list[dict[str, Any]], bool]:
-    """Messages after each cursor, ascending by (conversation id, seq), at most limit in all;
-    has_more tells whether anything lies beyond them."""
-    ids = sorted(cursors)
-    mine: set[int] = set()
-    for start in range(0, len(ids), CURSORS_PER_QUERY * 5):
-        chunk = ids[start:start + CURSORS_PER_QUERY * 5]
-        mine.update(m.conversation_id for m in Membership.select(Membership.conversation).where(
-            (Membership.user == user_id) & Membership.conversation.in_(chunk)))
-    missing = [cid for cid in ids if cid not in mine]
+def catch_up(user_id: int, cursors: dict[int, int],
+             limit: int) -> tuple[list[dict[str, Any]], bool, list[dict[str, int]]]:
+    """(messages after each cursor, ascending by (conversation id, seq), at most limit in all;
+    has_more: whether anything lies beyond them; every conversation of the user with its last_seq).
+
+    The conversations are read first: they prove that every cursor names one of the user's
+    conversations, and a cursor at its conversation's last_seq needs no query at all (after a
+    reconnect most are). A message stored after that read may still be among the messages; its
+    conversation's last_seq is raised to it, so the answer never says less than it holds. One stored
+    later than the whole answer reaches the socket live: its rooms were entered before it could sync.
+    """
+    conversations = last_seqs_for_user(user_id)
+    last_seq = {c["id"]: c["last_seq"] for c in conversations}
+    missing = [cid for cid in sorted(cursors) if cid not in last_seq]
     if missing:
         listed = ", ".join(str(cid) for cid in missing)
         raise AuroraError("not_found", f"conversation not found: {listed} (drop these cursors and sync again)")
+    behind = {cid: seq for cid, seq in cursors.items() if seq < last_seq[cid]}
+    messages, has_more = _entries_after(behind, limit)
+    for message in messages:
+        conversation_id = message["conversation_id"]
+        if message["seq"] > last_seq[conversation_id]:
+            last_seq[conversation_id] = message["seq"]
+    for conversation in conversations:
+        conversation["last_seq"] = last_seq[conversation["id"]]
+    return messages, has_more, conversations
+
+
+def _entries_after(cursors: dict[int, int], limit: int) -> tuple[list[dict[str, Any]], bool]:
+    ids = sorted(cursors)
     messages: list[dict[str, Any]] = []
     for start in range(0, len(ids), CURSORS_PER_QUERY):
         room = limit - len(messages)

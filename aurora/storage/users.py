@@ -76,10 +76,12 @@ def search_users(prefix: str, limit: int) -> list[dict[str, Any]]:
     return [user_record(u) for u in query]
 
 
-def touch_last_seen(user_id: int) -> str:
+def touch_last_seen(user_ids: list[int]) -> dict[int, str]:
+    """These users were last seen now (one statement for a batch of them): {user id: the stamp}."""
     now = utcnow()
-    User.update(last_seen_at=now).where(User.id == user_id).execute()
-    return iso(now) or ""
+    User.update(last_seen_at=now).where(User.id.in_(user_ids)).execute()
+    stamp = iso(now) or ""
+    return dict.fromkeys(user_ids, stamp)
 
 
 def is_active_admin(user_id: int) -> bool:
