@@ -68,7 +68,9 @@ def main() -> int:
             failed = sorted(set(m.group(2) for m in FAILED.finditer(done.stdout)))
             failures.update(failed)
             summary = (done.stdout.strip().splitlines() or ["(no output)"])[-1]
-            print(f"run {run}/{args.runs}: {durations[-1]:.0f}s exit {done.returncode}: {summary}", flush=True)
+            load_now = " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "?"
+            print(f"run {run}/{args.runs}: {durations[-1]:.0f}s exit {done.returncode} (load average at its end "
+                  f"{load_now}): {summary}", flush=True)
             for name in failed:
                 print(f"    {name}", flush=True)
             if done.returncode not in (0, 1):  # interrupted, internal error, usage error
