@@ -68,7 +68,8 @@ def main() -> int:
             failed = sorted(set(m.group(2) for m in FAILED.finditer(done.stdout)))
             failures.update(failed)
             summary = (done.stdout.strip().splitlines() or ["(no output)"])[-1]
-            load_now = " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "?"
+            loadavg = Path("/proc/loadavg")
+            load_now = " ".join(loadavg.read_text().split()[:3]) if loadavg.exists() else "?"
             print(f"run {run}/{args.runs}: {durations[-1]:.0f}s exit {done.returncode} (load average at its end "
                   f"{load_now}): {summary}", flush=True)
             for name in failed:
