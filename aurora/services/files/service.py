@@ -257,8 +257,13 @@ class Files:
             self._sweeper = None
         if self._releases:
             await asyncio.gather(*self._releases, return_exceptions=True)
-        self._io.shutdown(wait=True)
-        self._images.shutdown(wait=True)
+        # In a thread: waiting for a running thumbnail or file write must not stall the event loop.
+        await asyncio.to_thread(_shut_down, self._io, self._images)
+
+
+def _shut_down(*executors: ThreadPoolExecutor) -> None:
+    for executor in executors:
+        executor.shutdown(wait=True)
 
 
 def _remove_all(incoming: Incoming, temps: list[Path]) -> None:
