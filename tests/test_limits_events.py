@@ -35,16 +35,19 @@ async def test_send_flood_is_refused_and_another_pair_is_unaffected(api: Api, so
     async def carol_round_trip() -> None:  # a stored, acknowledged message: 12 of carol's 20 tokens
         await acked(carol_socket, "send_message", {"conversation_id": quiet["id"], "body": "hi dave"})
 
+    # The attacker's burst first: 20 sends within the limit are stored like anyone's, and if they fell
+    # into carol's measured round trips they would count against her by chance (a failed run had them
+    # spread over three of five: ratio 10.3). What is measured is the flood the limit refuses.
+    payloads = [{"conversation_id": flooded["id"], "body": f"spam {i}"} for i in range(320)]
+    assert codes(await flood(attacker, "send_message", payloads[:20])) == {"ok": 20}
     # In CPU time, not wall time: what the flood costs carol, not what the machine's other work costs her
-    # (without limits the ratio is ~25 in either clock; with them ~3).
+    # (without limits the ratio is ~25 in either clock; with them ~1-3).
     before = await median_round_trip(carol_round_trip, clock=CPU_TIME)
-    payloads = [{"conversation_id": flooded["id"], "body": f"spam {i}"} for i in range(300)]
-    acks = await unaffected_during(flood(attacker, "send_message", payloads), carol_round_trip, before,
+    acks = await unaffected_during(flood(attacker, "send_message", payloads[20:]), carol_round_trip, before,
                                    clock=CPU_TIME)
-    counted = codes(acks)
-    assert counted.get("ok", 0) <= 21 and counted["rate_limited"] >= 279, counted
-    check_refusal(next(a for a in acks if not a["ok"]))
-    assert len(await messages_of(api, bob, flooded["id"])) == counted.get("ok", 0)  # refused = not stored
+    assert codes(acks) == {"rate_limited": 300}, codes(acks)
+    check_refusal(acks[0])
+    assert len(await messages_of(api, bob, flooded["id"])) == 20  # refused = not stored
 
     # REST shares the same bucket: 429 with Retry-After in whole seconds.
     status, body = await api.send(alice, flooded["id"], "one more")
