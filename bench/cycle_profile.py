@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if __package__ in (None, ""):
     sys.path.insert(0, str(ROOT))
 
-from bench.harness.servers import aurora_env, free_port  # noqa: E402
+from bench.harness.servers import make_server, pinning  # noqa: E402
 
 
 def _server_cpu_s(pid: int) -> float:
@@ -41,14 +41,6 @@ def _server_cpu_s(pid: int) -> float:
 
 async def _storms(url: str, pid: int, clients: int, storms: int, spy_out: Path | None) -> dict[str, float]:
     async with aiohttp.ClientSession() as session:
-        for _ in range(600):
-            try:
-                async with session.get(url + "/health") as response:
-                    if response.status == 200:
-                        break
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
         tokens, ids = [], []
         for n in range(clients):
             async with session.post(url + "/api/auth/register",
@@ -98,18 +90,14 @@ def main() -> int:
     parser.add_argument("--py-spy", type=Path, help="write py-spy raw stacks of the server over the storms here")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="aurora-cycles-"))
-    port = free_port()
-    argv = [sys.executable, str(args.aurora_root / "app.py"), "--host", "127.0.0.1", "--port", str(port),
-            "--database-url", f"sqlite:///{work}/aurora.db"]
-    with (work / "server.log").open("wb") as log:
-        server = subprocess.Popen(argv, cwd=args.aurora_root, env=aurora_env(work), stdout=log,
-                                  stderr=subprocess.STDOUT)
-        try:
-            result = asyncio.run(_storms(f"http://127.0.0.1:{port}", server.pid, args.clients, args.storms,
-                                         args.py_spy))
-        finally:
-            server.send_signal(signal.SIGINT)
-            server.wait(60)
+    # The benchmark suite's server process: started on SQLite, ready once /health answers, stopped by PID.
+    server = make_server("aurora-sqlite", work, pinning(False), f"sqlite:///{work}/aurora.db",
+                         aurora_root=args.aurora_root)
+    server.start()
+    try:
+        result = asyncio.run(_storms(server.url, server.pid, args.clients, args.storms, args.py_spy))
+    finally:
+        server.stop()
     print(f"{result['cycles']} cycles in {result['wall_s']:.2f} s: {result['cycles_per_s']:.0f}/s, "
           f"server CPU {result['server_cpu_ms_per_cycle']:.2f} ms per cycle; "
           f"load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])} (server log: {work})")
