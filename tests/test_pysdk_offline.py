@@ -50,6 +50,50 @@ async def test_outbox_survives_a_client_restart_with_the_file_store(api: Api, sd
     assert sorted(recorder.new_message_ids(cid)) == sorted(m["id"] for m in history)
 
 
+class GatedCatchUp(AuroraClient):
+    """A real client whose catch-up rounds wait for the test: its acks arrive ahead of the sync."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.gate = asyncio.Event()
+
+    async def _sync_round(self, full: bool, conversations: set[int]) -> None:
+        await self.gate.wait()
+        await super()._sync_round(full, conversations)
+
+
+async def test_a_send_acked_ahead_of_the_catch_up_stays_pending_until_it_is_stored(
+        api: Api, server) -> None:
+    alice, bob = await api.register(), await api.register()
+    cid = (await api.conversation(alice, [bob]))["id"]
+    assert (await api.send(bob, cid, "before"))[0] == 201  # seq 1: not yet in alice's store
+    client = GatedCatchUp(server.url, alice.token)
+    try:
+        connecting = asyncio.ensure_future(client.connect())
+        sending = asyncio.ensure_future(client.send(cid, "mine"))
+        await eventually(lambda: client.connected, what="alice's socket connected")
+        history: list = []
+
+        async def acked() -> bool:
+            history[:] = await rest_history(api, alice, cid)
+            return len(history) == 2
+        for _ in range(200):
+            if await acked():
+                break
+            await asyncio.sleep(0.05)
+        assert [m["body"] for m in history] == ["before", "mine"]  # the server stored and acked it
+        await asyncio.sleep(0.2)  # the ack has been answered: the client holds it, not yet stored
+        assert [p["body"] for p in client.pending()] == ["mine"]
+        assert client.messages(cid) == [] and not sending.done()
+        client.gate.set()
+        mine = await asyncio.wait_for(sending, 30)
+        await asyncio.wait_for(connecting, 30)
+        assert mine["seq"] == 2 and client.pending() == []
+        assert [m["body"] for m in client.messages(cid)] == ["before", "mine"]
+    finally:
+        await client.close()
+
+
 async def test_offline_client_ends_with_exactly_the_rest_state(api: Api, sdk: SdkFactory, server,
                                                                tmp_path: Path) -> None:
     alice, bob, carol = await api.register(), await api.register(), await api.register()

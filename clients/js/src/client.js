@@ -939,6 +939,12 @@ export class AuroraClient extends Emitter {
         continue;
       }
       this._ingest(ack.message);
+      // Out of the outbox only once the store holds it (an ack ahead of a gap waits for the catch-up),
+      // so a send never leaves pending() before it is in messages().
+      const cid = ack.message.conversation_id;
+      if (!this._cursors.get(cid) || !this._convs.has(cid)) await this._syncAll().catch(() => {});
+      await this._applied(cid, ack.message.seq);
+      if (this._closed) return; // still in the outbox: the next run sends it again, with its client_id
       this._finishPending(entry, ack.message, null);
       return;
     }

@@ -49,3 +49,43 @@ test("a dropped new_message is noticed at the next one and filled by sync", asyn
     await Promise.all([a.close(), b.close()]);
   }
 });
+
+test("a send acked ahead of a gap stays pending until the sync has stored it", async () => {
+  const alice = await register(server.url);
+  const bob = await register(server.url);
+  const { conversation } = await rest(server.url, alice.token, "POST", "/api/conversations", { user_ids: [bob.id] });
+  const cid = conversation.id;
+  let openGate;
+  const gate = new Promise((resolve) => { openGate = resolve; });
+  // A real client whose gap-filling sync waits for the test: the ack of its own send arrives first.
+  class GatedSync extends AuroraClient {
+    async _syncOnce() {
+      if (this.gateSyncs) await gate;
+      return super._syncOnce();
+    }
+  }
+  const b = new GatedSync({
+    url: server.url, token: bob.token,
+    dropIncoming: (ns, event, payload) => event === "new_message" && payload.seq === 1,
+  });
+  const a = new AuroraClient({ url: server.url, token: alice.token });
+  try {
+    await Promise.all([a.connect(), b.connect()]);
+    b.gateSyncs = true;
+    await a.send(cid, "one"); // dropped on its way to bob: bob's store ends at seq 0
+    let settled = false;
+    const sending = b.send(cid, "mine").finally(() => { settled = true; });
+    await eventually(async () => (await restHistory(server.url, bob.token, cid)).length === 2, "the server acked seq 2");
+    await new Promise((resolve) => setTimeout(resolve, 200)); // the ack is in: seq 2 waits for the sync of seq 1
+    assert.deepEqual(b.pending(cid).map((p) => p.body), ["mine"]);
+    assert.deepEqual(b.messages(cid), []);
+    assert.equal(settled, false);
+    openGate();
+    const mine = await sending;
+    assert.equal(mine.seq, 2);
+    assert.deepEqual(b.pending(cid), []);
+    assert.deepEqual(b.messages(cid).map((m) => m.body), ["one", "mine"]);
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+  }
+});

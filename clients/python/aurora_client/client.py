@@ -282,7 +282,20 @@ class AuroraClient:
                                            on_retry=lambda error: self._outbox.failed_attempt(client_id, error))
         message = cast(Message, ack["message"])
         await self._apply_entries([message])
+        await self._until_stored(int(message["conversation_id"]), int(message["seq"]))
         return message
+
+    async def _until_stored(self, conversation_id: int, seq: int) -> None:
+        """An ack that arrived ahead of a gap (or of the conversation itself) waits for the catch-up that
+        stores it, so a send leaves pending() only once it is in messages(). Bounded: offline, closed, or
+        a conversation still unknown after two rounds (it is gone) ends the wait; the next connect's full
+        sync stores what the server acked."""
+        for _ in range(2):
+            known = conversation_id in self._conversations
+            if (known and self._cursors.get(conversation_id, 0) >= seq) or self._closed or not self.connected:
+                return
+            self._catch_up.request(full=not known, conversations={conversation_id} if known else None)
+            await self._catch_up.wait_idle()
 
     async def edit(self, conversation_id: int, seq: int, body: str) -> Message:
         """Edit your message; returns its new state."""
