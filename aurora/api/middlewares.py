@@ -86,5 +86,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if "Allow" in exc.headers:  # a 405 names the methods the route has (RFC 9110 section 15.5.6)
             response.headers["Allow"] = exc.headers["Allow"]
         return response
+    except ConnectionError:
+        # The client went before its answer could be written (a WebSocket upgrade in a reconnect
+        # storm, mostly): its absence, not a bug. Nobody reads this answer (nginx's 499, "client
+        # closed request"); aiohttp finds the connection gone and drops it quietly.
+        log.info("%s %s: the client closed the connection first", request.method, request.path)
+        return web.Response(status=499, text="client closed the connection")
     except Exception as exc:
         return error_response(client_error(exc, log, "%s %s", request.method, request.path))

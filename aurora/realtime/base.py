@@ -77,6 +77,21 @@ class AuroraNamespace(socketio.AsyncNamespace):
         self.app.auth_watch.track(self.namespace, sid, credentials)
         return first
 
+    def left_while_connecting(self, sid: str) -> bool:
+        """The client's Engine.IO session ended while this socket's connect handler ran (it gave up
+        waiting, or its network went): what failed then is the client's absence, not a bug."""
+        eio_sid = self.server.manager.eio_sid_from_sid(sid, self.namespace)
+        eio_socket = self.server.eio.sockets.get(eio_sid) if eio_sid is not None else None
+        return eio_socket is None or eio_socket.closed or eio_socket.closing
+
+    def setup_failed(self, sid: str, exc: Exception, what: str) -> AuroraError:
+        """The coded error for a connect whose setup raised: when the client left meanwhile, one INFO
+        line and `unavailable` (nobody reads it); else client_error's outage or bug."""
+        if self.left_while_connecting(sid):
+            log.info("%s: the client left while it was set up (%s)", what, exc.__class__.__name__)
+            return AuroraError("unavailable", "the connection closed while it was set up")
+        return client_error(exc, log, what)
+
     async def _spend(self, sid: str, limit: str) -> None:
         """Take the event's token before the handler runs (and before any await in it): a burst of
         parallel events cannot all pass a check that is only counted later. A refusal also notes

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from aurora.context import Aurora
-from aurora.outages import client_error, log_failure
+from aurora.outages import log_failure
 from aurora.realtime.base import AuroraNamespace, refusal
 from aurora.realtime.rooms import CALLS_NAMESPACE, user_of_rooms, user_room
 from aurora.services.validation import payload_dict
@@ -28,7 +28,7 @@ class CallsNamespace(AuroraNamespace):
         except Exception as exc:
             # As on /chat: refuse at once with a code, and leave nothing registered behind
             # (a refused socket gets no disconnect event to clean up after it).
-            error = client_error(exc, log, "setting up a /calls connection")
+            error = self.setup_failed(sid, exc, "setting up a /calls connection")
             self.app.auth_watch.untrack(sid)
             with contextlib.suppress(Exception):
                 await self.app.registry.remove(CALLS_NAMESPACE, user["id"], sid)

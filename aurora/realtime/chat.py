@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 
 from aurora.context import Aurora
 from aurora.errors import invalid, not_found
-from aurora.outages import client_error, log_failure
+from aurora.outages import log_failure
 from aurora.realtime.base import AuroraNamespace, refusal
 from aurora.realtime.rooms import CHAT_NAMESPACE, conversation_room, user_of_rooms, user_room
 from aurora.services.ops.journal import device_label
@@ -45,7 +45,7 @@ class ChatNamespace(AuroraNamespace):
         except Exception as exc:
             # Refuse at once with a code (an exception here would leave the client waiting
             # for an answer that never comes); a refused socket gets no disconnect event.
-            error = client_error(exc, log, "setting up a /chat connection")
+            error = self.setup_failed(sid, exc, "setting up a /chat connection")
             self.app.auth_watch.untrack(sid)
             with contextlib.suppress(Exception):
                 await self.app.presence.socket_disconnected(user, sid)
