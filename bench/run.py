@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -347,9 +348,14 @@ def run_one(scenario: str, variant: int | None, target: str, run: int, params: d
                 seconds = float(lg_params.get("warmup_s", 0)) + float(lg_params.get("duration_s", 5)) + 1
                 profiler = profiling.start_py_spy(server.pid, seconds, profile_out)
             def restart() -> dict[str, Any]:  # S6: the same server, stopped (SIGTERM) and started again
+                nonlocal profiler
                 t_restart = time.monotonic()
                 server.stop(within=5)  # a deploy: SIGTERM, then SIGKILL if draining takes longer
                 server.start()
+                if profiler is not None:  # S6 measures the restarted server: profile that one, the storm
+                    profiler.wait(30)  # the first server's py-spy has ended with it (its file written)
+                    profiler = profiling.start_py_spy(server.pid, float(lg_params.get("storm_timeout_s", 60)),
+                                                      profile_out)
                 return {"pid": server.pid, "restart_s": time.monotonic() - t_restart}
 
             outcome = run_loadgen(setup_path, result_path, pin, lg_params["hard_timeout_s"], workdir / "loadgen.log",
@@ -383,8 +389,12 @@ def run_one(scenario: str, variant: int | None, target: str, run: int, params: d
             result["ok"] = False
         finally:
             if profiler is not None and profiler.poll() is None:
-                profiler.kill()
-                profiler.wait(10)
+                profiler.send_signal(signal.SIGINT)  # py-spy writes what it recorded, then exits
+                try:
+                    profiler.wait(30)
+                except subprocess.TimeoutExpired:
+                    profiler.kill()
+                    profiler.wait(10)
     if profile_out is not None and profile_out.exists():
         result["profile_file"] = str(profile_out)
         if profile_out.suffix == ".raw":
