@@ -34,6 +34,7 @@ class Gate:
         self.open = asyncio.Event()
 
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.args = args
         self.entered.set()
         await self.open.wait()
         return await self.step(*args, **kwargs)
@@ -42,6 +43,16 @@ class Gate:
 def _capture(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     caplog.set_level(logging.INFO, logger="aurora")
+
+
+async def _logged(caplog: pytest.LogCaptureFixture, text: str) -> list[logging.LogRecord]:
+    """The records that hold `text`, once there is one (within 2 s)."""
+    for _ in range(200):
+        found = [r for r in caplog.records if text in r.getMessage()]
+        if found:
+            return found
+        await asyncio.sleep(0.01)
+    return []
 
 
 def _errors(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -70,11 +81,7 @@ async def test_leaving_during_the_connect_is_one_info_line(api: Api, server, nam
     finally:
         gate.open.set()
         aurora.accounts.authenticate_credentials = gate.step
-    for _ in range(200):
-        if any("the client left while it was set up" in r.getMessage() for r in caplog.records):
-            break
-        await asyncio.sleep(0.01)
-    left = [r for r in caplog.records if "the client left while it was set up" in r.getMessage()]
+    left = await _logged(caplog, "the client left while it was set up")
     assert [r.levelno for r in left] == [logging.INFO]
     assert _errors(caplog) == []
     assert await aurora.registry.sids_of_user(namespace, alice.id) == []  # nothing stays registered
@@ -93,14 +100,15 @@ async def test_a_websocket_upgrade_whose_client_went_is_one_info_line(server, ca
         await asyncio.wait_for(gate.entered.wait(), 10)
         writer.close()  # gone before the 101 is written
         await writer.wait_closed()
-        await asyncio.sleep(0.1)  # the server's side sees the connection lost (nothing to wait on)
+        request = gate.args[0]["aiohttp.request"]
+        for _ in range(500):  # until the server's side has seen the connection go
+            if request.transport is None or request.transport.is_closing():
+                break
+            await asyncio.sleep(0.01)
+        assert request.transport is None or request.transport.is_closing()
     finally:
         gate.open.set()
         del eio._handle_connect
-    for _ in range(200):
-        if any("the client closed the connection first" in r.getMessage() for r in caplog.records):
-            break
-        await asyncio.sleep(0.01)
-    gone = [r for r in caplog.records if "the client closed the connection first" in r.getMessage()]
+    gone = await _logged(caplog, "the client closed the connection first")
     assert [r.levelno for r in gone] == [logging.INFO]
     assert _errors(caplog) == []
