@@ -139,12 +139,16 @@ export class CallsClient extends Emitter {
     return this._request("call_signal", payload);
   }
 
+  /** Sends a signal; failures that mean "this signal no longer matters" are dropped. Settles when done. */
   _signal(callId, toUserId, type, data) {
-    this._sendSignal({ call_id: callId, to_user_id: toUserId, type, data }).catch((err) => {
+    return this._sendSignal({ call_id: callId, to_user_id: toUserId, type, data }).catch((err) => {
       // A signal lost with a dropped socket is not an error: call_rejoin on reconnect makes the
       // other side restart ICE, which renegotiates from scratch.
       if (err.code === "closed" || (err.code === "timeout" && !this._socket.connected)) return;
-      // A late candidate of a call that has just ended (conflict/not_found) does not matter either.
+      // not_found: the peer is no longer in the call (it left, or hung up a direct call, whose end
+      // follows in a moment); its call_left / call_ended is on its way. Nothing to do.
+      if (err.code === "not_found") return;
+      // A late candidate of a call that has just ended (conflict) does not matter either.
       if (!this._sessions.has(callId) || this._sessions.get(callId).state === "ended") return;
       this._client.emit("error", err);
     });

@@ -114,3 +114,35 @@ test("a rejected call ends on both sides", async () => {
     await Promise.all([a.close(), b.close()]);
   }
 });
+
+test("a signal to a member who has just left is not an error (the server answers not_found)", async () => {
+  // A direct call's hangup is two steps on the server (the leaver is out, then the call ends); a late
+  // candidate of the other side in between gets not_found. A group call that goes on after one member
+  // leaves shows the same answer for as long as one likes.
+  const [alice, bob, carol] = [await register(server.url), await register(server.url), await register(server.url)];
+  const { conversation } = await rest(server.url, alice.token, "POST", "/api/conversations",
+    { user_ids: [bob.id, carol.id], title: "group call" });
+  const [a, b, c] = [client(alice), client(bob), client(carol)];
+  const errors = [];
+  b.on("error", (e) => errors.push(e));
+  try {
+    await Promise.all([a.connect(), b.connect(), c.connect()]);
+    const ringB = new Promise((resolve) => b.calls.on("incoming", resolve));
+    const ringC = new Promise((resolve) => c.calls.on("incoming", resolve));
+    const caller = await a.calls.invite(conversation.id, "audio");
+    await b.calls.accept((await ringB).call.id);
+    await c.calls.accept((await ringC).call.id);
+    await caller.hangup(); // alice leaves; bob and carol go on
+    const [call] = await b.callHistory(conversation.id);
+    assert.equal(call.state, "active");
+    assert.ok(!call.participants.includes(alice.id));
+    const answer = await b.calls._request("call_signal", { call_id: call.id, to_user_id: alice.id, type: "candidate", data: { candidate: "late" } }).catch((e) => e);
+    assert.equal(answer.code, "not_found"); // what the server says of a signal to someone who left
+    const settled = b.calls._signal(call.id, alice.id, "candidate", { candidate: "late" }); // the SDK's own path
+    assert.ok(settled instanceof Promise, "_signal settles once the signal is answered");
+    await settled;
+    assert.deepEqual(errors, []);
+  } finally {
+    await Promise.all([a.close(), b.close(), c.close()]);
+  }
+});
