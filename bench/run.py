@@ -353,7 +353,11 @@ def run_one(scenario: str, variant: int | None, target: str, run: int, params: d
                 server.stop(within=5)  # a deploy: SIGTERM, then SIGKILL if draining takes longer
                 server.start()
                 if profiler is not None:  # S6 measures the restarted server: profile that one, the storm
-                    profiler.wait(30)  # the first server's py-spy has ended with it (its file written)
+                    try:
+                        profiler.wait(30)  # the first server's py-spy has ended with it (its file written)
+                    except subprocess.TimeoutExpired:
+                        profiler.kill()
+                        profiler.wait(10)
                     profiler = profiling.start_py_spy(server.pid, float(lg_params.get("storm_timeout_s", 60)),
                                                       profile_out)
                 return {"pid": server.pid, "restart_s": time.monotonic() - t_restart}

@@ -86,7 +86,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if "Allow" in exc.headers:  # a 405 names the methods the route has (RFC 9110 section 15.5.6)
             response.headers["Allow"] = exc.headers["Allow"]
         return response
-    except ConnectionError:
+    except ConnectionError as exc:
+        if request.transport is not None and not request.transport.is_closing():
+            # A connection of ours that failed (an outage), not the client's: an outage or a bug.
+            return error_response(client_error(exc, log, "%s %s", request.method, request.path))
         # The client went before its answer could be written (a WebSocket upgrade in a reconnect
         # storm, mostly): its absence, not a bug. Nobody reads this answer (nginx's 499, "client
         # closed request"); aiohttp finds the connection gone and drops it quietly.
