@@ -14,6 +14,9 @@ the read loop, so frames already received are dropped undecoded and the rest sta
 kernel's buffers; the packets queued for the client (closing, the close packet) are still
 written, and the connection is closed CLOSE_GRACE_S after the close packet unless the client
 closed it first.
+
+The session's read and write loop itself is python-engineio's without a task and a timer per packet
+(realtime/websocket_loop.py).
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ from aiohttp import WSCloseCode, WSMsgType
 from aiohttp.web import WebSocketResponse
 from engineio import packet as eio_packet
 from engineio.async_drivers import aiohttp as engineio_aiohttp
+from engineio.async_socket import AsyncSocket
 from socketio import packet as socketio_packet
 
+from aurora.realtime.websocket_loop import run_websocket_session
 from aurora.services.ops.journal import DeliveryJournal
 
 
@@ -78,7 +83,10 @@ class AuroraWebSocket(engineio_aiohttp.WebSocket):
         self._deadline: asyncio.TimerHandle | None = None
         self._gone = asyncio.get_running_loop().create_future()
         try:
-            await self.handler(self)
+            if isinstance(self._session, AsyncSocket) and self.handler.__name__ == "_websocket_handler":
+                await run_websocket_session(self._session, self)  # no task and timer per packet
+            else:
+                await self.handler(self)
         finally:
             if self._deadline is not None:
                 self._deadline.cancel()
