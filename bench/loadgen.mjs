@@ -615,7 +615,20 @@ async function reconnectStorm() {
   const proc1 = readProc();
   storming = false;
   const missing = caughtUpAt.filter((t) => t === 0).length;
-  if (missing) fail(`${missing} of ${caughtUpAt.length} clients never connected and caught up within ${P.storm_timeout_s}s`);
+  if (missing) {
+    // What the stuck ones were doing: connected but not caught up, or a connect that never ended.
+    const stuck = [];
+    caughtUpAt.forEach((t, i) => { if (t === 0) stuck.push(i); });
+    const states = new Map();
+    for (const i of stuck) {
+      const s = sockets[i];
+      const key = `connected=${s.connected} active=${s.active} engine=${s.io.engine ? s.io.engine.readyState : "none"} ` +
+        `manager=${s.io._readyState} attempts>0=${(stormAttempts.get(i) ?? 0) > 0} connectedAt>0=${connectedAt[i] > 0}`;
+      states.set(key, (states.get(key) ?? 0) + 1);
+    }
+    fail(`${missing} of ${caughtUpAt.length} clients never connected and caught up within ${P.storm_timeout_s}s ` +
+         `(their states: ${[...states].map(([k, n]) => `${n}× ${k}`).join("; ")})`);
+  }
   const early = connectedAt.filter((t) => t > 0 && t < tReady).length;
   const lastConnect = Math.max(...connectedAt) - tReady;
   const lastCaughtUp = Math.max(...caughtUpAt) - tReady;
