@@ -15,6 +15,7 @@ import peewee
 from aiohttp import web
 
 from aurora.errors import AuroraError
+from aurora.gc_tuning import apply_thresholds, freeze_startup_objects, parse_thresholds
 from aurora.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("aurora")
@@ -162,6 +163,10 @@ def _database_unreachable(exc: Exception) -> int:
     return 1
 
 
+async def freeze_after_startup(_: web.Application) -> None:
+    freeze_startup_objects()
+
+
 def serve(settings: Settings) -> int:
     from aurora.application import RedactingAccessLogger, create_app
 
@@ -179,6 +184,9 @@ def serve(settings: Settings) -> int:
                  shown_host, port)
 
     app.on_startup.append(announce)
+    # After start-up (database, migrations, background tasks): what exists now lives as long as the process.
+    app.on_startup.append(freeze_after_startup)
+    apply_thresholds(parse_thresholds(settings.gc_thresholds))
     if settings.event_loop == "uvloop":
         try:
             import uvloop

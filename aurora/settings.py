@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aurora.gc_tuning import parse_thresholds
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS_FILE = PROJECT_ROOT / "config" / "defaults.toml"
 SECRET_KEY_FILE = "secret_key"
@@ -66,6 +68,7 @@ class Settings:
     test_clock: bool = False
     websocket_compression: bool = False
     event_loop: str = "uvloop"
+    gc_thresholds: str = "50000,20,100"  # aurora/gc_tuning.py; "" keeps Python's (700, 10, 10)
     # Attachments (aurora/services/files)
     max_upload_bytes: int = 26214400
     upload_quota_bytes: int = 1073741824
@@ -277,6 +280,10 @@ def _validate(s: Settings) -> None:
         raise SettingsError(f"log_format: must be text or json, got {s.log_format!r}")
     if s.event_loop not in ("uvloop", "asyncio"):
         raise SettingsError(f"event_loop: must be uvloop or asyncio, got {s.event_loop!r}")
+    try:
+        parse_thresholds(s.gc_thresholds)
+    except ValueError as exc:
+        raise SettingsError(f"gc_thresholds: {exc}") from None
     if s.redis_url and not s.redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise SettingsError("redis_url: must start with redis://, rediss:// or unix://")
     if s.redis_url and s.is_sqlite:

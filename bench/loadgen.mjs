@@ -609,10 +609,12 @@ async function reconnectStorm() {
   tReady = now();
   setup.server_pid = restarted.pid;
   const proc0 = readProc();
+  const cpu0 = process.cpuUsage();
   const deadline = now() + P.storm_timeout_s * 1000;
   const everyone = () => caughtUpAt.every((t) => t > 0);
   while (!everyone() && now() < deadline) await sleep(20);
   const proc1 = readProc();
+  const cpu1 = process.cpuUsage();
   storming = false;
   const missing = caughtUpAt.filter((t) => t === 0).length;
   if (missing) {
@@ -636,12 +638,20 @@ async function reconnectStorm() {
     if (state.last !== c.start + c.acked) fail(`client ${r}, conversation ${c.id}: at seq ${state.last}, last is ${c.start + c.acked}`);
   }
   const seconds = Math.max(1e-3, lastCaughtUp / 1000);
+  // The storm's shape: how long until half, 90% and 99% of the clients were back (a long tail of
+  // clients waiting out a back-off or a dropped SYN shows as p99 far from p50).
+  const sortedConnects = connectedAt.filter((t) => t > 0).map((t) => (t - tReady) / 1000).sort((a, b) => a - b);
+  const connectedBy = (q) => sortedConnects.length
+    ? sortedConnects[Math.min(sortedConnects.length - 1, Math.floor(q * setup.clients.length))] : null;
   return {
     clients: setup.clients.length,
     conversations: conversations.length,
     down_s: (tReady - tRequest) / 1000,
     server_restart_s: restarted.restart_s,
     all_connected_s: lastConnect / 1000,
+    half_connected_s: connectedBy(0.5),
+    p90_connected_s: connectedBy(0.9),
+    p99_connected_s: connectedBy(0.99),
     all_caught_up_s: lastCaughtUp / 1000,
     connects_per_s: setup.clients.length / Math.max(1e-3, lastConnect / 1000),
     connected_before_ready: early,
@@ -651,6 +661,7 @@ async function reconnectStorm() {
     server_cpu_s: proc1.cpuS - proc0.cpuS,
     server_cpu_util: (proc1.cpuS - proc0.cpuS) / seconds,
     server_cpu_us_per_connect: ((proc1.cpuS - proc0.cpuS) * 1e6) / setup.clients.length,
+    loadgen_cpu_util: ((cpu1.user - cpu0.user + cpu1.system - cpu0.system) / 1e6) / seconds,
     server_rss_kib: proc1.rssKiB,
   };
 }

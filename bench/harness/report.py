@@ -67,6 +67,9 @@ ROWS: dict[str, list[tuple[str, str, str, str | None]]] = {
     ],
     "s6": [
         ("connects_per_s", "connects/s after the restart", "{:,.0f}", "higher"),
+        ("half_connected_s", "half connected after s", "{:.2f}", "lower"),
+        ("p90_connected_s", "90% connected after s", "{:.2f}", "lower"),
+        ("p99_connected_s", "99% connected after s", "{:.2f}", "lower"),
         ("all_connected_s", "all connected after s", "{:.2f}", "lower"),
         ("all_caught_up_s", "all caught up after s", "{:.2f}", "lower"),
         ("server_cpu_us_per_connect", "server CPU µs/connect", "{:,.0f}", "lower"),
@@ -74,6 +77,8 @@ ROWS: dict[str, list[tuple[str, str, str, str | None]]] = {
         ("clients", "clients", "{:,.0f}", None),
         ("synced_messages", "messages synced", "{:,.0f}", None),
         ("reconnect_attempts", "failed attempts while down", "{:,.0f}", None),
+        ("server_cpu_util", "server CPU, cores", "{:.2f}", None),
+        ("loadgen_cpu_util", "load generator CPU, cores", "{:.2f}", None),
     ],
     "s5": [
         ("catchup_s", "all caught up after s", "{:.2f}", "lower"),
