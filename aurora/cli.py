@@ -175,7 +175,10 @@ def serve(settings: Settings) -> int:
     # Bind here and hand the socket to aiohttp: with port 0 the kernel picks a free port, and the
     # line below reports the one it got (tests and tools read it; no bind-release-rebind race).
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-    listener = socket.create_server((settings.host, settings.port), family=family, backlog=1024)
+    # The backlog holds a reconnect storm's connections until the loop accepts them: once it is full,
+    # the kernel drops handshakes and each client waits out SYN retransmits (1, 3, 7, 15, 31 s), idle
+    # time for the server (docs/performance.md, S6). Linux caps it at net.core.somaxconn.
+    listener = socket.create_server((settings.host, settings.port), family=family, backlog=settings.listen_backlog)
     port = listener.getsockname()[1]
 
     async def announce(_: web.Application) -> None:

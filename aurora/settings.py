@@ -68,6 +68,7 @@ class Settings:
     test_clock: bool = False
     websocket_compression: bool = False
     event_loop: str = "uvloop"
+    listen_backlog: int = 4096  # pending connections the kernel holds (capped by net.core.somaxconn)
     gc_thresholds: str = "50000,20,100"  # aurora/gc_tuning.py; "" keeps Python's (700, 10, 10)
     # Attachments (aurora/services/files)
     max_upload_bytes: int = 26214400
@@ -263,7 +264,7 @@ def _validate(s: Settings) -> None:
         "ring_timeout_s", "signal_max_bytes", "turn_ttl_s", "presence_dead_after_s",
         "login_max_failures", "login_window_s",
         "max_upload_bytes", "max_attachments", "attachment_url_ttl_s", "upload_orphan_ttl_s",
-        "upload_sweep_interval_s", "max_image_pixels", "thumbnail_px", "file_workers",
+        "upload_sweep_interval_s", "max_image_pixels", "thumbnail_px", "file_workers", "listen_backlog",
     )
     for name in positive:
         if getattr(s, name) <= 0:
