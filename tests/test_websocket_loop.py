@@ -164,3 +164,13 @@ async def test_a_client_that_goes_silent_is_closed_and_freed(server: RunningServ
         assert any(f.startswith("40" + CHAT_NAMESPACE) for f in frames), frames  # it was connected
         assert "2" in frames, frames  # and pinged
     await _until(lambda: not eio.sockets, "the silent session freed")
+
+
+def test_the_pinned_aiohttp_sends_frames_with_coroutines() -> None:
+    """AuroraWebSocket.send awaits send_str / send_bytes without asking each time (transport.py)."""
+    import inspect
+
+    from aiohttp.web import WebSocketResponse
+
+    assert inspect.iscoroutinefunction(WebSocketResponse.send_str)
+    assert inspect.iscoroutinefunction(WebSocketResponse.send_bytes)
