@@ -10,6 +10,23 @@ from socketio import packet as socketio_packet
 
 from aurora.realtime.packets import FastScanPacket, event_head
 
+
+class _Text(str):
+    pass
+
+
+class _Counter(int):
+    pass
+
+
+class _List(list):  # type: ignore[type-arg]
+    pass
+
+
+class _Dict(dict):  # type: ignore[type-arg]
+    pass
+
+
 MESSAGE = {"id": 1, "conversation_id": 7, "seq": 3, "kind": "text", "body": "hi", "client_id": None,
            "reactions": [{"emoji": "👍", "count": 2, "user_ids": [1, 2]}], "attachments": [],
            "reply_to": {"seq": 1, "excerpt": "x"}, "deleted": False, "edited_at": None}
@@ -19,6 +36,8 @@ CASES: list[Any] = [
     ["new_message", {**MESSAGE, "blob": b"\x00\x01"}], [[[[b"deep"]]]], {"a": {"b": [1, {"c": bytearray()}]}},
     ("tuple", b"not searched"), {b"key": "keys are not searched"}, [{"ok": True, "message": MESSAGE}],
     [MESSAGE] * 50 + [b"last"],
+    [True, 1.5, None, "s"], [_Text("sub"), _Counter(3)], [_List([b"in a list subclass"])],
+    [_Dict(blob=b"in a dict subclass")], [_List([1]), _Dict(a=[2])],
 ]
 
 
