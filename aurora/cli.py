@@ -197,7 +197,8 @@ def serve(settings: Settings) -> int:
             asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         except ImportError:
             log.warning("uvloop is not installed; using the default asyncio loop")
-    web.run_app(app, sock=listener, access_log_class=RedactingAccessLogger,
+    # aiohttp listens on the socket again with its own backlog (128 unless told): pass ours.
+    web.run_app(app, sock=listener, backlog=settings.listen_backlog, access_log_class=RedactingAccessLogger,
                 shutdown_timeout=10,
                 print=None)
     return 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
+import subprocess
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -189,3 +191,29 @@ def test_an_unreachable_database_is_one_clear_line_not_a_traceback(tmp_path: Pat
     assert lines and "database_url" in lines[-1], result.stderr
     if args:
         assert len(lines) == 1, result.stderr
+
+
+def _listen_backlog(port: int) -> int | None:
+    """The backlog of the socket listening on `port`, as the kernel reports it (ss: Send-Q of a LISTEN row)."""
+    result = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, timeout=10)
+    for row in result.stdout.splitlines():
+        fields = row.split()
+        if fields and fields[0] == "LISTEN":
+            return int(fields[2])
+    return None
+
+
+def _somaxconn() -> int:
+    return int(Path("/proc/sys/net/core/somaxconn").read_text())
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2) to read a socket's backlog")
+async def test_the_listen_backlog_setting_is_the_kernels(tmp_path: Path, start_app: Starter) -> None:
+    """aiohttp listens on the socket again with its own default (128) unless told: the setting must win."""
+    port = free_port()
+    server = await start_app(tmp_path, {"AURORA_HOST": "127.0.0.1", "AURORA_LISTEN_BACKLOG": "1000"},
+                             args=["--port", str(port)], port=port)
+    await server.wait_ready()
+    backlog = _listen_backlog(port)
+    limit = _somaxconn()
+    assert backlog == min(1000, limit), (backlog, limit)
