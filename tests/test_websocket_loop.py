@@ -20,15 +20,7 @@ from aurora.realtime.rooms import CHAT_NAMESPACE
 from aurora.realtime.websocket_loop import ReadDeadline
 from tests.conftest import RunningServer
 from tests.support.clients import Api
-
-
-async def _until(condition: Any, what: str, timeout: float = 10) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        await asyncio.sleep(0.01)
+from tests.support.sdk import eventually
 
 
 async def test_the_deadline_cancels_a_wait_only_after_the_timeout_without_frames() -> None:
@@ -116,7 +108,7 @@ async def test_frames_both_ways_create_no_task_per_packet(server: RunningServer,
             ack = await sender.call("send_message", {"conversation_id": conversation["id"], "body": f"m{n}",
                                                      "client_id": f"c{n}"}, namespace=CHAT_NAMESPACE, timeout=10)
             assert ack["ok"] is True, ack
-        await _until(lambda: len(received) == 20, "20 messages delivered live")
+        await eventually(lambda: len(received) == 20, what="20 messages delivered live")
     finally:
         loop.set_task_factory(previous)
         await sender.disconnect()
@@ -137,7 +129,7 @@ async def test_a_polling_session_still_upgrades_and_talks(server: RunningServer,
     try:
         eio = server.app[AURORA].sio.eio
         (session,) = eio.sockets.values()
-        await _until(lambda: session.upgraded, "the polling session upgraded to a websocket")
+        await eventually(lambda: session.upgraded, what="the polling session upgraded to a websocket")
         assert client.transport() == "websocket"
         ack = await client.call("sync", {}, namespace=CHAT_NAMESPACE, timeout=10)
         assert ack["ok"] is True, ack
@@ -163,7 +155,7 @@ async def test_a_client_that_goes_silent_is_closed_and_freed(server: RunningServ
             frames.append(msg.data)
         assert any(f.startswith("40" + CHAT_NAMESPACE) for f in frames), frames  # it was connected
         assert "2" in frames, frames  # and pinged
-    await _until(lambda: not eio.sockets, "the silent session freed")
+    await eventually(lambda: not eio.sockets, what="the silent session freed")
 
 
 def test_the_pinned_aiohttp_sends_frames_with_coroutines() -> None:
