@@ -113,7 +113,7 @@ def build_aurora(settings: Settings, sio: socketio.AsyncServer, clock: Clock | N
     database = open_database(
         settings.database_url, sqlite_synchronous=settings.sqlite_synchronous, base_dir=Path.cwd()
     )
-    storage = Storage(database, threads=settings.db_threads)
+    storage = Storage(database, threads=settings.db_threads, writer_threads=settings.writer_lanes)
     metrics = Metrics(multiprocess_dir())
     storage.on_error = lambda kind: metrics.db_errors.labels(kind).inc()
     registry = build_registry(settings)

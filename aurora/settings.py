@@ -54,6 +54,7 @@ class Settings:
     login_max_failures: int = 10
     login_window_s: float = 900.0
     db_threads: int = 4
+    writer_lanes: int = 4
     ring_timeout_s: float = 45.0
     call_grace_s: float = 15.0
     signal_max_bytes: int = 65536
@@ -260,7 +261,7 @@ def _validate(s: Settings) -> None:
         raise SettingsError(f"log_level: must be DEBUG|INFO|WARNING|ERROR|CRITICAL, got {s.log_level!r}")
     positive = (
         "token_max_age_s", "max_message_chars", "max_http_body_bytes", "max_packet_bytes",
-        "argon2_time_cost", "argon2_memory_kib", "argon2_parallelism", "db_threads",
+        "argon2_time_cost", "argon2_memory_kib", "argon2_parallelism", "db_threads", "writer_lanes",
         "ring_timeout_s", "signal_max_bytes", "turn_ttl_s", "presence_dead_after_s",
         "login_max_failures", "login_window_s",
         "max_upload_bytes", "max_attachments", "attachment_url_ttl_s", "upload_orphan_ttl_s",

@@ -297,6 +297,24 @@ def run_loadgen(setup_path: Path, result_path: Path, pin: Pinning, hard_timeout_
     return json.loads(result_path.read_text())
 
 
+def writer_metrics(url: str, out: Path) -> dict[str, float]:
+    """The message writer's batches and commits from /metrics (sums and counts): why latency is what it is."""
+    try:
+        with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except (OSError, ValueError):
+        return {}
+    out.write_text(text)
+    wanted = {"aurora_writer_batch_size_sum": "batch_entries", "aurora_writer_batch_size_count": "batches",
+              "aurora_commit_duration_seconds_sum": "commit_s", "aurora_commit_duration_seconds_count": "commits"}
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in wanted:
+            found[wanted[name]] = float(value)
+    return found
+
+
 def run_one(scenario: str, variant: int | None, target: str, run: int, params: dict[str, Any], pin: Pinning,
             workroot: Path, args: argparse.Namespace) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix=f"{scenario}-{target}-r{run}-", dir=workroot))
@@ -369,6 +387,7 @@ def run_one(scenario: str, variant: int | None, target: str, run: int, params: d
                 with contextlib.suppress(OSError, ValueError):
                     with urllib.request.urlopen(server.url + "/health", timeout=5) as response:
                         result["push"] = json.loads(response.read()).get("push")
+                result["writer"] = writer_metrics(server.url, workdir / "metrics.txt")
             if len(server.urls) > 1:  # the pid measured is the supervisor's, not the workers'
                 result["metrics"] = {k: v for k, v in result["metrics"].items() if not k.startswith("server_")}
             result["errors"] = list(outcome.get("errors") or [])

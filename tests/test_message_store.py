@@ -173,8 +173,9 @@ async def test_an_exception_past_the_handlers_answers_the_batch_and_the_writer_g
         writer._append_batch = stuck
         pending = writer.submit(NewMessage(cid, alice.id, "in flight when the task dies"))
         await asyncio.sleep(0)  # let the writer take it
-        assert writer._task is not None
-        writer._task.cancel()
+        lane = writer._lanes[0]
+        assert lane.task is not None
+        lane.task.cancel()
         with pytest.raises(AuroraError) as died:
             await asyncio.wait_for(pending, 10)
         assert died.value.code == "unavailable"

@@ -7,6 +7,13 @@ one transaction and one fsync, and an idle server still stores a lone entry at o
 acknowledged and broadcast only after its transaction has committed; broadcasts go out in commit
 order, which is seq order within every conversation.
 
+On PostgreSQL the writer runs several lanes side by side (`writer_lanes`): a conversation always
+takes the same lane, so its entries still commit and broadcast in seq order, while different
+conversations no longer wait for each other's round trips. At everyday load a batch of one costs a
+round trip or more, so a single lane saturates near 1,000 messages/s and latency grows with its
+queue; lanes let PostgreSQL commit them concurrently (its own group commit). Lanes never share a
+conversation's rows, so they cannot deadlock each other. SQLite has one writer thread: one lane.
+
 The queue is bounded: when it is full, submit() refuses at once with `unavailable` instead of letting
 memory and latency grow without limit. The task is supervised: whatever goes wrong with one batch,
 that batch's senders are answered, and the task goes on with the next batch (it is restarted if it
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -28,12 +36,15 @@ from aurora.outages import client_error
 from aurora.services.ops.metrics import Metrics
 from aurora.storage.database import Storage
 from aurora.storage.log_rules import LogRules
-from aurora.storage.lone_message import append_lone_message, is_lone_candidate
+from aurora.storage.lone_message import is_lone_candidate, try_lone_message
 from aurora.storage.messages import AppendResult, NewMessage, append_each_txn, append_entries_txn
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 512
+# Up to this many plain messages in a batch take the one-statement path each (PostgreSQL): at
+# everyday load that beats the general path's round trips; larger batches amortise those instead.
+LONE_BATCH_MAX = 4
 DEFAULT_QUEUE_MAX = 10000
 
 # Called once per newly stored entry, in commit order, before the sender is answered.
@@ -53,11 +64,20 @@ class _Pending:
     future: asyncio.Future[AppendResult]
 
 
+class _Lane:
+    """One queue and the task that drains it, batch after batch."""
+
+    def __init__(self, index: int, queue_max: int) -> None:
+        self.index = index
+        self.queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=queue_max)
+        self.task: asyncio.Task[None] | None = None
+
+
 class MessageWriter:
     def __init__(self, storage: Storage, on_stored: OnStored, *, rules: LogRules | None = None,
                  queue_max: int = DEFAULT_QUEUE_MAX, append_batch: AppendFn = append_entries_txn,
                  append_each: AppendFn = append_each_txn, metrics: Metrics | None = None,
-                 lone_statement: bool | None = None) -> None:
+                 lone_statement: bool | None = None, lanes: int = 1) -> None:
         self._storage = storage
         self._metrics = metrics
         self._on_stored = on_stored
@@ -70,25 +90,33 @@ class MessageWriter:
             lone_statement = not storage.is_sqlite and append_batch is append_entries_txn
         self._lone_statement = lone_statement
         self.lone_statements = 0  # how many messages took that path (tests check it is taken)
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=queue_max)
-        self._task: asyncio.Task[None] | None = None
+        count = 1 if storage.is_sqlite else max(1, lanes)
+        # The bound is the whole writer's: each lane holds its share (at least one entry).
+        self._lanes = [_Lane(i, max(1, queue_max // count)) for i in range(count)]
         self._stopping = False
+        self._started = False
         self.restarts = 0
 
     @property
+    def lanes(self) -> int:
+        return len(self._lanes)
+
+    @property
     def queued(self) -> int:
-        return self._queue.qsize()
+        return sum(lane.queue.qsize() for lane in self._lanes)
 
     def start(self) -> None:
         self._stopping = False
-        self._spawn()
+        self._started = True
+        for lane in self._lanes:
+            self._spawn(lane)
 
-    def _spawn(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="aurora-message-writer")
-        self._task.add_done_callback(self._on_task_done)
+    def _spawn(self, lane: _Lane) -> None:
+        lane.task = asyncio.create_task(self._run(lane), name=f"aurora-message-writer-{lane.index}")
+        lane.task.add_done_callback(lambda task: self._on_task_done(lane, task))
 
-    def _on_task_done(self, task: asyncio.Task[None]) -> None:
-        if self._stopping or task is not self._task:
+    def _on_task_done(self, lane: _Lane, task: asyncio.Task[None]) -> None:
+        if self._stopping or task is not lane.task:
             return
         # The loop only ends by stop(); anything else is a bug: say so and carry on with a new task.
         if task.cancelled():
@@ -96,35 +124,42 @@ class MessageWriter:
         else:
             log.error("the message writer task ended; restarting it", exc_info=task.exception())
         self.restarts += 1
-        self._spawn()
+        self._spawn(lane)
 
     async def stop(self) -> None:
         """Finish what was already queued, then stop."""
-        if self._task is None:
+        if not self._started:
             return
-        await self._queue.join()
+        for lane in self._lanes:
+            await lane.queue.join()
         self._stopping = True
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
+        self._started = False
+        for lane in self._lanes:
+            if lane.task is not None:
+                lane.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await lane.task
+                lane.task = None
 
     def submit(self, item: NewMessage, context: Any = None) -> asyncio.Future[AppendResult]:
         """Queue an entry now (no await, so order is kept); the future resolves after commit."""
-        if self._task is None or self._stopping:
+        if not self._started or self._stopping:
             raise AuroraError("unavailable", "the server is shutting down")
+        lanes = self._lanes
+        lane = lanes[item.conversation_id % len(lanes)] if len(lanes) > 1 else lanes[0]
         future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
         try:
-            self._queue.put_nowait(_Pending(item, context, future))
+            lane.queue.put_nowait(_Pending(item, context, future))
         except asyncio.QueueFull:
             raise AuroraError("unavailable", "the server is busy storing messages; try again shortly") from None
         return future
 
-    async def _run(self) -> None:
+    async def _run(self, lane: _Lane) -> None:
+        queue = lane.queue
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < MAX_BATCH and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            batch = [await queue.get()]
+            while len(batch) < MAX_BATCH and not queue.empty():
+                batch.append(queue.get_nowait())
             try:
                 await self._store(batch)
             except asyncio.CancelledError:
@@ -136,7 +171,7 @@ class MessageWriter:
                 self._answer_all(batch, _stored_error())
             finally:
                 for _ in batch:
-                    self._queue.task_done()
+                    queue.task_done()
 
     @staticmethod
     def _answer_all(batch: list[_Pending], error: AuroraError) -> None:
@@ -144,57 +179,79 @@ class MessageWriter:
             if not pending.future.done():
                 pending.future.set_exception(error)
 
-    async def _lone(self, item: NewMessage) -> AppendResult | None:
-        try:
-            result = await self._storage.autocommit(append_lone_message, item)
-        except Exception as exc:  # e.g. another process stored the same client_id first: the general path answers
-            log.debug("the one-statement path failed (%s); taking the general one", exc.__class__.__name__)
-            return None
+    async def _lone(self, item: NewMessage) -> tuple[AppendResult | None, bool]:
+        """The one-statement path: (its result or None, whether it may have committed unseen)."""
+        postgres = self._storage.postgres
+        if postgres is None or not postgres.usable:
+            return None, False
+        result, unheard = await try_lone_message(postgres, item)
         if result is not None:
+            self._storage.wrote()
             self.lone_statements += 1
-        return result
+        return result, unheard
+
+    def _lone_fits(self, items: list[NewMessage]) -> bool:
+        return (self._lone_statement and len(items) <= LONE_BATCH_MAX
+                and all(is_lone_candidate(item) for item in items))
 
     async def _store(self, batch: list[_Pending]) -> None:
         items = [p.item for p in batch]
-        metrics = self._metrics
         started = time.perf_counter()
-        lone = None
-        if self._lone_statement and len(items) == 1 and is_lone_candidate(items[0]):
-            lone = await self._lone(items[0])
+        if self._lone_fits(items):
+            # A few plain messages: one statement each, each answered and broadcast as it commits
+            # (cheaper than the general path's round trips until batches grow).
+            for pending in batch:
+                result, unheard = await self._lone(pending.item)
+                if result is None:
+                    (result,) = await self._general([pending.item])
+                    if unheard and result.duplicate and pending.item.client_id is not None:
+                        # The lost statement did commit: this is its first answer; its broadcast is due.
+                        result = dataclasses.replace(result, duplicate=False)
+                await self._finish(pending, result)
+            self._count(batch, started)
+            return
+        results = await self._general(items)
+        if len(results) != len(batch):
+            raise RuntimeError(f"storing {len(batch)} entries returned {len(results)} results")
+        for pending, result in zip(batch, results, strict=True):
+            await self._finish(pending, result)
+        self._count(batch, started)
+
+    async def _general(self, items: list[NewMessage]) -> list[AppendResult]:
+        """The general path: the batch in one transaction; after a failure, entry by entry."""
         try:
-            results = [lone] if lone is not None else await self._storage.write(self._append_batch, items,
-                                                                                self._rules)
+            return await self._storage.write(self._append_batch, items, self._rules)
         except AuroraError as exc:
             # Storage names outages (database unreachable, disk full) `unavailable`: no item is at
             # fault and one by one would fail the same way. The client retries with its client_id.
-            log.warning("a batch of %d entries could not be stored: %s", len(batch), exc.message)
-            self._answer_all(batch, exc)
-            return
+            log.warning("a batch of %d entries could not be stored: %s", len(items), exc.message)
+            return [AppendResult(error=exc) for _ in items]
         except Exception as exc:
             # Rolled back whole; one item may be at fault (a value the database refuses, a client_id
             # another process stored first): store each on its own so the others still commit.
             log.warning("a batch of %d entries failed as a whole (%s); storing them one by one",
-                        len(batch), exc.__class__.__name__)
+                        len(items), exc.__class__.__name__)
             try:
-                results = await self._storage.write(self._append_each, items, self._rules)
+                return await self._storage.write(self._append_each, items, self._rules)
             except Exception as again:
-                self._answer_all(batch, client_error(again, log, "committing a batch of %d entries", len(batch)))
-                return
-        if len(results) != len(batch):
-            raise RuntimeError(f"storing {len(batch)} entries returned {len(results)} results")
-        if metrics is not None:
-            metrics.batch_done(len(batch), time.perf_counter() - started, self._queue.qsize())
-            for result in results:
-                if result.error is None and not result.duplicate and result.message is not None:
-                    metrics.stored.inc(result.message["kind"])
-        for pending, result in zip(batch, results, strict=True):
-            if result.error is None and not result.duplicate:
-                try:
-                    await self._on_stored(result, pending.context)
-                except Exception:  # the entry is stored; a failed push is caught up by sync
-                    log.exception("broadcasting entry %s failed", result.message and result.message["id"])
-            if not pending.future.done():
-                if result.error is not None:
-                    pending.future.set_exception(result.error)
-                else:
-                    pending.future.set_result(result)
+                error = client_error(again, log, "committing a batch of %d entries", len(items))
+                return [AppendResult(error=error) for _ in items]
+
+    async def _finish(self, pending: _Pending, result: AppendResult) -> None:
+        """Broadcast a newly stored entry (in commit order), then answer its sender."""
+        if result.error is None and not result.duplicate:
+            if self._metrics is not None and result.message is not None:
+                self._metrics.stored.inc(result.message["kind"])
+            try:
+                await self._on_stored(result, pending.context)
+            except Exception:  # the entry is stored; a failed push is caught up by sync
+                log.exception("broadcasting entry %s failed", result.message and result.message["id"])
+        if not pending.future.done():
+            if result.error is not None:
+                pending.future.set_exception(result.error)
+            else:
+                pending.future.set_result(result)
+
+    def _count(self, batch: list[_Pending], started: float) -> None:
+        if self._metrics is not None:
+            self._metrics.batch_done(len(batch), time.perf_counter() - started, self.queued)

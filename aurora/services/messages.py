@@ -61,7 +61,8 @@ class Messages:
         self._notifier = notifier
         self.files = files or Files(settings, storage)
         self.writer = MessageWriter(storage, self._broadcast, rules=LogRules(edit_window_s=settings.edit_window_s),
-                                    queue_max=settings.message_queue_max, metrics=metrics)
+                                    queue_max=settings.message_queue_max, metrics=metrics,
+                                    lanes=settings.writer_lanes)
         self.blocks: Blocks | None = None  # set by create_app: a blocked user cannot write into the blocker's DM
         # Web Push for members with no open app (aurora.services.push.Push); None: no pushes.
         self.push: Push | None = None

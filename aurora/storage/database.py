@@ -32,6 +32,7 @@ from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
 from aurora.errors import AuroraError
 from aurora.outages import database_unavailable, outage_cause
+from aurora.storage.async_postgres import AsyncPostgres, connect_arguments
 
 log = logging.getLogger(__name__)
 
@@ -125,18 +126,27 @@ def _unicode_lower(value: Any) -> Any:
 class Storage:
     """Runs blocking storage functions in worker threads, each with its own connection."""
 
-    def __init__(self, database: peewee.Database, *, threads: int = 4) -> None:
+    def __init__(self, database: peewee.Database, *, threads: int = 4, writer_threads: int = 0) -> None:
         self.db = database
         self.is_sqlite = isinstance(database, peewee.SqliteDatabase)
         # Why the last write failed for lack of space or a read-only database (None once one succeeds).
         self.write_error: str | None = None
-        self._readers = ThreadPoolExecutor(threads, thread_name_prefix="aurora-db")
-        # SQLite: one writer thread. PostgreSQL: writers share the pool (row locks order them).
+        # PostgreSQL: writers share the pool (row locks order them), with writer_threads more threads
+        # (one per message-writer lane) so that busy writers leave reads their `threads`.
+        extra = 0 if self.is_sqlite else max(0, writer_threads)
+        self._readers = ThreadPoolExecutor(threads + extra, thread_name_prefix="aurora-db")
+        # SQLite: one writer thread.
         self._writers = (
             ThreadPoolExecutor(1, thread_name_prefix="aurora-db-writer")
             if self.is_sqlite else self._readers
         )
         self._closed = False
+        # PostgreSQL: the hot path's one statement runs on asyncpg, on the loop (storage/async_postgres.py).
+        self.postgres: AsyncPostgres | None = None
+        if not self.is_sqlite and isinstance(database, peewee.PostgresqlDatabase):
+            arguments = connect_arguments(database.database, dict(database.connect_params))
+            if arguments is not None:
+                self.postgres = AsyncPostgres(arguments, size=max(1, writer_threads))
         # Told the kind of each failed operation (metrics); storage knows nothing of who listens.
         self.on_error: Callable[[str], None] | None = None
 
@@ -150,13 +160,9 @@ class Storage:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._writers, self._call, fn, args, True)
 
-    async def autocommit(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run fn(*args) on a writer thread outside a transaction block: each statement commits on its
-        own (one round trip for a one-statement write; see storage/lone_message.py)."""
-        loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(self._writers, self._call, fn, args, False)
-        self.write_error = None  # a write went through, as after a committed transaction
-        return result
+    def wrote(self) -> None:
+        """A write went through outside write() (the asyncpg statement): as after a committed transaction."""
+        self.write_error = None
 
     def run_sync(self, fn: Callable[..., T], *args: Any, write: bool = False) -> T:
         """For start-up and command-line tools, which have no loop yet."""
@@ -239,6 +245,8 @@ class Storage:
         if self._closed:
             return
         self._closed = True
+        if self.postgres is not None:
+            self.postgres.terminate()
         self._readers.shutdown(wait=True)
         if self._writers is not self._readers:
             self._writers.shutdown(wait=True)
@@ -246,6 +254,8 @@ class Storage:
 
     async def aclose(self) -> None:
         """close() in a thread: waiting for running queries must not stall the event loop."""
+        if self.postgres is not None:
+            await self.postgres.close()  # on its own loop
         await asyncio.to_thread(self.close)
 
 

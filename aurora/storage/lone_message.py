@@ -4,7 +4,7 @@ At everyday load the writer's batches hold one message, and the general path (ap
 costs a round trip per check: BEGIN, membership, duplicate, seq, INSERT, the sender's pointers, the
 sender's name, COMMIT. For the common case (a text message: no reply, no attachments, not written by
 the server) this data-modifying CTE does all of it in one statement, which outside a transaction
-block commits on its own (Peewee runs psycopg2 in autocommit mode):
+block commits on its own (it runs on asyncpg, on the event loop: see storage/async_postgres.py):
 
 - the conversation's row is updated (last_seq + 1, last_activity_at) only if the sender is a member
   and the client_id is not stored yet; the UPDATE takes the row lock that orders seqs across
@@ -21,10 +21,16 @@ caller's general path answers it the same way.
 from __future__ import annotations
 
 import json
+import logging
 
+import asyncpg
+
+from aurora.storage.async_postgres import AsyncPostgres
 from aurora.storage.messages import _COLUMNS, AppendResult, NewMessage, _record
-from aurora.storage.models import Message, utcnow
+from aurora.storage.models import utcnow
 from aurora.storage.records import EntryRow
+
+log = logging.getLogger(__name__)
 
 _LONE_SQL = f"""
 WITH c AS (
@@ -48,23 +54,34 @@ SELECT ins.id, ins.seq, c.kind, (SELECT username FROM "user" WHERE id = %(uid)s)
 """
 
 
+# The statement with positional, typed parameters (asyncpg's form; it prepares it once per connection).
+_PARAMS = ("cid", "uid", "client", "kind", "body", "now", "extra")
+_PARAM_TYPES = ("bigint", "bigint", "varchar", "varchar", "text", "timestamp", "text")
+
+
+def _positional(sql: str) -> str:
+    for number, (name, kind) in enumerate(zip(_PARAMS, _PARAM_TYPES, strict=True), start=1):
+        sql = sql.replace(f"%({name})s", f"${number}::{kind}")
+    return sql
+
+
+LONE_SQL = _positional(_LONE_SQL)
+
+
 def is_lone_candidate(item: NewMessage) -> bool:
     """What the one statement can store: a plain message a member sends."""
     return (item.kind in ("text", "call") and item.reply_to_seq is None and not item.attachments
             and not item.system)
 
 
-def append_lone_message(item: NewMessage) -> AppendResult | None:
+async def append_lone_message(postgres: AsyncPostgres, item: NewMessage) -> AppendResult | None:
     """Store one message in one autocommitted statement; None when it stored nothing (see module doc).
 
-    Runs outside a transaction block (Storage.autocommit), PostgreSQL only."""
-    db = Message._meta.database
+    PostgreSQL only, on the event loop (storage/async_postgres.py)."""
     now = utcnow()
     extra = json.dumps(item.extra) if item.extra else None
-    row = db.execute_sql(_LONE_SQL, {
-        "cid": item.conversation_id, "uid": item.sender_id, "client": item.client_id, "kind": item.kind,
-        "body": item.body, "now": now, "extra": extra,
-    }).fetchone()
+    row = await postgres.fetchrow(LONE_SQL, item.conversation_id, item.sender_id, item.client_id, item.kind,
+                                  item.body, now, extra)
     if row is None:
         return None
     message_id, seq, conversation_kind, username = row
@@ -72,3 +89,18 @@ def append_lone_message(item: NewMessage) -> AppendResult | None:
                      extra, id=message_id)
     return AppendResult(_record(entry, {item.sender_id: username}, {}), duplicate=False,
                         conversation_kind=conversation_kind)
+
+
+async def try_lone_message(postgres: AsyncPostgres, item: NewMessage) -> tuple[AppendResult | None, bool]:
+    """append_lone_message, never raising: (its result, or None for the general path to answer;
+    whether the statement may have committed without an answer reaching us)."""
+    try:
+        return await append_lone_message(postgres, item), False
+    except asyncpg.PostgresError as exc:
+        # PostgreSQL refused it (e.g. another process stored the same client_id first): nothing committed.
+        log.debug("the one-statement path failed (%s); taking the general one", exc.__class__.__name__)
+        return None, False
+    except Exception as exc:
+        # The connection broke mid-statement (or could not be opened): the outcome is unknown.
+        log.info("the one-statement path got no answer (%s); taking the general one", exc.__class__.__name__)
+        return None, True
