@@ -1,5 +1,6 @@
 """Migration 4 on a database made by the version-3 schema, with data in it: rows intact, the new
-fields at their defaults, edits/reactions/search working on the old messages."""
+fields at their defaults, edits/reactions/search working on the old messages; and migration 9's
+lighter indexes, on an upgraded database and a new one."""
 
 from __future__ import annotations
 
@@ -119,3 +120,37 @@ async def test_version_3_database_with_data_is_upgraded(tmp_path: Path, db_url: 
                 await factory.close_all()
             status, found = await api.request("GET", "/api/search?q=creme", token=bob_token)
             assert found["results"] == []
+            assert _indexes(db_url) == LIGHT_INDEXES
+
+
+# Migration 9: the message and conversation indexes a database ends with, fresh or upgraded.
+LIGHT_INDEXES = {"conversation_direct_key", "message_conversation_id_seq",
+                 "message_conversation_id_sender_id_client_id", "message_conversation_id_target_seq"}
+
+
+def _indexes(db_url: str) -> set[str]:
+    if db_url.startswith("sqlite"):
+        rows = raw_query(db_url, "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+                                 "AND tbl_name IN ('message', 'conversation')")
+    else:
+        rows = raw_query(db_url, "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
+                                 "AND tablename IN ('message', 'conversation') AND indexname NOT LIKE '%%_pkey' "
+                                 "AND indexname <> 'message_search'")
+    return {name for (name,) in rows}
+
+
+async def test_a_new_database_has_the_light_indexes_and_change_look_ups_use_the_partial_one(
+        tmp_path: Path, db_url: str) -> None:
+    storage = Storage(open_database(db_url, base_dir=tmp_path))
+    try:
+        migrations.migrate(storage)
+    finally:
+        storage.close()
+    assert _indexes(db_url) == LIGHT_INDEXES
+    query = "SELECT id FROM message WHERE conversation_id = 1 AND target_seq = 3"
+    if db_url.startswith("sqlite"):
+        plan = " ".join(str(row[-1]) for row in raw_query(db_url, "EXPLAIN QUERY PLAN " + query))
+    else:
+        # An empty table: without seqscans the planner shows which index it would take.
+        plan = " ".join(row[0] for row in raw_query(db_url, "SET enable_seqscan = off; EXPLAIN " + query))
+    assert "message_conversation_id_target_seq" in plan, plan

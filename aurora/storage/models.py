@@ -40,7 +40,9 @@ class Conversation(BaseModel):
     created_at = pw.DateTimeField(default=utcnow)
     last_seq = pw.BigIntegerField(default=0)
     # When the last message arrived (or creation): orders the conversation list.
-    last_activity_at = pw.DateTimeField(default=utcnow, index=True)
+    # Not indexed (migration 9): a user's list goes through their memberships, and the index cost
+    # every message an index write (on PostgreSQL it also kept the row's update from being HOT).
+    last_activity_at = pw.DateTimeField(default=utcnow)
     # "small_id:large_id" for direct conversations: one per pair, even under races.
     direct_key = pw.CharField(max_length=48, null=True, unique=True)
 
@@ -64,10 +66,13 @@ class Message(BaseModel):
     edited_at, deleted, reaction aggregates), kept up to date in the transaction that adds each change,
     so history reads never replay the log."""
 
-    conversation = pw.ForeignKeyField(Conversation, on_delete="CASCADE")
+    # No single-column indexes (migration 9): (conversation, seq) serves every look-up by
+    # conversation, and nothing looks messages up by sender alone (users are deactivated, never
+    # deleted). Each index was one more page written per message.
+    conversation = pw.ForeignKeyField(Conversation, on_delete="CASCADE", index=False)
     seq = pw.BigIntegerField()
     kind = pw.CharField(max_length=8, default="text")  # text | call | edit | delete | reaction
-    sender = pw.ForeignKeyField(User)
+    sender = pw.ForeignKeyField(User, index=False)
     # "" means no text: a deleted message, an erased edit, a delete or reaction entry. (NOT NULL since
     # version 1; dropping it would rebuild the table on SQLite for no gain.) A message with attachments
     # may have no text: its body is "" too.
