@@ -98,10 +98,6 @@ class MessageWriter:
         self.restarts = 0
 
     @property
-    def lanes(self) -> int:
-        return len(self._lanes)
-
-    @property
     def queued(self) -> int:
         return sum(lane.queue.qsize() for lane in self._lanes)
 
@@ -145,8 +141,7 @@ class MessageWriter:
         """Queue an entry now (no await, so order is kept); the future resolves after commit."""
         if not self._started or self._stopping:
             raise AuroraError("unavailable", "the server is shutting down")
-        lanes = self._lanes
-        lane = lanes[item.conversation_id % len(lanes)] if len(lanes) > 1 else lanes[0]
+        lane = self._lanes[item.conversation_id % len(self._lanes)]
         future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
         try:
             lane.queue.put_nowait(_Pending(item, context, future))

@@ -143,7 +143,7 @@ class Storage:
         self._closed = False
         # PostgreSQL: the hot path's one statement runs on asyncpg, on the loop (storage/async_postgres.py).
         self.postgres: AsyncPostgres | None = None
-        if not self.is_sqlite and isinstance(database, peewee.PostgresqlDatabase):
+        if isinstance(database, peewee.PostgresqlDatabase):
             arguments = connect_arguments(database.database, dict(database.connect_params))
             if arguments is not None:
                 self.postgres = AsyncPostgres(arguments, size=max(1, writer_threads))
