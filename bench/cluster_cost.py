@@ -4,6 +4,8 @@
   redis1  A alone with Redis (N = 1): what the message queue costs A for its own traffic
   redis2  A and B with Redis (N = 2); B has one idle /chat client and no member in any busy room:
           what the other process's traffic costs B ("foreign" traffic), and A again
+  span    A and B with Redis (N = 2), every receiver with a second device on B: every room spans both
+          processes, so A publishes every emit (no room is alone on A, see room_handshake.py)
 
     .venv/bin/python bench/cluster_cost.py --duration 5 --runs 2 [--out results.json]
 
@@ -49,7 +51,7 @@ from bench.harness.servers import (
 )
 from bench.run import run_loadgen
 
-MODES = ("single", "redis1", "redis2")
+MODES = ("single", "redis1", "redis2", "span")
 
 
 def _cpu_s(pid: int) -> float:
@@ -75,9 +77,23 @@ async def _idle_client(url: str) -> socketio.AsyncClient:
         account = {"username": f"idle{uuid.uuid4().hex[:8]}", "password": "bench password 0123"}
         async with session.post(url + "/api/auth/register", json=account) as r:
             token = (await r.json())["token"]
+    return await _device(url, token)
+
+
+async def _device(url: str, token: str) -> socketio.AsyncClient:
     client = socketio.AsyncClient()
     await client.connect(url, namespaces=["/chat"], transports=["websocket"], auth={"token": token})
     return client
+
+
+async def _devices(url: str, tokens: list[str]) -> list[socketio.AsyncClient]:
+    return list(await asyncio.gather(*(_device(url, token) for token in tokens)))
+
+
+def _receiver_tokens(people: dict[str, Any]) -> list[str]:
+    by_index = [client["auth"]["token"] for client in people["clients"]]
+    members = {m for c in people["conversations"] for m in c["members"] if m != c["sender"]}
+    return [by_index[m] for m in sorted(members)]
 
 
 def run_mode(mode: str, params: dict[str, Any], workroot: Path, pin_a: list[str], pin_lg: list[str],
@@ -89,10 +105,11 @@ def run_mode(mode: str, params: dict[str, Any], workroot: Path, pin_a: list[str]
     with postgres_schema(postgres_admin_url()) as database_url:
         a = _server("aurora-a", workdir, database_url, redis, pin_a, root)
         servers = [a]
-        if mode == "redis2":
+        if mode in ("redis2", "span"):
             servers.append(_server("aurora-b", workdir, database_url, redis, [], root))
         loop = asyncio.new_event_loop()
         idle = None
+        devices: list[socketio.AsyncClient] = []
         try:
             for server in servers:
                 server.start()
@@ -100,6 +117,8 @@ def run_mode(mode: str, params: dict[str, Any], workroot: Path, pin_a: list[str]
                 idle = loop.run_until_complete(_idle_client(servers[1].url))
             plan = population("s1", params)
             people = aurora_population(a.url, plan)
+            if mode == "span":
+                devices = loop.run_until_complete(_devices(servers[1].url, _receiver_tokens(people)))
             lg = loadgen_params("s1", params, None)
             setup = {"scenario": "s1", "target": "aurora-postgresql", "url": a.url, "namespace": "/chat",
                      "server_pid": a.pid, "clk_tck": os.sysconf("SC_CLK_TCK"), "health_url": a.url + "/health",
@@ -119,8 +138,8 @@ def run_mode(mode: str, params: dict[str, Any], workroot: Path, pin_a: list[str]
             outcome = outcome_box["o"]
             cpu1 = {s.name: _cpu_s(s.pid) for s in servers}
         finally:
-            if idle is not None:
-                loop.run_until_complete(idle.disconnect())
+            for client in [*devices, *([idle] if idle is not None else [])]:
+                loop.run_until_complete(client.disconnect())
             loop.close()
             for server in servers:
                 server.stop()
@@ -130,6 +149,8 @@ def run_mode(mode: str, params: dict[str, Any], workroot: Path, pin_a: list[str]
            "acked_per_s": metrics.get("acked_per_s"), "total_acked": total,
            "a_cpu_us_per_ack_window": metrics.get("server_cpu_us_per_ack"),
            "a_cpu_us_per_ack": (cpu1["aurora-a"] - cpu0["aurora-a"]) * 1e6 / total if total else None}
+    if mode == "span":
+        out["second_devices_on_b"] = len(devices)
     if mode == "redis2":
         out["b_cpu_us_per_foreign_msg"] = (cpu1["aurora-b"] - cpu0["aurora-b"]) * 1e6 / total if total else None
         out["b_cpu_s"] = cpu1["aurora-b"] - cpu0["aurora-b"]
@@ -172,6 +193,7 @@ def main(argv: list[str]) -> int:
         "acked_per_s": {m: med(m, "acked_per_s") for m in MODES},
         "b_cpu_us_per_foreign_msg": med("redis2", "b_cpu_us_per_foreign_msg"),
         "redis_own_cost_ratio": (med("redis1", "a_cpu_us_per_ack") or 0) / single if single else None,
+        "span_cost_ratio": (med("span", "a_cpu_us_per_ack") or 0) / single if single else None,
         "loadavg": [load0, load1], "pinning": pin.note + "; B not pinned", "aurora_root": str(args.aurora_root),
     }
     print(json.dumps(summary, indent=1))

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from aurora.api.helpers import aurora, bearer_token, current_user, json_body
 from aurora.errors import AuroraError
-from aurora.services.ops.metrics import CONTENT_TYPE, gauge
+from aurora.services.ops.metrics import CONTENT_TYPE, counter_family, gauge
 from aurora.storage import ops as ops_store
 
 PROXY_HEADERS = ("X-Forwarded-For", "X-Real-IP", "Forwarded")
@@ -55,6 +55,16 @@ async def metrics(request: web.Request) -> web.Response:
         counts = await app.storage.read(ops_store.count_live_calls)
         families.append(gauge("aurora_calls_active", "Calls not yet ended, by state", labels=["state"],
                               samples={(state,): float(counts.get(state, 0)) for state in ("ringing", "active")}))
+    room_channels = getattr(app.sio.manager, "room_channel_stats", None)
+    if room_channels is not None:  # several processes: how much of the traffic Redis never saw
+        stats = room_channels()
+        families.append(gauge("aurora_redis_room_channels", "Room channels this process subscribes to; alone: "
+                              "no other process does, so their emits are not published", labels=["state"],
+                              samples={("subscribed",): stats["subscribed"], ("alone",): stats["alone"]}))
+        families.append(counter_family("aurora_redis_room_emits", "Emits to one room since the start: "
+                                       "published on its channel, or delivered locally only (room alone)",
+                                       labels=["route"], samples={("published",): stats["published"],
+                                                                  ("local",): stats["local"]}))
     body = app.metrics.render(families)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 

@@ -84,6 +84,9 @@ class ResyncingRedisManager(socketio.AsyncRedisManager, DirectEmitManager):
     async def _publish(self, data: dict[str, Any]) -> None:
         """Queue for the publisher task: the caller (the message writer's broadcast) does not wait for a
         Redis round trip per emit, and what is queued together goes out in one pipeline, in order."""
+        self._queue(data)
+
+    def _queue(self, data: dict[str, Any]) -> None:
         self._outbox.append(data)
         if self._publisher is None or self._publisher.done():
             self._publisher = asyncio.ensure_future(self._publish_queued())
@@ -109,13 +112,24 @@ class ResyncingRedisManager(socketio.AsyncRedisManager, DirectEmitManager):
             if not self.connected:
                 self._redis_connect()
             pipe = self.redis.pipeline(transaction=False)
-            for data in batch:
-                pipe.publish(self._channel_for(data), self.json.dumps(data))
-            await pipe.execute()
-            return None
+            channels = [self._channel_for(data) for data in batch]
+            marks = self._before_publish(channels)
+            for channel, data in zip(channels, batch, strict=True):
+                pipe.publish(channel, self.json.dumps(data))
+            receivers = await pipe.execute()
         except Exception as exc:
             self.connected = False
             return exc
+        self._after_publish(batch, channels, receivers, marks)
+        return None
+
+    def _before_publish(self, channels: list[str]) -> Any:
+        """Called as a pipeline is built (hook for room_channels.py); what it returns reaches _after_publish."""
+        return None
+
+    def _after_publish(self, batch: list[dict[str, Any]], channels: list[str], receivers: list[int],
+                       marks: Any) -> None:
+        """Redis's answer to a pipeline: how many subscribers each publish reached (hook for room_channels.py)."""
 
     def _owe(self, data: dict[str, Any]) -> None:
         method = data.get("method")
@@ -202,7 +216,7 @@ class ResyncingRedisManager(socketio.AsyncRedisManager, DirectEmitManager):
                     gap = True  # and their sockets resync: an emit before this SUBSCRIBE reached nobody here
                 retry_s = 0.25
                 if gap:
-                    await self._resync_local(REASON_RECONNECTED)
+                    await self._after_gap()
                     gap = False
                 async for message in pubsub.listen():
                     yield message
@@ -228,15 +242,26 @@ class ResyncingRedisManager(socketio.AsyncRedisManager, DirectEmitManager):
             if message["type"] == "subscribe":
                 self._on_subscribed(self._listener_pubsub, message["channel"])
                 continue
-            if message["type"] == "message" and "data" in message and (
-                    message["channel"] == channel or self._accepts(message["channel"])):
+            if message["type"] == "message" and "data" in message:
                 data = message["data"]
+                if message["channel"] != channel and not self._accepts(message["channel"]):
+                    continue
                 if isinstance(data, bytes) and data.endswith(own):
+                    continue
+                if message["channel"] != channel and self._handled_on_room_channel(message["channel"], data):
                     continue
                 yield data
 
     def _accepts(self, channel: bytes) -> bool:
         return False
+
+    def _handled_on_room_channel(self, channel: bytes, data: Any) -> bool:
+        """True for a message of the manager's own protocol, handled here (hook for room_channels.py)."""
+        return False
+
+    async def _after_gap(self) -> None:
+        """The listener is subscribed again after a gap: the local sockets may have missed emits."""
+        await self._resync_local(REASON_RECONNECTED)
 
     async def _resync_local(self, reason: str) -> None:
         for namespace in self.resync_namespaces:

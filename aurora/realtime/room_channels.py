@@ -22,17 +22,29 @@ the same for Aurora's own rooms (`conversation:<id>`, `user:<id>`, the prefixes 
   and arrive here on one connection.)
 * after the listener reconnects, every channel is subscribed again and the base class's resync to
   all local sockets covers the gap, as before.
+
+A room whose only subscriber is this process costs no Redis at all (room_handshake.py): a publish
+that Redis says reached one subscriber, this process's own listener, marks the room *alone*, and
+emits to it are delivered locally and not published, until another process subscribes. That process
+announces its new subscription on the room's channel (`room_hello`) and waits, before its socket
+enters the room, until every process that heard the hello has answered (`room_ack`) — and a process
+answers only after it stopped treating the room as alone. So a socket's sync after entering a room
+finds everything that was not published to it. Without the answers in time (a stalled process),
+the entering sockets get `resync {reason: "room_joined"}` when they come, or after LATE_ACK_S.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
 
-from aurora.realtime.resync_manager import RESYNC_EVENT, ResyncingRedisManager
+from aurora.realtime.resync_manager import REASON_RECONNECTED, RESYNC_EVENT, ResyncingRedisManager
+from aurora.realtime.room_handshake import ACK, HELLO, AckWait, Mark, RoomHandshake
 from aurora.realtime.room_index import RoomIndexMixin
+from aurora.realtime.transport import DirectEmitManager
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +52,7 @@ SHARDED_PREFIXES = ("conversation:", "user:")
 REASON_ROOM_JOINED = "room_joined"
 SUBSCRIBE_WAIT_S = 2.0
 UNSUBSCRIBE_EVERY_S = 30.0
+LATE_ACK_S = 30.0  # a hello unanswered in SUBSCRIBE_WAIT_S: its room's sockets resync when answered, or after this
 
 
 class RoomChannelRedisManager(RoomIndexMixin, ResyncingRedisManager):
@@ -51,6 +64,46 @@ class RoomChannelRedisManager(RoomIndexMixin, ResyncingRedisManager):
         self._prefix = f"{self.channel}#".encode()
         self._listening = asyncio.Event()  # set once the listener's first SUBSCRIBE is confirmed
         self._listener_late = False  # it was not up within SUBSCRIBE_WAIT_S: rooms stop waiting for it
+        self._handshake = RoomHandshake(self.host_id, self.channel)
+        self._entering: dict[str, asyncio.Future[None]] = {}  # channel -> its subscribe and hello, under way
+        self._heard_changed = asyncio.Event()
+        self._background: set[asyncio.Future[Any]] = set()
+
+    # -- emitting --------------------------------------------------------------------
+    async def emit(self, event: str, data: Any, namespace: str | None = None, room: Any = None,
+                   skip_sid: Any = None, callback: Any = None, to: Any = None, **kwargs: Any) -> None:
+        room = to or room
+        if (callback is None and isinstance(room, str) and not kwargs.get("ignore_queue")
+                and self.room_channel(namespace or "/", room) in self._handshake.alone):
+            # Nobody else is subscribed to this room (room_handshake.py): local delivery only.
+            self._handshake.local_emits += 1
+            await DirectEmitManager.emit(self, event, data, namespace or "/", room=room, skip_sid=skip_sid)
+            return
+        await super().emit(event, data, namespace=namespace, room=room, skip_sid=skip_sid, callback=callback,
+                           **kwargs)
+
+    def room_channel_stats(self) -> dict[str, int]:
+        handshake = self._handshake
+        return {"subscribed": len(handshake.heard), "alone": len(handshake.alone),
+                "published": handshake.published_emits, "local": handshake.local_emits}
+
+    def _before_publish(self, channels: list[str]) -> list[Mark]:
+        return self._handshake.marks(channels)
+
+    def _after_publish(self, batch: list[dict[str, Any]], channels: list[str], receivers: list[int],
+                       marks: list[Mark]) -> None:
+        self._handshake.published(batch, channels, receivers, marks)
+
+    def _handled_on_room_channel(self, channel: bytes, data: Any) -> bool:
+        handled, ack = self._handshake.on_room_message(channel.decode(), data)
+        if ack is not None:
+            self._queue(ack)  # after the room left `alone`: every emit queued from now on is published
+        return handled
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # -- which channel ---------------------------------------------------------
     def room_channel(self, namespace: str, room: str) -> str:
@@ -61,8 +114,11 @@ class RoomChannelRedisManager(RoomIndexMixin, ResyncingRedisManager):
         return isinstance(room, str) and room.startswith(SHARDED_PREFIXES)
 
     def _channel_for(self, data: dict[str, Any]) -> str:
-        if data.get("method") == "emit" and data.get("callback") is None and self.sharded(data.get("room")):
+        method = data.get("method")
+        if method == "emit" and data.get("callback") is None and self.sharded(data.get("room")):
             return self.room_channel(data.get("namespace") or "/", data["room"])
+        if method in (HELLO, ACK):
+            return self.room_channel(data["namespace"], data["room"])
         return self.channel
 
     def _accepts(self, channel: bytes) -> bool:
@@ -73,7 +129,8 @@ class RoomChannelRedisManager(RoomIndexMixin, ResyncingRedisManager):
 
     # -- subscriptions -----------------------------------------------------------
     async def _subscribe_room(self, namespace: str, room: str) -> bool:
-        """Subscribed (confirmed) to the room's channel; True when this call had to subscribe."""
+        """Subscribed (confirmed) to the room's channel and announced to the other subscribers; True when
+        this call had to subscribe."""
         channel = self.room_channel(namespace, room)
         key = channel.encode()
         if not self._listening.is_set() and not self._listener_late:
@@ -85,36 +142,87 @@ class RoomChannelRedisManager(RoomIndexMixin, ResyncingRedisManager):
             except TimeoutError:
                 self._listener_late = True  # Redis is down: the listener's (re)connect subscribes and resyncs
                 log.warning("the Redis listener was not up within %.0f s", SUBSCRIBE_WAIT_S)
-        pending = self._confirming.get(key)
         if channel in self._room_channels:
-            if pending is not None:  # another socket's enter_room is still waiting for the confirmation
-                await _bounded(pending)
+            entering = self._entering.get(channel)
+            if entering is not None:  # another socket's enter_room is still subscribing and announcing
+                await _bounded(entering)
             return False
         self._room_channels.add(channel)
         pubsub = self._listener_pubsub
         if pubsub is None:  # the listener is reconnecting: it subscribes every channel, then resyncs
             return True
+        entered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._entering[channel] = entered
         confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._confirming[key] = confirmed
         try:
-            await pubsub.subscribe(channel)
-            await _bounded(confirmed)
-        except Exception as exc:  # the connection broke: the reconnect subscribes it again and resyncs
-            log.debug("subscribing to %s failed (%s)", channel, exc)
+            try:
+                await pubsub.subscribe(channel)
+                await _bounded(confirmed)
+            except Exception as exc:  # the connection broke: the reconnect subscribes it again and resyncs
+                log.debug("subscribing to %s failed (%s)", channel, exc)
+            finally:
+                if self._confirming.get(key) is confirmed:
+                    del self._confirming[key]
+            await self._announce([(namespace, room)])
         finally:
-            if self._confirming.get(key) is confirmed:
-                del self._confirming[key]
+            if self._entering.get(channel) is entered:
+                del self._entering[channel]
+            entered.set_result(None)
         self._maybe_sweep()
         return True
+
+    async def _announce(self, rooms: list[tuple[str, str]]) -> None:
+        """Tell the other subscribers of these (confirmed) room channels that this process hears them
+        now, and wait (bounded) until they have answered, so that none still treats a room as alone."""
+        waits: list[AckWait] = []
+        for namespace, room in rooms:
+            if self.room_channel(namespace, room) not in self._handshake.heard:
+                continue  # not confirmed: the listener's reconnect announces it again and resyncs
+            hello, wait = self._handshake.hello(namespace, room)
+            self._queue(hello)
+            waits.append(wait)
+        late = await self._handshake.unanswered(waits, SUBSCRIBE_WAIT_S)
+        if late:
+            log.warning("%d room hello(s) unanswered within %.0f s; their sockets will resync", len(late),
+                        SUBSCRIBE_WAIT_S)
+            self._spawn(self._resync_when_answered(late))
+
+    async def _resync_when_answered(self, late: list[AckWait]) -> None:
+        await self._handshake.unanswered(late, LATE_ACK_S)
+        for wait in late:
+            if wait.namespace in self.resync_namespaces:
+                await DirectEmitManager.emit(self, RESYNC_EVENT, {"reason": REASON_ROOM_JOINED},
+                                             wait.namespace, room=wait.room)
+
+    async def _after_gap(self) -> None:
+        # The resync must follow the hellos' answers, and those arrive on the listener, which reads only
+        # once this returns: in the background.
+        self._spawn(self._announce_all_then_resync())
+
+    async def _announce_all_then_resync(self) -> None:
+        wanted = set(self._room_channels)
+        deadline = time.monotonic() + SUBSCRIBE_WAIT_S
+        while not wanted <= self._handshake.heard and time.monotonic() < deadline:
+            self._heard_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._heard_changed.wait(), deadline - time.monotonic())
+        rooms = [(namespace, room) for _, namespace, room in (c.split("#", 2) for c in wanted)]
+        await self._announce(rooms)
+        await self._resync_local(REASON_RECONNECTED)
 
     def _on_subscribed(self, pubsub: Any, channel: bytes) -> None:
         if channel == self.channel.encode():
             self._listening.set()
+        else:
+            self._handshake.subscribed(channel.decode())
+            self._heard_changed.set()
         waiting = self._confirming.get(channel)
         if waiting is not None and not waiting.done():
             waiting.set_result(None)
 
     def _on_listener_lost(self) -> None:
+        self._handshake.listener_lost()
         for waiting in self._confirming.values():
             if not waiting.done():
                 waiting.set_result(None)  # no point waiting: the resync after the reconnect covers it
@@ -128,11 +236,15 @@ class RoomChannelRedisManager(RoomIndexMixin, ResyncingRedisManager):
         self._last_sweep = now
         empty = []
         for channel in list(self._room_channels):
+            if channel in self._entering:
+                continue  # its socket enters once subscribed and announced
             _, namespace, room = channel.split("#", 2)
             if not self.rooms.get(namespace, {}).get(room):
                 empty.append(channel)
         if empty:
             self._room_channels.difference_update(empty)
+            for channel in empty:
+                self._handshake.unsubscribed(channel)
             task = asyncio.ensure_future(pubsub.unsubscribe(*empty))
             task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
@@ -152,9 +264,18 @@ class RoomChannelRedisManager(RoomIndexMixin, ResyncingRedisManager):
                 and self._is_local(sid, namespace)):
             await super()._handle_enter_room(message)
             return
-        had_to_subscribe = await self._subscribe_room(namespace, room)
+        channel = self.room_channel(namespace, room)
         await super()._handle_enter_room(message)
-        if had_to_subscribe and namespace in self.resync_namespaces:
+        if channel in self._handshake.heard and channel not in self._entering:
+            return  # subscribed and announced: order holds (see the module's docstring)
+        # Not heard here yet. This runs on the listener, which must go on reading (the SUBSCRIBE's
+        # confirmation and the hello's answers arrive through it): subscribe in the background, then
+        # tell the socket to resync, since what was emitted to the room until then reached nobody here.
+        self._spawn(self._subscribe_then_resync(sid, namespace, room))
+
+    async def _subscribe_then_resync(self, sid: str, namespace: str, room: str) -> None:
+        await self._subscribe_room(namespace, room)
+        if namespace in self.resync_namespaces:
             await self.emit(RESYNC_EVENT, {"reason": REASON_ROOM_JOINED}, namespace=namespace, room=sid,
                             ignore_queue=True)
 

@@ -42,25 +42,6 @@ def record_emit(journal: DeliveryJournal, payload: Any, sids: list[str]) -> None
         journal.emitted(payload["conversation_id"], payload["seq"], sids)
 
 
-class JournalingRedisManager(socketio.AsyncRedisManager):
-    """The Redis client manager, recording which of this process's sockets each new_message reached.
-
-    Every process (the sender's included) runs _handle_emit for a broadcast; the sids are this
-    process's participants of the room, less those skipped, as AsyncManager.emit computes them.
-    """
-
-    journal: DeliveryJournal | None = None
-
-    async def _handle_emit(self, message: dict[str, Any]) -> None:
-        if self.journal is not None and message.get("event") == "new_message" and message.get("data"):
-            namespace = message.get("namespace") or "/"
-            skip = message.get("skip_sid")
-            skipped = set(skip) if isinstance(skip, list) else {skip}
-            sids = [sid for sid, _ in self.get_participants(namespace, message.get("room")) if sid not in skipped]
-            record_emit(self.journal, message["data"][0], sids)
-        await super()._handle_emit(message)
-
-
 # After the server closed an Engine.IO session (its close packet written), the client has this long
 # to read what was written and go; then the connection is closed. A client that goes on sending is
 # not read meanwhile. A well-behaved client closes at once, and this never waits.

@@ -107,9 +107,11 @@ def cluster_chart(summary: dict[str, Any], out_dir: Path) -> Path:
     cost = summary["a_cpu_us_per_ack"]
     groups = [
         ("A: own traffic", [("N = 1, no Redis", cost.get("single")), ("N = 1, Redis", cost.get("redis1")),
-                            ("N = 2, Redis", cost.get("redis2"))]),
+                            ("N = 2, Redis", cost.get("redis2")),
+                            ("N = 2, every room on both", cost.get("span"))]),
         ("B: foreign traffic", [("N = 1, no Redis", None), ("N = 1, Redis", None),
-                                ("N = 2, Redis", summary.get("b_cpu_us_per_foreign_msg"))]),
+                                ("N = 2, Redis", summary.get("b_cpu_us_per_foreign_msg")),
+                                ("N = 2, every room on both", None)]),
     ]
     path = out_dir / "cluster_cost.svg"
     bar_chart(path, "CPU per message and process, by N", "µs of CPU per message of A's S1 traffic; lower is better",

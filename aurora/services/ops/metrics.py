@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -192,6 +192,14 @@ def gauge(name: str, doc: str, value: float | None = None, labels: list[str] | N
           samples: dict[tuple[str, ...], float] | None = None) -> GaugeMetricFamily:
     family = GaugeMetricFamily(name, doc, value=value, labels=labels)
     for label_values, number in (samples or {}).items():
+        family.add_metric(list(label_values), number)
+    return family
+
+
+def counter_family(name: str, doc: str, labels: list[str],
+                   samples: dict[tuple[str, ...], float]) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, doc, labels=labels)
+    for label_values, number in samples.items():
         family.add_metric(list(label_values), number)
     return family
 
