@@ -91,3 +91,25 @@ async def test_a_room_entered_while_the_listener_starts_is_still_heard(shared_re
             await manager.thread
         if manager._listener_pubsub is not None:
             await manager._listener_pubsub.aclose()
+
+
+async def test_a_room_entered_again_just_after_its_sweep_stays_subscribed(shared_redis_url: str) -> None:
+    """The sweep unsubscribes rooms left empty in a task of its own; a socket entering such a room in
+    the same moment subscribed it first, and the late UNSUBSCRIBE then silently took it away."""
+    manager = RoomChannelRedisManager(shared_redis_url, channel=f"t{uuid.uuid4().hex[:12]}:socketio")
+    socketio.AsyncServer(async_mode="aiohttp", client_manager=manager)
+    manager.initialize()
+    try:
+        await manager._subscribe_room("/chat", "user:1")  # no socket enters it: empty at the next sweep
+        manager._last_sweep = 0.0  # the next subscription sweeps
+        await manager._subscribe_room("/chat", "user:2")  # ...and queues the UNSUBSCRIBE of user:1
+        await manager._subscribe_room("/chat", "user:1")  # entered again at once
+        channel = manager.room_channel("/chat", "user:1")
+        await asyncio.sleep(0.2)  # whatever was queued has reached Redis
+        assert await _subscribers(shared_redis_url, channel) == 1
+    finally:
+        manager.thread.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await manager.thread
+        if manager._listener_pubsub is not None:
+            await manager._listener_pubsub.aclose()

@@ -66,6 +66,7 @@ class RoomChannelRedisManager(RoomIndexMixin, ResyncingRedisManager):
         self._listener_late = False  # it was not up within SUBSCRIBE_WAIT_S: rooms stop waiting for it
         self._handshake = RoomHandshake(self.host_id, self.channel)
         self._entering: dict[str, asyncio.Future[None]] = {}  # channel -> its subscribe and hello, under way
+        self._leaving: dict[str, asyncio.Future[Any]] = {}  # channel -> the sweep's UNSUBSCRIBE, not yet sent
         self._heard_changed = asyncio.Event()
         self._background: set[asyncio.Future[Any]] = set()
 
@@ -153,9 +154,14 @@ class RoomChannelRedisManager(RoomIndexMixin, ResyncingRedisManager):
             return True
         entered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._entering[channel] = entered
-        confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._confirming[key] = confirmed
         try:
+            leaving = self._leaving.get(channel)
+            if leaving is not None:
+                # Swept a moment ago: its UNSUBSCRIBE must reach Redis before this SUBSCRIBE, not after it.
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(leaving)
+            confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._confirming[key] = confirmed
             try:
                 await pubsub.subscribe(channel)
                 await _bounded(confirmed)
@@ -246,7 +252,16 @@ class RoomChannelRedisManager(RoomIndexMixin, ResyncingRedisManager):
             for channel in empty:
                 self._handshake.unsubscribed(channel)
             task = asyncio.ensure_future(pubsub.unsubscribe(*empty))
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            for channel in empty:
+                self._leaving[channel] = task
+            task.add_done_callback(lambda t, gone=empty: self._left(t, gone))
+
+    def _left(self, task: asyncio.Future[Any], channels: list[str]) -> None:
+        if not task.cancelled():
+            task.exception()  # retrieved: a broken connection is the listener's to handle
+        for channel in channels:
+            if self._leaving.get(channel) is task:
+                del self._leaving[channel]
 
     # -- room changes ------------------------------------------------------------
     def _is_local(self, sid: str, namespace: str) -> bool:
