@@ -1,6 +1,7 @@
-"""A lone message on PostgreSQL takes one statement (storage/lone_message.py); its answers are the
-general path's: the same message shape, the sender's pointers moved, and what it cannot store
-(a retry, a non-member, an unknown conversation) answered by the general path, changing nothing."""
+"""A lone message takes one statement on PostgreSQL (storage/lone_message.py), three on SQLite
+(storage/lone_sqlite.py); its answers are the general path's: the same message shape, the sender's
+pointers moved, and what it cannot store (a retry, a non-member, an unknown conversation) answered
+by the general path, changing nothing."""
 
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ from tests.support.sdk import eventually
 async def test_a_lone_message_is_one_statement_with_the_general_answers(
         server: RunningServer, api: Api, sockets: SocketFactory, db_url: str) -> None:
     writer = server.app[AURORA].messages.writer
-    postgres = db_url.startswith("postgres")
     alice, bob, carol = await api.register(), await api.register(), await api.register()
     cid = (await api.conversation(alice, [bob]))["id"]
     a = await sockets.connect(alice.token)
@@ -29,7 +29,7 @@ async def test_a_lone_message_is_one_statement_with_the_general_answers(
 
     ack = await acked(a, "send_message", {"conversation_id": cid, "body": "hello", "client_id": "k1"})
     assert ack["duplicate"] is False and ack["message"]["seq"] == 1
-    assert writer.lone_statements == before + (1 if postgres else 0)  # SQLite: the general path
+    assert writer.lone_statements == before + 1  # SQLite: three statements (storage/lone_sqlite.py)
     live = await b.wait_for("new_message")
     assert live == ack["message"]
     status, history = await api.request("GET", f"/api/conversations/{cid}/messages", token=alice.token)

@@ -37,6 +37,7 @@ from aurora.services.ops.metrics import Metrics
 from aurora.storage.database import Storage
 from aurora.storage.log_rules import LogRules
 from aurora.storage.lone_message import is_lone_candidate, try_lone_message
+from aurora.storage.lone_sqlite import append_lone_sqlite
 from aurora.storage.messages import AppendResult, NewMessage, append_each_txn, append_entries_txn
 
 log = logging.getLogger(__name__)
@@ -84,10 +85,11 @@ class MessageWriter:
         self._rules = rules or LogRules()
         self._append_batch = append_batch
         self._append_each = append_each
-        # A batch of one plain message in one statement (PostgreSQL): see storage/lone_message.py.
+        # A batch of plain messages, one statement each (PostgreSQL: storage/lone_message.py), or a batch
+        # of one in three statements (SQLite: storage/lone_sqlite.py).
         # (Off when a test hands in its own batch function: that function is what it exercises.)
         if lone_statement is None:
-            lone_statement = not storage.is_sqlite and append_batch is append_entries_txn
+            lone_statement = append_batch is append_entries_txn
         self._lone_statement = lone_statement
         self.lone_statements = 0  # how many messages took that path (tests check it is taken)
         count = 1 if storage.is_sqlite else max(1, lanes)
@@ -176,6 +178,15 @@ class MessageWriter:
 
     async def _lone(self, item: NewMessage) -> tuple[AppendResult | None, bool]:
         """The one-statement path: (its result or None, whether it may have committed unseen)."""
+        if self._storage.is_sqlite:
+            try:
+                result = await self._storage.write(append_lone_sqlite, item)
+            except Exception as exc:  # rolled back: the general path answers (an outage, the same way)
+                log.debug("the lone-message path failed (%s); taking the general one", exc.__class__.__name__)
+                return None, False
+            if result is not None:
+                self.lone_statements += 1
+            return result, False
         postgres = self._storage.postgres
         if postgres is None or not postgres.usable:
             return None, False
@@ -186,7 +197,10 @@ class MessageWriter:
         return result, unheard
 
     def _lone_fits(self, items: list[NewMessage]) -> bool:
-        return (self._lone_statement and len(items) <= LONE_BATCH_MAX
+        # On SQLite only a batch of one: there each statement is a commit of its own (an fsync), and
+        # the general path stores a larger batch in one.
+        most = 1 if self._storage.is_sqlite else LONE_BATCH_MAX
+        return (self._lone_statement and len(items) <= most
                 and all(is_lone_candidate(item) for item in items))
 
     async def _store(self, batch: list[_Pending]) -> None:
