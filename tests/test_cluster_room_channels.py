@@ -113,3 +113,22 @@ async def test_a_room_entered_again_just_after_its_sweep_stays_subscribed(shared
             await manager.thread
         if manager._listener_pubsub is not None:
             await manager._listener_pubsub.aclose()
+
+
+async def test_a_connect_subscribes_all_its_rooms_at_once_and_hears_each(cluster: list[Node],
+                                                                         shared_redis_url: str) -> None:
+    one, two = cluster
+    alice, bob = await one.api.register(), await one.api.register()
+    others = [await one.api.register() for _ in range(4)]
+    cids = [(await one.api.conversation(alice, [bob]))["id"]]
+    cids += [(await one.api.conversation(alice, [bob, other]))["id"] for other in others]
+    alice_socket = await one.sockets.connect(alice.token)
+    bob_socket = await two.sockets.connect(bob.token)  # process two subscribes the five rooms in one go
+    for cid in cids:
+        assert await _subscribers(shared_redis_url, _room_channel(two, f"conversation:{cid}")) == 2
+    for cid in cids:
+        ack = await alice_socket.call("send_message", {"conversation_id": cid, "body": f"to {cid}"})
+        assert ack["ok"], ack
+        got = await bob_socket.wait_for("new_message", lambda m, i=ack["message"]["id"]: m["id"] == i)
+        assert got["conversation_id"] == cid
+    assert bob_socket.events("resync") == []

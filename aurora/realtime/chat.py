@@ -37,8 +37,8 @@ class ChatNamespace(AuroraNamespace):
             # User room first, then memberships: a conversation created in between is
             # either in the query result or finds this socket in the user room.
             await self.enter_room(sid, user_room(user["id"]))
-            for conversation_id in await self.app.conversations.ids_for(user["id"]):
-                await self.enter_room(sid, conversation_room(conversation_id))
+            rooms = [conversation_room(cid) for cid in await self.app.conversations.ids_for(user["id"])]
+            await self.server.manager.enter_rooms(sid, self.namespace, rooms)
             await self.app.presence.socket_connected(user, first)
             transport = parse_qs(environ.get("QUERY_STRING", "")).get("transport", ["polling"])[0]
             self.app.journal.socket_opened(sid, user["id"], device_label(environ, auth), transport)

@@ -132,51 +132,68 @@ class RoomChannelRedisManager(RoomIndexMixin, ResyncingRedisManager):
     async def _subscribe_room(self, namespace: str, room: str) -> bool:
         """Subscribed (confirmed) to the room's channel and announced to the other subscribers; True when
         this call had to subscribe."""
-        channel = self.room_channel(namespace, room)
-        key = channel.encode()
+        return bool(await self._subscribe_rooms(namespace, [room]))
+
+    async def _subscribe_rooms(self, namespace: str, rooms: list[str]) -> list[str]:
+        """_subscribe_room for several rooms at once: the new channels in one SUBSCRIBE, their hellos
+        in one pipeline, one wait for both (a connect enters all of a user's rooms). The rooms whose
+        channels this call subscribed."""
         if not self._listening.is_set() and not self._listener_late:
             # The first connect to this process starts the listener: wait for it (bounded, and only until
-            # it has once been late), so that this channel is subscribed and confirmed here instead of
+            # it has once been late), so that these channels are subscribed and confirmed here instead of
             # being left out of its first SUBSCRIBE.
             try:
                 await asyncio.wait_for(self._listening.wait(), SUBSCRIBE_WAIT_S)
             except TimeoutError:
                 self._listener_late = True  # Redis is down: the listener's (re)connect subscribes and resyncs
                 log.warning("the Redis listener was not up within %.0f s", SUBSCRIBE_WAIT_S)
-        if channel in self._room_channels:
-            entering = self._entering.get(channel)
-            if entering is not None:  # another socket's enter_room is still subscribing and announcing
-                await _bounded(entering)
-            return False
-        self._room_channels.add(channel)
+        fresh: list[str] = []
+        others: list[asyncio.Future[None]] = []  # channels another enter_room is subscribing and announcing
+        for room in dict.fromkeys(rooms):
+            channel = self.room_channel(namespace, room)
+            if channel in self._room_channels:
+                entering = self._entering.get(channel)
+                if entering is not None:
+                    others.append(entering)
+            else:
+                self._room_channels.add(channel)
+                fresh.append(room)
         pubsub = self._listener_pubsub
-        if pubsub is None:  # the listener is reconnecting: it subscribes every channel, then resyncs
-            return True
-        entered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._entering[channel] = entered
+        if fresh and pubsub is not None:  # (None: reconnecting; it subscribes every channel, then resyncs)
+            await self._subscribe_fresh(pubsub, namespace, fresh)
+        for entering in others:
+            await _bounded(entering)
+        return fresh
+
+    async def _subscribe_fresh(self, pubsub: Any, namespace: str, rooms: list[str]) -> None:
+        loop = asyncio.get_running_loop()
+        channels = [self.room_channel(namespace, room) for room in rooms]
+        entered: asyncio.Future[None] = loop.create_future()
+        for channel in channels:
+            self._entering[channel] = entered
+        confirming = {channel.encode(): loop.create_future() for channel in channels}
         try:
-            leaving = self._leaving.get(channel)
-            if leaving is not None:
+            for leaving in {id(f): f for c in channels if (f := self._leaving.get(c)) is not None}.values():
                 # Swept a moment ago: its UNSUBSCRIBE must reach Redis before this SUBSCRIBE, not after it.
                 with contextlib.suppress(Exception):
                     await asyncio.shield(leaving)
-            confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._confirming[key] = confirmed
+            self._confirming.update(confirming)
             try:
-                await pubsub.subscribe(channel)
-                await _bounded(confirmed)
-            except Exception as exc:  # the connection broke: the reconnect subscribes it again and resyncs
-                log.debug("subscribing to %s failed (%s)", channel, exc)
+                await pubsub.subscribe(*channels)
+                await _bounded(asyncio.gather(*confirming.values()))
+            except Exception as exc:  # the connection broke: the reconnect subscribes them again and resyncs
+                log.debug("subscribing to %d room channel(s) failed (%s)", len(channels), exc)
             finally:
-                if self._confirming.get(key) is confirmed:
-                    del self._confirming[key]
-            await self._announce([(namespace, room)])
+                for key, future in confirming.items():
+                    if self._confirming.get(key) is future:
+                        del self._confirming[key]
+            await self._announce([(namespace, room) for room in rooms])
         finally:
-            if self._entering.get(channel) is entered:
-                del self._entering[channel]
+            for channel in channels:
+                if self._entering.get(channel) is entered:
+                    del self._entering[channel]
             entered.set_result(None)
         self._maybe_sweep()
-        return True
 
     async def _announce(self, rooms: list[tuple[str, str]]) -> None:
         """Tell the other subscribers of these (confirmed) room channels that this process hears them
@@ -273,6 +290,17 @@ class RoomChannelRedisManager(RoomIndexMixin, ResyncingRedisManager):
             await self._subscribe_room(namespace, room)
         await super().enter_room(sid, namespace, room, eio_sid=eio_sid)
 
+    async def enter_rooms(self, sid: str, namespace: str, rooms: list[str]) -> None:
+        """enter_room for several rooms (a connect's conversations): the new channels in one SUBSCRIBE and
+        one pipeline of hellos, so a connect costs two round trips to Redis, not two per room."""
+        if not self._is_local(sid, namespace):
+            for room in rooms:
+                await self.enter_room(sid, namespace, room)
+            return
+        await self._subscribe_rooms(namespace, [room for room in rooms if self.sharded(room)])
+        for room in rooms:
+            await super().enter_room(sid, namespace, room)  # subscribed: upstream's local enter
+
     async def _handle_enter_room(self, message: dict[str, Any]) -> None:
         sid, namespace, room = message.get("sid"), message.get("namespace"), message.get("room")
         if not (self.sharded(room) and isinstance(sid, str) and isinstance(namespace, str)
@@ -295,7 +323,7 @@ class RoomChannelRedisManager(RoomIndexMixin, ResyncingRedisManager):
                             ignore_queue=True)
 
 
-async def _bounded(future: asyncio.Future[None]) -> None:
+async def _bounded(future: asyncio.Future[Any]) -> None:
     try:
         await asyncio.wait_for(asyncio.shield(future), SUBSCRIBE_WAIT_S)
     except TimeoutError:

@@ -135,6 +135,11 @@ class DirectEmitManager(socketio.AsyncManager):
 
     journal: DeliveryJournal | None = None
 
+    async def enter_rooms(self, sid: str, namespace: str, rooms: list[str]) -> None:
+        """enter_room for several rooms (the Redis manager subscribes their channels in one go)."""
+        for room in rooms:
+            await self.enter_room(sid, namespace, room)
+
     async def emit(self, event: str, data: Any, namespace: str, room: Any = None, skip_sid: Any = None,
                    callback: Any = None, to: Any = None, **kwargs: Any) -> None:
         if callback is not None:
