@@ -83,16 +83,17 @@ async def sustained(stop: asyncio.Event, batch: Callable[[int], Awaitable[list[A
 
 async def unaffected_during(flood_task: Awaitable[Any], round_trip: Callable[[], Awaitable[Any]],
                             before: float, clock: Clock = time.perf_counter,
-                            stop: asyncio.Event | None = None) -> Any:
+                            stop: asyncio.Event | None = None, count: int = 5,
+                            ratio: float = UNAFFECTED_RATIO) -> Any:
     """Measure round_trip while the flood runs; assert the ratio to `before` (measured with the same
     clock); return the flood's result. A flood that goes on until told (an attacker who keeps sending)
     gets `stop`, set once the round trips are measured."""
     task = asyncio.ensure_future(flood_task)
     await asyncio.sleep(0)  # the flood's packets are on their way before the first measurement
-    during = await median_round_trip(round_trip, count=5, clock=clock)
+    during = await median_round_trip(round_trip, count=count, clock=clock)
     if stop is not None:
         stop.set()
     result = await task
-    assert during <= before * UNAFFECTED_RATIO, f"round trip {during * 1000:.1f} ms during the flood, " \
+    assert during <= before * ratio, f"round trip {during * 1000:.1f} ms during the flood, " \
         f"{before * 1000:.1f} ms before (ratio {during / before:.1f})"
     return result
