@@ -1,8 +1,8 @@
 """System calls the Aurora process makes per lone message on SQLite (issue 16, target 1: where the system
-time goes). Starts Aurora on a fresh SQLite file with the default settings (synchronous=FULL; rate
-limits off, as in bench/run.py), sends 50 unmeasured messages, then `strace -c -f` counts the syscalls
-of every thread over --messages messages sent one at a time (each acked before the next; the other
-member connected) and prints them per message.
+time goes). Starts Aurora on a fresh SQLite file as bench/run.py does (bench/harness/servers.py: the
+default synchronous=FULL, rate limits off, log level WARNING), sends 50 unmeasured messages, then
+`strace -c -f` counts the syscalls of every thread over --messages messages sent one at a time (each
+acked before the next; the other member connected) and prints them per message.
 
     .venv/bin/python bench/syscalls_per_message.py [--messages 500]     # needs strace
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import signal
 import subprocess
@@ -27,26 +26,13 @@ if __package__ in (None, ""):
 import aiohttp
 import socketio
 
-from bench.harness.servers import ROOT, free_port
+from bench.harness.servers import ROOT, ServerProcess, aurora_env, free_port
 
 _ROW = re.compile(r"\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)$")
 
 
-async def _wait_healthy(session: aiohttp.ClientSession, url: str) -> None:
-    for _ in range(200):
-        try:
-            async with session.get(url + "/health") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.1)
-    raise RuntimeError("Aurora did not come up")
-
-
 async def _pair(url: str) -> tuple[list[str], int]:
     async with aiohttp.ClientSession() as session:
-        await _wait_healthy(session, url)
         accounts: list[dict[str, Any]] = []
         for name in ("sender", "receiver"):
             body = {"username": f"{name}{uuid.uuid4().hex[:6]}", "password": "bench password 0123"}
@@ -62,12 +48,11 @@ async def _pair(url: str) -> tuple[list[str], int]:
 async def measure(messages: int) -> dict[str, float]:
     work = Path(tempfile.mkdtemp(prefix="aurora-syscalls-"))
     port = free_port()
-    env = {**os.environ, "AURORA_SECRET_KEY": uuid.uuid4().hex * 2, "AURORA_RATE_LIMITS_ENABLED": "false"}
     argv = [sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1", "--port", str(port),
             "--database-url", f"sqlite:///{work}/aurora.db"]
-    with (work / "server.log").open("wb") as log:
-        server = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    server = ServerProcess("aurora-sqlite", argv, aurora_env(work), work / "server.log", port, health_path="/health")
+    await asyncio.to_thread(server.start)
+    url = server.url
     clients = [socketio.AsyncClient(), socketio.AsyncClient()]
     try:
         tokens, conversation_id = await _pair(url)
@@ -96,8 +81,7 @@ async def measure(messages: int) -> dict[str, float]:
     finally:
         for client in clients:
             await client.disconnect()
-        server.terminate()
-        await asyncio.to_thread(server.wait)
+        await asyncio.to_thread(server.stop)
     per_message: dict[str, float] = {}
     for line in text.splitlines():
         match = _ROW.match(line)

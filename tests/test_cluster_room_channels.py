@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
 import socketio
@@ -25,6 +26,22 @@ async def _subscribers(url: str, channel: str) -> int:
         return dict(await client.pubsub_numsub(channel))[channel.encode()]
     finally:
         await client.aclose()
+
+
+@contextlib.asynccontextmanager
+async def _listening_manager(url: str) -> AsyncIterator[RoomChannelRedisManager]:
+    """A manager of this test process on its own channel prefix, its listener started (and stopped after)."""
+    manager = RoomChannelRedisManager(url, channel=f"t{uuid.uuid4().hex[:12]}:socketio")
+    socketio.AsyncServer(async_mode="aiohttp", client_manager=manager)  # the manager's server (tasks)
+    manager.initialize()
+    try:
+        yield manager
+    finally:
+        manager.thread.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await manager.thread
+        if manager._listener_pubsub is not None:
+            await manager._listener_pubsub.aclose()
 
 
 async def test_only_processes_with_members_hear_a_room(cluster: list[Node], shared_redis_url: str) -> None:
@@ -73,11 +90,8 @@ async def test_a_room_entered_while_the_listener_starts_is_still_heard(shared_re
     """The first connect to a process starts its Redis listener, and that connect enters the user's room
     at once. A room channel added while the listener's first SUBSCRIBE was on its way was left out of
     it: that room was never heard on that process (seen as a flaky run of the test above)."""
-    manager = RoomChannelRedisManager(shared_redis_url, channel=f"t{uuid.uuid4().hex[:12]}:socketio")
-    socketio.AsyncServer(async_mode="aiohttp", client_manager=manager)  # the manager's server (tasks)
-    manager.initialize()  # the listener task starts...
-    await asyncio.sleep(0)  # ...builds its first SUBSCRIBE and waits for Redis
-    try:
+    async with _listening_manager(shared_redis_url) as manager:  # the listener task starts...
+        await asyncio.sleep(0)  # ...builds its first SUBSCRIBE and waits for Redis
         await manager._subscribe_room("/chat", "user:1")
         channel = manager.room_channel("/chat", "user:1")
         for _ in range(100):  # bounded: the SUBSCRIBE reaches Redis
@@ -85,21 +99,12 @@ async def test_a_room_entered_while_the_listener_starts_is_still_heard(shared_re
                 break
             await asyncio.sleep(0.05)
         assert await _subscribers(shared_redis_url, channel) == 1
-    finally:
-        manager.thread.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await manager.thread
-        if manager._listener_pubsub is not None:
-            await manager._listener_pubsub.aclose()
 
 
 async def test_a_room_entered_again_just_after_its_sweep_stays_subscribed(shared_redis_url: str) -> None:
     """The sweep unsubscribes rooms left empty in a task of its own; a socket entering such a room in
     the same moment subscribed it first, and the late UNSUBSCRIBE then silently took it away."""
-    manager = RoomChannelRedisManager(shared_redis_url, channel=f"t{uuid.uuid4().hex[:12]}:socketio")
-    socketio.AsyncServer(async_mode="aiohttp", client_manager=manager)
-    manager.initialize()
-    try:
+    async with _listening_manager(shared_redis_url) as manager:
         await manager._subscribe_room("/chat", "user:1")  # no socket enters it: empty at the next sweep
         manager._last_sweep = 0.0  # the next subscription sweeps
         await manager._subscribe_room("/chat", "user:2")  # ...and queues the UNSUBSCRIBE of user:1
@@ -107,12 +112,6 @@ async def test_a_room_entered_again_just_after_its_sweep_stays_subscribed(shared
         channel = manager.room_channel("/chat", "user:1")
         await asyncio.sleep(0.2)  # whatever was queued has reached Redis
         assert await _subscribers(shared_redis_url, channel) == 1
-    finally:
-        manager.thread.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await manager.thread
-        if manager._listener_pubsub is not None:
-            await manager._listener_pubsub.aclose()
 
 
 async def test_a_connect_subscribes_all_its_rooms_at_once_and_hears_each(cluster: list[Node],

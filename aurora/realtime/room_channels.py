@@ -173,7 +173,7 @@ class RoomChannelRedisManager(RoomIndexMixin, ResyncingRedisManager):
             self._entering[channel] = entered
         confirming = {channel.encode(): loop.create_future() for channel in channels}
         try:
-            for leaving in {id(f): f for c in channels if (f := self._leaving.get(c)) is not None}.values():
+            for leaving in {self._leaving[c] for c in channels if c in self._leaving}:
                 # Swept a moment ago: its UNSUBSCRIBE must reach Redis before this SUBSCRIBE, not after it.
                 with contextlib.suppress(Exception):
                     await asyncio.shield(leaving)

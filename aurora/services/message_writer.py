@@ -181,7 +181,9 @@ class MessageWriter:
         if self._storage.is_sqlite:
             try:
                 result = await self._storage.write(append_lone_sqlite, item)
-            except Exception as exc:  # rolled back: the general path answers (an outage, the same way)
+            except AuroraError as exc:  # an outage (storage named it and logged it): the general path would too
+                return AppendResult(error=exc), False
+            except Exception as exc:  # rolled back: the general path gives the precise answer
                 log.debug("the lone-message path failed (%s); taking the general one", exc.__class__.__name__)
                 return None, False
             if result is not None:

@@ -3,9 +3,10 @@
 A URL picks the backend (playhouse.db_url convention): ``sqlite:///data/aurora.db``
 or ``postgresql://user:pass@host:5432/name``; both are opened as pooled databases.
 Every call borrows a connection for the length of the function and gives it back
-(SQLite's writer thread keeps its own), so no connection is ever shared between threads. Writes run in one transaction;
-on SQLite they all go through a single writer thread (SQLite allows one writer
-at a time, and queuing in-process beats spinning on SQLITE_BUSY).
+(SQLite's writer thread keeps its own), so no connection is ever shared between
+threads. Writes run in one transaction; on SQLite they all go through a single
+writer thread (SQLite allows one writer at a time, and queuing in-process beats
+spinning on SQLITE_BUSY).
 
 Each Storage owns its database object. Models bind to one module-wide proxy whose
 target is per thread: Storage points it at its own database for the length of each
