@@ -39,6 +39,7 @@ from aurora.storage.log_rules import LogRules
 from aurora.storage.lone_message import is_lone_candidate, try_lone_message
 from aurora.storage.lone_sqlite import append_lone_sqlite
 from aurora.storage.messages import AppendResult, NewMessage, append_each_txn, append_entries_txn
+from aurora.storage.search_backlog import index_pending
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,9 @@ MAX_BATCH = 512
 # everyday load that beats the general path's round trips; larger batches amortise those instead.
 LONE_BATCH_MAX = 4
 DEFAULT_QUEUE_MAX = 10000
+# SQLite: how long after a stored message the full-text index takes what the writer's transactions
+# left for a batch (storage/search_backlog.py); a search takes it at once.
+SEARCH_CATCH_UP_S = 0.5
 
 # Called once per newly stored entry, in commit order, before the sender is answered.
 OnStored = Callable[[AppendResult, Any], Awaitable[None]]
@@ -98,6 +102,7 @@ class MessageWriter:
         self._stopping = False
         self._started = False
         self.restarts = 0
+        self._search_catch_up: asyncio.Task[None] | None = None
 
     @property
     def queued(self) -> int:
@@ -138,6 +143,36 @@ class MessageWriter:
                 with contextlib.suppress(asyncio.CancelledError):
                     await lane.task
                 lane.task = None
+        if self._search_catch_up is not None:
+            self._search_catch_up.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._search_catch_up
+            self._search_catch_up = None
+        await self._index_search_quietly()  # a clean stop leaves the index complete
+
+    async def index_search(self) -> None:
+        """Bring SQLite's full-text index up to every stored message (nothing to do on PostgreSQL,
+        whose index is part of each commit). Search calls it first, so it finds every message
+        acknowledged before it."""
+        if self._storage.is_sqlite:
+            await self._storage.write(index_pending)
+
+    async def _index_search_quietly(self) -> None:
+        try:
+            await self.index_search()
+        except AuroraError as exc:  # an outage, named and logged by storage: the next catch-up retries
+            log.warning("the full-text index could not catch up: %s", exc.message)
+
+    def _search_later(self) -> None:
+        if self._storage.is_sqlite and (self._search_catch_up is None or self._search_catch_up.done()):
+            self._search_catch_up = asyncio.create_task(self._catch_up_search(), name="aurora-search-catch-up")
+
+    async def _catch_up_search(self) -> None:
+        await asyncio.sleep(SEARCH_CATCH_UP_S)
+        try:
+            await self._index_search_quietly()
+        except Exception:
+            log.exception("the full-text index could not catch up")
 
     def submit(self, item: NewMessage, context: Any = None) -> asyncio.Future[AppendResult]:
         """Queue an entry now (no await, so order is kept); the future resolves after commit."""
@@ -159,6 +194,7 @@ class MessageWriter:
                 batch.append(queue.get_nowait())
             try:
                 await self._store(batch)
+                self._search_later()
             except asyncio.CancelledError:
                 # The commit may or may not have happened: retrying is safe (client ids, idempotent changes).
                 self._answer_all(batch, AuroraError("unavailable", "the server is shutting down; retry"))

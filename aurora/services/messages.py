@@ -233,6 +233,10 @@ class Messages:
         cid = None if conversation_id in (None, "") else conversation_id_of(conversation_id)
         size = optional_int(limit, "limit", minimum=1, maximum=SEARCH_MAX) or SEARCH_DEFAULT
         before_id = optional_int(before, "before", minimum=1)
+        try:  # SQLite indexes new messages in batches: take the backlog first (storage/search_backlog.py)
+            await self.writer.index_search()
+        except AuroraError as exc:  # a write outage: search what is indexed rather than nothing
+            log.warning("search without the newest messages: %s", exc.message)
         results, next_before = await self._storage.read(
             search_store.search_messages, user["id"], query, cid, size, before_id
         )

@@ -10,7 +10,9 @@ lock, so nothing can come between them):
 - the conversation's row is updated (last_seq + 1, last_activity_at) only if the sender is a member
   and the client_id is not stored yet, and returns the new seq, the conversation's kind and the
   sender's username;
-- the INSERT takes that seq; the sender's pointers move to it.
+- the INSERT takes that seq; the sender's pointers move to it;
+- every storage/search_backlog.BATCH messages, the full-text index takes the ones it has not yet
+  (the UPDATE returns its watermark too).
 
 When the UPDATE changes nothing (not a member, a retry of a stored client_id, no such conversation),
 nothing was written and the caller takes the general path, which gives the precise answer. The same
@@ -25,12 +27,14 @@ import json
 from aurora.storage.messages import _COLUMNS, AppendResult, NewMessage, _record
 from aurora.storage.models import Message, utcnow
 from aurora.storage.records import EntryRow
+from aurora.storage.search_backlog import index_if_due
 
 _TAKE_SEQ = (
     'UPDATE "conversation" SET last_seq = last_seq + 1, last_activity_at = ? WHERE id = ? '
     'AND EXISTS (SELECT 1 FROM "membership" WHERE conversation_id = ? AND user_id = ?) '
     'AND NOT EXISTS (SELECT 1 FROM "message" WHERE conversation_id = ? AND sender_id = ? AND client_id = ?) '
-    'RETURNING last_seq, kind, (SELECT username FROM "user" WHERE id = ?)'
+    'RETURNING last_seq, kind, (SELECT username FROM "user" WHERE id = ?), '
+    '(SELECT upto FROM message_fts_progress WHERE id = 1)'
 )
 _INSERT = (
     f'INSERT INTO "message" ({", ".join(_COLUMNS)}) VALUES ({", ".join("?" * len(_COLUMNS))}) RETURNING id'
@@ -49,9 +53,10 @@ def append_lone_sqlite(item: NewMessage) -> AppendResult | None:
     row = db.execute_sql(_TAKE_SEQ, (now, cid, cid, uid, cid, uid, item.client_id, uid)).fetchone()
     if row is None:
         return None
-    seq, conversation_kind, username = row
+    seq, conversation_kind, username, search_upto = row
     extra = json.dumps(item.extra) if item.extra else None
     entry = EntryRow(cid, seq, item.kind, uid, item.body, item.client_id, now, extra)
     (entry.id,) = db.execute_sql(_INSERT, [getattr(entry, c) for c in _COLUMNS]).fetchone()
     db.execute_sql(_POINTERS, (seq, seq, cid, uid))
+    index_if_due(entry.id, search_upto)
     return AppendResult(_record(entry, {uid: username}, {}), duplicate=False, conversation_kind=conversation_kind)

@@ -22,6 +22,7 @@ from aurora.storage.conversations import require_member
 from aurora.storage.log_rules import NOOP, LogRules, Target, apply_change, stored_reactions
 from aurora.storage.models import Membership, Message, User, utcnow
 from aurora.storage.records import MESSAGE_KINDS, EntryRow, message_record, reply_record
+from aurora.storage.search_backlog import index_if_due, on_sqlite
 from aurora.storage.uploads import (
     attach_txn,
     attachment_record,
@@ -233,6 +234,8 @@ def append_entries_txn(items: list[NewMessage], rules: LogRules = DEFAULT_RULES)
         for index, m in entries.items():
             if items[index].attachments:
                 attach_txn(db, m.id, items[index].attachments)
+        if on_sqlite(db):  # the full-text index takes new messages in batches (storage/search_backlog.py)
+            index_if_due(max(m.id for m in entries.values()))
     _write_targets(db, targets, entries)
     # Attachments of what the results show: new messages from the uploads loaded above; duplicates
     # and changed messages (rare on the hot path) in one query, after this batch's attaches/detaches.

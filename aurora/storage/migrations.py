@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import peewee as pw
 
-from aurora.storage import models, search
+from aurora.storage import models, search, search_backlog
 from aurora.storage.database import Storage, database_proxy
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,13 @@ def _lighter_message_indexes() -> None:
                    "WHERE target_seq IS NOT NULL")
 
 
+def _search_backlog() -> None:
+    """SQLite's full-text index takes new messages in batches (storage/search_backlog.py)."""
+    db = database_proxy.obj
+    if not isinstance(db, pw.PostgresqlDatabase):
+        search_backlog.create_sqlite_backlog(db)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[], None]]] = [
     (1, "users, conversations, memberships, messages", _create_chat_tables),
     (2, "calls and call participants", _create_call_tables),
@@ -133,6 +140,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[], None]]] = [
     (7, "moderation: admin role, deactivated users, reports, audit log", _add_moderation),
     (8, "push subscriptions and conversation mutes", _add_push_tables),
     (9, "lighter message indexes: no redundant or unused ones, change entries by target", _lighter_message_indexes),
+    (10, "SQLite: the full-text index takes new messages in batches", _search_backlog),
 ]
 
 
