@@ -230,6 +230,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--aurora-root", type=Path, default=ROOT)
     p.add_argument("--start-timeout", type=float, default=600)
     p.add_argument("--out", type=Path)
+    p.add_argument("--keep", action="store_true",
+                   help="keep the work directory (server log, callgrind.out.* to annotate); removed otherwise")
     p.add_argument("--features", choices=tuple(FEATURES), help="optional features all on or all off (see above)")
     p.add_argument("--compare-features", action="store_true",
                    help="measure with features off and on, SQLite and PostgreSQL, and print the table")
@@ -277,6 +279,10 @@ def main(argv: list[str]) -> int:
                 server.wait(10)
             log.close()
     ir = _measured_ir(work)
+    if args.keep:
+        print(f"callgrind_per_message: kept {work}", file=sys.stderr)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     result.update({"db": args.db, "features": args.features, "aurora_root": str(args.aurora_root), "ir_total": ir,
                    "ir_per_message": ir / args.messages if ir and not args.connects else None,
                    "ir_per_connect": ir / args.connects if ir and args.connects else None,
