@@ -454,7 +454,7 @@ def reprint(path: Path, markdown: Path | None) -> int:
     print(table)
     print(machine.get("wal_flush_text", ""))
     if targets_text:
-        print("\nTargets of issue 5 (medians; ratios from the same runs):")
+        print("\nTargets of issues 5 and 16 (medians; ratios from the same runs):")
         print(targets_text)
     for note in document.get("notes", []):
         print(f"note: {note}")
@@ -612,7 +612,7 @@ def main(argv: list[str]) -> int:
     print(f"{machine['wal_flush_text']}; load average {' '.join(machine['loadavg_start'])} at the start, "
           f"{' '.join(machine['loadavg_end'])} at the end ({machine['nproc']} cores)")
     if targets_text:
-        print("\nTargets of issue 5 (medians; ratios from the same runs):")
+        print("\nTargets of issues 5 and 16 (medians; ratios from the same runs):")
         print(targets_text)
     for result in results:
         if "profile" in result:
