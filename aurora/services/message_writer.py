@@ -148,7 +148,10 @@ class MessageWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._search_catch_up
             self._search_catch_up = None
-        await self._index_search_quietly()  # a clean stop leaves the index complete
+        try:  # a clean stop leaves the index complete; a failure here must not stop the shutdown
+            await self._index_search_quietly()
+        except Exception:
+            log.exception("the full-text index could not catch up at stop (a search will)")
 
     async def index_search(self) -> None:
         """Bring SQLite's full-text index up to every stored message (nothing to do on PostgreSQL,
