@@ -66,7 +66,8 @@ async def test_the_index_catches_up_by_itself_in_batches(
     for i in range(2 * BATCH + 3):  # one at a time: each its own writer transaction (the lone path)
         ack: dict[str, Any] = await acked(a, "send_message", {"conversation_id": cid, "body": f"walrus {i}"})
         ids.append(ack["message"]["id"])
-    # The writer's own transactions took them BATCH at a time, without a search or a commit of their own.
+    # Indexed without any search: by the writer's own transactions every BATCH messages (or by its
+    # catch-up, if the sends took longer than SEARCH_CATCH_UP_S).
     assert _covered(db_url) >= ids[2 * BATCH - 1]
     assert set(ids[: 2 * BATCH]) <= set(_indexed(db_url, "walrus"))
     # The rest a moment later (the writer's catch-up), still without any search.

@@ -148,10 +148,7 @@ class MessageWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._search_catch_up
             self._search_catch_up = None
-        try:  # a clean stop leaves the index complete; a failure here must not stop the shutdown
-            await self._index_search_quietly()
-        except Exception:
-            log.exception("the full-text index could not catch up at stop (a search will)")
+        await self._index_search_quietly()  # a clean stop leaves the index complete
 
     async def index_search(self) -> None:
         """Bring SQLite's full-text index up to every stored message (nothing to do on PostgreSQL,
@@ -161,10 +158,13 @@ class MessageWriter:
             await self._storage.write(index_pending)
 
     async def _index_search_quietly(self) -> None:
+        """The catch-up in the background and at stop: it never raises (a search takes the backlog anyway)."""
         try:
             await self.index_search()
         except AuroraError as exc:  # an outage, named and logged by storage: the next catch-up retries
             log.warning("the full-text index could not catch up: %s", exc.message)
+        except Exception:
+            log.exception("the full-text index could not catch up")
 
     def _search_later(self) -> None:
         if self._storage.is_sqlite and (self._search_catch_up is None or self._search_catch_up.done()):
@@ -172,10 +172,7 @@ class MessageWriter:
 
     async def _catch_up_search(self) -> None:
         await asyncio.sleep(SEARCH_CATCH_UP_S)
-        try:
-            await self._index_search_quietly()
-        except Exception:
-            log.exception("the full-text index could not catch up")
+        await self._index_search_quietly()
 
     def submit(self, item: NewMessage, context: Any = None) -> asyncio.Future[AppendResult]:
         """Queue an entry now (no await, so order is kept); the future resolves after commit."""
