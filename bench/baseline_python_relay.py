@@ -6,8 +6,10 @@ client names in the handshake auth ({"rooms": [conversation ids], "user_id", "us
 conversation, emits `new_message` to the room skipping the sender, and acks {ok: true, message}.
 python-socketio and python-engineio run with their default settings (what a user gets by
 following their docs), so this is the "plain python-socketio" the targets of issue 5 compare to.
+`--loop uvloop` runs the same relay on uvloop, the event loop Aurora runs on by default: issue 16's
+targets compare Aurora with the relay "on the same event loop".
 
-    python bench/baseline_python_relay.py --port 3101
+    python bench/baseline_python_relay.py --port 3101 [--loop uvloop]
 
 BENCH_RELAY_FAULT=drop|duplicate|gap|reorder breaks every 7th message on purpose; the suite's
 own tests use it to show that the correctness checks catch each kind of fault.
@@ -16,6 +18,7 @@ own tests use it to show that the correctness checks catch each kind of fault.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 import os
 from typing import Any
@@ -91,10 +94,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     args = parser.parse_args()
     fault = os.environ.get("BENCH_RELAY_FAULT", "")
     if fault and fault not in FAULTS:
         parser.error(f"BENCH_RELAY_FAULT must be one of {', '.join(FAULTS)}")
+    if args.loop == "uvloop":  # as aurora/cli.py does for settings.event_loop = uvloop
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     web.run_app(build_app(fault), host=args.host, port=args.port, print=None, access_log=None)
 
 

@@ -52,6 +52,7 @@ from bench.harness.servers import (
     LABELS,
     NODE_PG_SCENARIOS,
     POSTGRES_TARGETS,
+    PY_UVLOOP_SCENARIOS,
     ROOT,
     TARGETS,
     Pinning,
@@ -96,10 +97,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="run only this scenario (repeatable; default: all)")
     p.add_argument("--db", choices=("sqlite", "postgresql", "both", "none"), default="both",
                    help="Aurora on which database (default both; none: baselines only)")
-    p.add_argument("--baselines", default="python,node,node-pg",
-                   help="comma-separated baselines to run alongside: python (relay), node (relay), node-pg "
+    p.add_argument("--baselines", default="python,python-uvloop,node,node-pg",
+                   help="comma-separated baselines to run alongside: python (relay), python-uvloop (the same "
+                        "relay on uvloop, Aurora's event loop; S1, S4, S6), node (relay), node-pg "
                         "(socket.io + node-postgres, one INSERT per message; S1, S2, S4), or none "
-                        "(default python,node,node-pg)")
+                        "(default python,python-uvloop,node,node-pg)")
     p.add_argument("--runs", type=int, help="runs of each scenario per server (targets are medians of >= 3)")
     p.add_argument("--duration", type=float, help="measured seconds of S1, S2 and S4")
     p.add_argument("--warmup", type=float, help="unmeasured seconds before the measured window (S1, S2, S4)")
@@ -183,7 +185,7 @@ def _apply_overrides(sizes: dict[str, Any], args: argparse.Namespace) -> None:
 
 def _targets(args: argparse.Namespace) -> list[str]:
     wanted = {x.strip() for x in args.baselines.split(",") if x.strip()} - {"none"}
-    unknown = wanted - {"python", "node", "node-pg"}
+    unknown = wanted - {"python", "python-uvloop", "node", "node-pg"}
     if unknown:
         raise SystemExit(f"bench/run.py: unknown baseline(s): {', '.join(sorted(unknown))}")
     chosen = []
@@ -193,6 +195,8 @@ def _targets(args: argparse.Namespace) -> list[str]:
         chosen.append("node-pg")
     if "python" in wanted:
         chosen.append("py-relay")
+    if "python-uvloop" in wanted:
+        chosen.append("py-relay-uvloop")
     if args.db in ("sqlite", "both"):
         chosen.append("aurora-sqlite")
     if args.db in ("postgresql", "both"):
@@ -559,6 +563,7 @@ def main(argv: list[str]) -> int:
             for target in targets
             if (scenario not in AURORA_ONLY or target in AURORA_TARGETS)
             and (target != "node-pg" or scenario in NODE_PG_SCENARIOS)
+            and (target != "py-relay-uvloop" or scenario in PY_UVLOOP_SCENARIOS)
             if scenario != "s1" or variant is None or target in AURORA_TARGETS]
     results: list[dict[str, Any]] = []
     started = time.monotonic()

@@ -31,16 +31,19 @@ NODE_RELAY = BENCH / "baseline_node_relay.mjs"
 NODE_PG = BENCH / "baseline_node_pg.mjs"
 
 AURORA_TARGETS = ("aurora-sqlite", "aurora-postgresql")
-BASELINES = ("node-relay", "node-pg", "py-relay")
-TARGETS = ("node-relay", "node-pg", "py-relay", "aurora-sqlite", "aurora-postgresql")
+BASELINES = ("node-relay", "node-pg", "py-relay", "py-relay-uvloop")
+TARGETS = ("node-relay", "node-pg", "py-relay", "py-relay-uvloop", "aurora-sqlite", "aurora-postgresql")
 # Servers that store messages in PostgreSQL (a fresh schema each; their database CPU is measured too).
 POSTGRES_TARGETS = ("node-pg", "aurora-postgresql")
 # The Node + PostgreSQL baseline runs where storage is what is compared (not S3 idle, nor Aurora-only ones).
 NODE_PG_SCENARIOS = {"s1", "s2", "s4"}
+# The relay on uvloop (Aurora's default event loop) runs where issue 16 compares "on the same event loop".
+PY_UVLOOP_SCENARIOS = {"s1", "s4", "s6"}
 LABELS = {
     "node-relay": "Node socket.io relay",
     "node-pg": "Node socket.io + PostgreSQL",
     "py-relay": "python-socketio relay",
+    "py-relay-uvloop": "python-socketio relay on uvloop",
     "aurora-sqlite": "Aurora SQLite",
     "aurora-postgresql": "Aurora PostgreSQL",
 }
@@ -220,8 +223,10 @@ def make_server(target: str, workdir: Path, pin: Pinning, database_url: str | No
         server.extra_ports = [port + i for i in range(1, workers)]
         server.cwd = aurora_root
         return server
-    if target == "py-relay":
+    if target in ("py-relay", "py-relay-uvloop"):
         argv = [*pin.server, *(python_prefix or [sys.executable]), str(PYTHON_RELAY), "--port", str(port)]
+        if target == "py-relay-uvloop":
+            argv += ["--loop", "uvloop"]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         return ServerProcess(target, argv, env, log_path, port)
     if target == "node-relay":
