@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
+from aurora.storage.database import Storage, open_database
 from aurora.storage.loop_executor import LoopExecutor
 
 
@@ -50,3 +53,25 @@ async def test_a_caller_that_stops_waiting_does_not_stop_the_job_and_shutdown_le
     assert await asyncio.wait_for(second, 1) is None  # answered, though after shutdown began
     with pytest.raises(RuntimeError, match="after shutdown"):
         executor.submit(slow, "late")
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="SCHED_BATCH is Linux's")
+async def test_background_threads_do_not_preempt_the_loop_and_others_run_as_usual(tmp_path: Path) -> None:
+    def policy() -> int:
+        return os.sched_getscheduler(0)
+
+    background, usual = LoopExecutor(1, "t-bg", background=True), LoopExecutor(1, "t-usual")
+    try:
+        assert await background.submit(policy) == os.SCHED_BATCH
+        assert await usual.submit(policy) == os.SCHED_OTHER
+        assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the loop's own thread is untouched
+    finally:
+        background.shutdown()
+        usual.shutdown()
+    # SQLite's one writer thread is a background one; its readers are not.
+    storage = Storage(open_database(f"sqlite:///{tmp_path / 'policy.db'}"), threads=1)
+    try:
+        assert await storage.write(lambda: policy()) == os.SCHED_BATCH
+        assert await storage.read(lambda: policy()) == os.SCHED_OTHER
+    finally:
+        storage.close()

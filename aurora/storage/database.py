@@ -136,9 +136,9 @@ class Storage:
         # (one per message-writer lane) so that busy writers leave reads their `threads`.
         extra = 0 if self.is_sqlite else max(0, writer_threads)
         self._readers = LoopExecutor(threads + extra, "aurora-db")
-        # SQLite: one writer thread.
+        # SQLite: one writer thread, which does not preempt the event loop when a job wakes it.
         self._writers = (
-            LoopExecutor(1, "aurora-db-writer")
+            LoopExecutor(1, "aurora-db-writer", background=True)
             if self.is_sqlite else self._readers
         )
         self._closed = False
