@@ -63,8 +63,9 @@ audit:
 	$(PYTHON) tools/audit_dependencies.py
 
 # The benchmark suite of issue 5 (bench/run.py --help): every scenario on Aurora (SQLite and
-# PostgreSQL) and both relays, 3 runs each, table on stdout, JSON in bench/results/; then features
-# on vs off by instruction count (bench/callgrind_per_message.py --compare-features) and a short soak.
+# PostgreSQL) and the relays (python-socketio on asyncio and on uvloop, Node), 3 runs each, table
+# on stdout, JSON in bench/results/; then features on vs off by instruction count
+# (bench/callgrind_per_message.py --compare-features) and a short soak.
 # `make bench BENCH_ARGS="--scenario s1 --db sqlite --duration 5 --runs 1"` runs a part of it.
 BENCH_ARGS ?=
 bench: $(STAMP) $(BENCH_STAMP)
