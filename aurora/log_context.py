@@ -5,6 +5,10 @@ it is a short plain token, else a fresh one, echoed in the response) or `sid:<so
 Socket.IO event. A logging filter copies it into every record, so each line of a request or event
 carries it, whichever module wrote the line; the message writer carries a sender's id over to the
 broadcast it does later in its own task. `log_format = json` writes one JSON object per line.
+
+At the default level every stored message writes one INFO line, so a line's cost is paid per message:
+the records leave out what neither format shows (the caller's file and line, thread and process:
+the Logging HOWTO's "Optimization"), and the text timestamp formats its seconds once per second.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import json
 import logging
 import re
 import sys
+import time
 import uuid
 
 LOG_ID: contextvars.ContextVar[str] = contextvars.ContextVar("aurora_log_id", default="-")
@@ -36,6 +41,25 @@ class ContextFilter(logging.Filter):
         return True
 
 
+class TextFormatter(logging.Formatter):
+    """TEXT_FORMAT; the date and time to the second from a cache that changes once per second
+    (logging's own formatTime runs localtime and strftime for every record)."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+        self._second: tuple[int, str] = (-1, "")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        cached, text = self._second
+        if cached != second:
+            text = time.strftime(self.default_time_format, self.converter(second))
+            self._second = (second, text)  # one assignment: a concurrent format sees the old or the new pair
+        return self.default_msec_format % (text, record.msecs)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -52,9 +76,15 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str, log_format: str = "text") -> None:
+    # Neither format shows the caller's file, line or function, the thread or the process: do not
+    # look them up for each record (a walk of the stack, a getpid system call).
+    logging._srcfile = None  # type: ignore[attr-defined]  # the HOWTO's documented switch
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(ContextFilter())
-    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
