@@ -81,8 +81,15 @@ export function startChat(root, { serverUrl, session, onSignedOut }) {
     }, 0);
   }
 
+  // The contact buttons are rebuilt only when what they show changed: every render (a presence change,
+  // a message) replaced them before, and a click whose press and release straddled that lost itself.
+  let shownContacts = null;
   function renderContacts() {
-    const items = contacts.filter((u) => u.id !== me.id).map((user) => h("li", {},
+    const shown = contacts.filter((u) => u.id !== me.id);
+    const signature = JSON.stringify(shown.map((u) => [u.id, u.username, displayName(u), onlineOf(u)]));
+    if (signature === shownContacts) return;
+    shownContacts = signature;
+    const items = shown.map((user) => h("li", {},
       h("button", { type: "button", className: "item", testid: "contact", dataset: { username: user.username },
         onclick: () => openDirect(user) },
         presenceDot(onlineOf(user)),
