@@ -98,21 +98,28 @@ export function startChat(root, { serverUrl, session, onSignedOut }) {
     clear(contactList).append(...(items.length ? items : [h("li", { className: "muted" }, "Nobody found.")]));
   }
 
+  // Rebuilt only when what it shows changed, for the same reason as the contact list.
+  let shownConversations = null;
   function renderConversations() {
-    const items = client.conversations().map((c) => {
+    const rows = client.conversations().map((c) => {
       const other = c.kind === "direct" ? c.members.find((m) => m.id !== me.id) : null;
       const last = c.last_message;
       const preview = !last ? "No messages yet" : last.deleted ? "Message deleted"
         : `${last.sender_id === me.id ? "You: " : ""}${last.body || (last.attachments ?? []).map((a) => `📎 ${a.name}`).join(" ")}`;
       const unread = c.id === currentId ? 0 : c.unread_count;
-      return h("li", {}, h("button", { type: "button", className: "item", testid: "conversation",
-        dataset: { conversationId: String(c.id) }, "aria-current": String(c.id === currentId),
-        onclick: () => open(c.id) },
-        other ? presenceDot(onlineOf(other)) : h("span", { className: "dot", "aria-hidden": "true" }),
-        h("span", { className: "grow" }, h("span", { className: "name" }, titleOf(c)),
-          h("span", { className: "sub" }, preview)),
-        unread > 0 ? h("span", { className: "badge", testid: "unread", "aria-label": `${unread} unread` }, String(unread)) : null));
+      return { id: c.id, title: titleOf(c), preview, unread, current: c.id === currentId,
+        online: other ? onlineOf(other) : null };
     });
+    const signature = JSON.stringify(rows);
+    if (signature === shownConversations) return;
+    shownConversations = signature;
+    const items = rows.map((row) => h("li", {}, h("button", { type: "button", className: "item", testid: "conversation",
+      dataset: { conversationId: String(row.id) }, "aria-current": String(row.current),
+      onclick: () => open(row.id) },
+      row.online !== null ? presenceDot(row.online) : h("span", { className: "dot", "aria-hidden": "true" }),
+      h("span", { className: "grow" }, h("span", { className: "name" }, row.title),
+        h("span", { className: "sub" }, row.preview)),
+      row.unread > 0 ? h("span", { className: "badge", testid: "unread", "aria-label": `${row.unread} unread` }, String(row.unread)) : null)));
     clear(conversationList).append(...(items.length ? items : [h("li", { className: "muted" }, "No conversations yet.")]));
   }
 
