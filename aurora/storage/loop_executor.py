@@ -6,13 +6,15 @@ S4 on SQLite, the writer thread held the GIL a third of its time in `Future.set_
 callbacks, beside the event loop that wanted it. Here a call is one asyncio Future, a job on a
 SimpleQueue and one `call_soon_threadsafe` with the outcome.
 
-A `background` executor's threads run under Linux's SCHED_BATCH policy: woken by the event loop
-(a job queued), they do not preempt it, and they run when it waits or at the next scheduler tick.
+A `background` executor's threads run under Linux's SCHED_BATCH policy when the process may use one
+CPU only (pinned, as the bench pins the server): woken by the event loop (a job queued), they do not
+preempt it, and they run when it waits or at the next scheduler tick.
 Used for SQLite's one writer thread (issue 16, S4 on SQLite, server pinned to one core as in the
 bench): at 1,000 messages/s the woken writer preempted the loop ~1,300 times a second, and each
 time the two threads passed the GIL back and forth before either got on; with the policy, the
 loop's involuntary switches fell to ~20/s, server CPU per message by ~5% and the delivery p99 in
-most A/B pairs (docs/performance.md). With cores to spare the thread still starts on an idle one.
+most A/B pairs (docs/performance.md). With more CPUs the policy is left alone: the thread starts on
+an idle one, and on a saturated machine (the test suite) a disfavoured writer only delayed writes.
 
 The semantics are run_in_executor's: jobs run in the order queued (one thread: strictly), a caller
 that stops waiting does not stop a job already queued, submit after shutdown raises RuntimeError,
@@ -37,8 +39,13 @@ _STOP = None
 
 
 def _run_in_background() -> None:
-    """Put the calling thread under SCHED_BATCH (Linux); elsewhere, or when refused, it stays as it is."""
+    """Put the calling thread under SCHED_BATCH (Linux) when it may run on one CPU only, the one the
+    event loop shares with it; with more CPUs it stays as it is (it starts on an idle one anyway, and
+    under load a disfavoured writer only adds to every write's latency). Elsewhere, or when refused,
+    it stays as it is."""
     if not hasattr(os, "sched_setscheduler") or not hasattr(os, "SCHED_BATCH"):
+        return
+    if len(os.sched_getaffinity(0)) > 1:
         return
     try:
         os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))  # 0: this thread
