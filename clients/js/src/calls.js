@@ -14,11 +14,13 @@ export class CallsClient extends Emitter {
     this._socket = null;
     this._waiters = [];
     this._rejoining = Promise.resolve();  // the rejoin after the latest (re)connect
+    this._connects = 0;  // how many times the /calls socket has (re)connected
   }
 
   _attach(socket, listen) {
     this._socket = socket;
     socket.on("connect", () => {
+      this._connects += 1;
       // Set before the waiters run: a signal waits for the rejoin, since the server refuses
       // signals from a device that is not (yet again) in the call.
       this._rejoining = this._rejoinAll();
@@ -136,7 +138,16 @@ export class CallsClient extends Emitter {
       await new Promise((resolve, reject) => this._waiters.push({ resolve, reject }));
     }
     await this._rejoining;
-    return this._request("call_signal", payload);
+    const connects = this._connects;
+    try {
+      return await this._request("call_signal", payload);
+    } catch (err) {
+      // Emitted as the socket dropped: socket.io-client sends what it buffered while disconnected
+      // before it reports "connect", so the server saw it before this reconnect's call_rejoin and
+      // refused it (conflict: not in the call yet). It was lost with the dropped socket.
+      if (err.code === "conflict" && this._connects !== connects) err.crossedReconnect = true;
+      throw err;
+    }
   }
 
   /** Sends a signal; failures that mean "this signal no longer matters" are dropped. Settles when done. */
@@ -145,6 +156,7 @@ export class CallsClient extends Emitter {
       // A signal lost with a dropped socket is not an error: call_rejoin on reconnect makes the
       // other side restart ICE, which renegotiates from scratch.
       if (err.code === "closed" || (err.code === "timeout" && !this._socket.connected)) return;
+      if (err.crossedReconnect) return;
       // not_found: the peer is no longer in the call (it left, or hung up a direct call, whose end
       // follows in a moment); its call_left / call_ended is on its way. Nothing to do.
       if (err.code === "not_found") return;
