@@ -74,8 +74,8 @@ async def test_background_threads_do_not_preempt_the_loop_on_a_shared_cpu(tmp_pa
         assert await usual.submit(policy) == os.SCHED_OTHER
         assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the loop's own thread is untouched
         # SQLite's one writer thread is a background one; its readers are not.
-        assert await storage.write(lambda: policy()) == os.SCHED_BATCH
-        assert await storage.read(lambda: policy()) == os.SCHED_OTHER
+        assert await storage.write(policy) == os.SCHED_BATCH
+        assert await storage.read(policy) == os.SCHED_OTHER
     finally:
         background.shutdown()
         usual.shutdown()

@@ -81,25 +81,27 @@ export function startChat(root, { serverUrl, session, onSignedOut }) {
     }, 0);
   }
 
-  // The contact buttons are rebuilt only when what they show changed: every render (a presence change,
-  // a message) replaced them before, and a click whose press and release straddled that lost itself.
-  let shownContacts = null;
+  // A list's buttons are rebuilt only when what they show changed: every render (a presence change, a
+  // message) replaced them before, and a click whose press and release straddled that was lost.
+  const shownLists = new WeakMap();
+  function renderList(list, signature, build, empty) {
+    if (shownLists.get(list) === signature) return;
+    shownLists.set(list, signature);
+    const items = build();
+    clear(list).append(...(items.length ? items : [h("li", { className: "muted" }, empty)]));
+  }
+
   function renderContacts() {
     const shown = contacts.filter((u) => u.id !== me.id);
     const signature = JSON.stringify(shown.map((u) => [u.id, u.username, displayName(u), onlineOf(u)]));
-    if (signature === shownContacts) return;
-    shownContacts = signature;
-    const items = shown.map((user) => h("li", {},
+    renderList(contactList, signature, () => shown.map((user) => h("li", {},
       h("button", { type: "button", className: "item", testid: "contact", dataset: { username: user.username },
         onclick: () => openDirect(user) },
         presenceDot(onlineOf(user)),
         h("span", { className: "grow" }, h("span", { className: "name" }, displayName(user)),
-          h("span", { className: "sub" }, `@${user.username}`)))));
-    clear(contactList).append(...(items.length ? items : [h("li", { className: "muted" }, "Nobody found.")]));
+          h("span", { className: "sub" }, `@${user.username}`))))), "Nobody found.");
   }
 
-  // Rebuilt only when what it shows changed, for the same reason as the contact list.
-  let shownConversations = null;
   function renderConversations() {
     const rows = client.conversations().map((c) => {
       const other = c.kind === "direct" ? c.members.find((m) => m.id !== me.id) : null;
@@ -110,17 +112,15 @@ export function startChat(root, { serverUrl, session, onSignedOut }) {
       return { id: c.id, title: titleOf(c), preview, unread, current: c.id === currentId,
         online: other ? onlineOf(other) : null };
     });
-    const signature = JSON.stringify(rows);
-    if (signature === shownConversations) return;
-    shownConversations = signature;
-    const items = rows.map((row) => h("li", {}, h("button", { type: "button", className: "item", testid: "conversation",
+    renderList(conversationList, JSON.stringify(rows), () => rows.map((row) => h("li", {}, h("button", {
+      type: "button", className: "item", testid: "conversation",
       dataset: { conversationId: String(row.id) }, "aria-current": String(row.current),
       onclick: () => open(row.id) },
       row.online !== null ? presenceDot(row.online) : h("span", { className: "dot", "aria-hidden": "true" }),
       h("span", { className: "grow" }, h("span", { className: "name" }, row.title),
         h("span", { className: "sub" }, row.preview)),
-      row.unread > 0 ? h("span", { className: "badge", testid: "unread", "aria-label": `${row.unread} unread` }, String(row.unread)) : null)));
-    clear(conversationList).append(...(items.length ? items : [h("li", { className: "muted" }, "No conversations yet.")]));
+      row.unread > 0 ? h("span", { className: "badge", testid: "unread", "aria-label": `${row.unread} unread` }, String(row.unread)) : null))),
+    "No conversations yet.");
   }
 
   function presenceDot(online) {
