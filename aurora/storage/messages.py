@@ -97,9 +97,10 @@ def _client_id_taken(kind: str) -> AuroraError:
 
 
 def append_entries_txn(items: list[NewMessage], rules: LogRules = DEFAULT_RULES) -> list[AppendResult]:
-    """Append a batch to the log, in a handful of statements: membership, duplicates, targets (when
-    the batch has changes or replies), one seq block per conversation, one multi-row INSERT, the
-    targets' new state, one pointer update per sender. Errors of one item (not a member, refused
+    """Append a batch to the log, in a handful of statements whatever its size: membership,
+    duplicates, targets (when the batch has changes or replies), one UPDATE reserving a seq block in
+    each conversation, one multi-row INSERT, the targets' new state, one UPDATE of the senders'
+    pointers. Errors of one item (not a member, refused
     change) are answered per item; a database error escapes, the transaction rolls back whole, and
     the caller retries with append_each_txn, which runs this same function item by item.
 
@@ -193,19 +194,24 @@ def append_entries_txn(items: list[NewMessage], rules: LogRules = DEFAULT_RULES)
             first_in_batch[key] = index
         new_per_conversation[item.conversation_id] = new_per_conversation.get(item.conversation_id, 0) + 1
         plan.append(("new", None))
-    # One UPDATE per conversation, in id order (no deadlock between processes), reserves a block of
-    # seqs and holds the row lock until commit. Change entries do not move last_activity_at.
+    # One UPDATE reserves a block of seqs in each conversation and holds its row lock until commit.
+    # Change entries do not move last_activity_at. On PostgreSQL the rows are locked first, in id
+    # order (the order every writer takes them: no deadlock between processes); SQLite's IMMEDIATE
+    # transaction holds the whole database already.
     next_seq: dict[int, int] = {}
     kinds: dict[int, str] = {}
-    for conversation_id in sorted(new_per_conversation):
-        count = new_per_conversation[conversation_id]
-        activity = f", last_activity_at = {p}" if conversation_id in with_messages else ""
-        last_seq, kind = db.execute_sql(
-            f'UPDATE "conversation" SET last_seq = last_seq + {p}{activity} WHERE id = {p} RETURNING last_seq, kind',
-            (count, now, conversation_id) if activity else (count, conversation_id),
-        ).fetchone()
-        next_seq[conversation_id] = last_seq - count + 1
-        kinds[conversation_id] = kind
+    if new_per_conversation:
+        reserved = sorted((c, n, c in with_messages) for c, n in new_per_conversation.items())
+        if len(reserved) > 1 and not on_sqlite(db):
+            _lock_conversations(db, [c for c, _, _ in reserved])
+        keys, params = _keys(p, "cid, n, act", reserved)
+        for conversation_id, last_seq, kind in db.execute_sql(
+            f'{keys}UPDATE "conversation" SET last_seq = last_seq + keys.n, '
+            f"last_activity_at = CASE WHEN keys.act THEN {p} ELSE last_activity_at END "
+            'FROM keys WHERE "conversation".id = keys.cid RETURNING id, last_seq, kind', [*params, now],
+        ).fetchall():
+            next_seq[conversation_id] = last_seq - new_per_conversation[conversation_id] + 1
+            kinds[conversation_id] = kind
     missing_kinds = [c for c in conversation_ids if c not in kinds]
     if missing_kinds:
         kinds.update(db.execute_sql(
@@ -252,11 +258,13 @@ def append_entries_txn(items: list[NewMessage], rules: LogRules = DEFAULT_RULES)
     for m in entries.values():
         if m.kind in MESSAGE_KINDS:
             newest[(m.conversation_id, m.sender_id)] = max(newest.get((m.conversation_id, m.sender_id), 0), m.seq)
-    for (conversation_id, sender_id), seq in newest.items():
+    if newest:
+        # One statement for all of them (the conversations' row locks, held since the seq UPDATE,
+        # keep two writers from reaching the same membership rows in different orders).
+        keys, params = _keys(p, "cid, uid, seq", sorted((c, u, seq) for (c, u), seq in newest.items()))
         db.execute_sql(
-            f'UPDATE "membership" SET last_read_seq = {p}, last_delivered_seq = {p} '
-            f"WHERE conversation_id = {p} AND user_id = {p}",
-            (seq, seq, conversation_id, sender_id),
+            f'{keys}UPDATE "membership" SET last_read_seq = keys.seq, last_delivered_seq = keys.seq FROM keys '
+            'WHERE "membership".conversation_id = keys.cid AND "membership".user_id = keys.uid', params,
         )
     names = dict(db.execute_sql(f'SELECT id, username FROM "user" WHERE id IN ({sin})', sender_ids).fetchall())
     results: list[AppendResult] = []
@@ -321,10 +329,7 @@ def _load_targets(items: list[NewMessage], conversation_ids: list[int]) -> dict[
         # Another process's writer may change the same messages: take the conversations' row locks
         # (in id order, the order the seq UPDATEs use) before reading the state we are about to change.
         # SQLite needs nothing: the write transaction began IMMEDIATE and holds the database lock.
-        db.execute_sql(
-            f'SELECT id FROM "conversation" WHERE id IN ({_placeholders(db.param, conversation_ids)}) '
-            "ORDER BY id FOR UPDATE", conversation_ids,
-        )
+        _lock_conversations(db, conversation_ids)
     return {(row.conversation_id, row.seq): Target.of(row, row.username)
             for row in _messages_at(sorted((c, seq) for c, seq in wanted if seq is not None))}
 
@@ -338,6 +343,14 @@ def _messages_at(pairs: list[tuple[int, int]]) -> list[Message]:
         f'{keys}SELECT m.*, u.username FROM keys JOIN "message" m ON m.conversation_id = keys.c '
         'AND m.seq = keys.s JOIN "user" u ON u.id = m.sender_id', *params,
     ))
+
+
+def _lock_conversations(db: pw.Database, conversation_ids: list[int]) -> None:
+    """PostgreSQL: take these conversations' row locks in id order (held until commit)."""
+    db.execute_sql(
+        f'SELECT id FROM "conversation" WHERE id IN ({_placeholders(db.param, conversation_ids)}) '
+        "ORDER BY id FOR UPDATE", sorted(conversation_ids),
+    )
 
 
 def _write_targets(db: pw.Database, targets: dict[tuple[int, int], Target], entries: dict[int, EntryRow]) -> None:
