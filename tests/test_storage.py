@@ -396,3 +396,12 @@ async def test_one_unstorable_item_fails_alone_in_a_batch(server: RunningServer,
     rows = raw_query(db_url, "SELECT seq, body FROM message WHERE conversation_id = ? ORDER BY seq",
                      (conversation["id"],))
     assert rows == [(1, "before"), (2, "after")]
+
+
+def test_a_sqlite_library_too_old_for_storages_sql_is_refused_with_what_to_do() -> None:
+    from aurora.storage.database import SQLITE_MIN_VERSION, require_sqlite_version
+
+    with pytest.raises(RuntimeError, match=r"needs SQLite 3\.35\.0 or newer; .* uses 3\.31\.1"):
+        require_sqlite_version((3, 31, 1))
+    require_sqlite_version(SQLITE_MIN_VERSION)
+    require_sqlite_version(sqlite3.sqlite_version_info)  # this machine's: the suite runs on it

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -41,6 +42,16 @@ T = TypeVar("T")
 
 # After a write failed for lack of space, SQLite counts as writable again with this much free.
 SQLITE_MIN_FREE_BYTES = 1 << 20
+# The SQL that storage runs needs RETURNING (3.35) and UPDATE ... FROM (3.33).
+SQLITE_MIN_VERSION = (3, 35, 0)
+
+
+def require_sqlite_version(version: tuple[int, int, int] = sqlite3.sqlite_version_info) -> None:
+    """Refuse, with a message saying what to do, a SQLite library too old for storage's SQL."""
+    if version < SQLITE_MIN_VERSION:
+        have, need = ".".join(map(str, version)), ".".join(map(str, SQLITE_MIN_VERSION))
+        raise RuntimeError(f"Aurora needs SQLite {need} or newer; this Python's sqlite3 module uses {have}. "
+                           "Use a Python built against a newer SQLite, or PostgreSQL.")
 
 
 class ThreadBoundProxy(peewee.DatabaseProxy):
@@ -97,6 +108,7 @@ def open_database(url: str, *, sqlite_synchronous: str = "FULL", base_dir: Path 
     params = db_url.parse(url)
     name = params.pop("database")
     if parsed.scheme.startswith("sqlite"):
+        require_sqlite_version()
         path = _resolve_sqlite_path(name, base_dir or Path.cwd())
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
