@@ -216,7 +216,7 @@ class MessageWriter:
         """The one-statement path: (its result or None, whether it may have committed unseen)."""
         if self._storage.is_sqlite:
             try:
-                result = await self._storage.write(append_lone_sqlite, item)
+                result = await self._storage.write_sqlite(append_lone_sqlite, item)
             except AuroraError as exc:  # an outage (storage named it and logged it): the general path would too
                 return AppendResult(error=exc), False
             except Exception as exc:  # rolled back: the general path gives the precise answer

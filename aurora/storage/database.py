@@ -174,6 +174,12 @@ class Storage:
         # (the pool's locks and bookkeeping, under the GIL, beside the event loop).
         return await self._writers.submit(self._call, fn, args, True, False, self.is_sqlite)
 
+    async def write_sqlite(self, fn: Callable[..., T], *args: Any) -> T:
+        """SQLite only: fn(connection, *args) inside one transaction on the writer thread's own sqlite3
+        connection, with none of Peewee's transaction and cursor machinery (the lone message's three
+        statements: storage/lone_sqlite.py). Errors and outages come out as from write()."""
+        return await self._writers.submit(self._call, fn, args, True, False, True, True)
+
     def wrote(self) -> None:
         """A write went through outside write() (the asyncpg statement): as after a committed transaction."""
         self.write_error = None
@@ -189,12 +195,16 @@ class Storage:
         return self.db.atomic()
 
     def _call(self, fn: Callable[..., T], args: tuple[Any, ...], write: bool, quiet: bool = False,
-              keep_connection: bool = False) -> T:
+              keep_connection: bool = False, plain_sqlite: bool = False) -> T:
         db = self.db
         with database_proxy.bound_to(db):
             try:
                 db.connect(reuse_if_open=True)
                 try:
+                    if plain_sqlite:
+                        result = _in_sqlite_transaction(db, fn, args)
+                        self.write_error = None
+                        return result
                     if write:
                         with self._transaction():
                             result = fn(*args)
@@ -272,6 +282,22 @@ class Storage:
         if self.postgres is not None:
             await self.postgres.close()  # on its own loop
         await asyncio.to_thread(self.close)
+
+
+def _in_sqlite_transaction(db: peewee.Database, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    """fn(connection, *args) between BEGIN IMMEDIATE and COMMIT on db's sqlite3 connection (rolled back
+    if anything raises); sqlite3's errors come out as Peewee's, as from every other storage call."""
+    connection = db.connection()
+    with peewee.__exception_wrapper__:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(connection, *args)
+            connection.commit()
+        except BaseException:
+            if connection.in_transaction:
+                connection.rollback()
+            raise
+    return result
 
 
 def _select_one() -> None:

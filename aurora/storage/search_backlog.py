@@ -20,11 +20,17 @@ message no longer has, nor misses text of an id it claims to cover.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
 import peewee as pw
 
 from aurora.storage.models import Message
 
 BATCH = 16
+# Runs one statement with its parameters and returns the cursor: Peewee's execute_sql, or a plain
+# sqlite3 connection's execute (the lone message: storage/lone_sqlite.py).
+Execute = Callable[[str, Sequence[Any]], Any]
 _COVERED = "(SELECT upto FROM message_fts_progress WHERE id = 1)"
 
 
@@ -57,31 +63,34 @@ def create_sqlite_backlog(db: pw.Database) -> None:
     )
 
 
-def index_pending() -> int:
+def index_pending(execute: Execute | None = None) -> int:
     """Index every message above the watermark and move it up; how many ids it covered. Runs in a
-    writer transaction (Storage.write, or one the caller holds)."""
-    db = _database()
-    upto, newest = db.execute_sql(
-        "SELECT upto, (SELECT max(id) FROM message) FROM message_fts_progress WHERE id = 1"
+    writer transaction (Storage.write, or one the caller holds; `execute` runs its SQL, Peewee's
+    database by default)."""
+    execute = execute or _database().execute_sql
+    upto, newest = execute(
+        "SELECT upto, (SELECT max(id) FROM message) FROM message_fts_progress WHERE id = 1", ()
     ).fetchone()
     if newest is None or newest <= upto:
         return 0
-    db.execute_sql(
+    execute(
         "INSERT INTO message_fts(rowid, body) SELECT id, body FROM message "
         "WHERE id > ? AND id <= ? AND kind = 'text' AND body != ''",
         (upto, newest),
     )
-    db.execute_sql("UPDATE message_fts_progress SET upto = ? WHERE id = 1", (newest,))
+    execute("UPDATE message_fts_progress SET upto = ? WHERE id = 1", (newest,))
     return newest - upto
 
 
-def index_if_due(newest_id: int, upto: int | None = None) -> None:
+def index_if_due(newest_id: int, upto: int | None = None, execute: Execute | None = None) -> None:
     """In a writer transaction that just stored `newest_id`: index the backlog once BATCH ids wait.
     `upto` is the watermark when the caller already read it in this transaction."""
     if upto is None:
-        upto = _database().execute_sql("SELECT upto FROM message_fts_progress WHERE id = 1").fetchone()[0]
+        upto = (execute or _database().execute_sql)(
+            "SELECT upto FROM message_fts_progress WHERE id = 1", ()
+        ).fetchone()[0]
     if newest_id - upto >= BATCH:
-        index_pending()
+        index_pending(execute)
 
 
 def on_sqlite(db: pw.Database) -> bool:
