@@ -405,3 +405,16 @@ def test_a_sqlite_library_too_old_for_storages_sql_is_refused_with_what_to_do() 
         require_sqlite_version((3, 31, 1))
     require_sqlite_version(SQLITE_MIN_VERSION)
     require_sqlite_version(sqlite3.sqlite_version_info)  # this machine's: the suite runs on it
+
+
+def test_times_are_shown_as_iso_8601_utc_with_milliseconds() -> None:
+    import datetime as dt
+
+    from aurora.storage.records import iso
+
+    assert iso(None) is None
+    assert iso(dt.datetime(2026, 11, 25, 20, 22, 3, 123999)) == "2026-11-25T20:22:03.123Z"  # truncated
+    assert iso(dt.datetime(2026, 1, 2, 3, 4, 5)) == "2026-01-02T03:04:05.000Z"
+    assert iso(dt.datetime(999, 5, 5, 5, 5, 5, 1000)) == "0999-05-05T05:05:05.001Z"  # four-digit year
+    paris = dt.timezone(dt.timedelta(hours=1))
+    assert iso(dt.datetime(2026, 12, 6, 22, 0, 0, 5000, tzinfo=paris)) == "2026-12-06T21:00:00.005Z"
