@@ -90,3 +90,40 @@ async def test_with_cpus_to_spare_background_threads_keep_the_usual_policy() -> 
         assert await background.submit(os.sched_getscheduler, 0) == os.SCHED_OTHER
     finally:
         background.shutdown()
+
+
+async def test_the_initializer_runs_first_in_each_thread_and_storage_threads_stay_bound(tmp_path: Path) -> None:
+    seen: list[str] = []
+    ready = threading.local()
+
+    def initializer() -> None:
+        ready.name = threading.current_thread().name
+        seen.append(ready.name)
+
+    executor = LoopExecutor(2, "init-test", initializer=initializer)
+    try:
+        names = await asyncio.gather(*(executor.submit(lambda: ready.name) for _ in range(20)))
+        assert set(names) <= {"init-test_0", "init-test_1"}
+        assert sorted(seen) == ["init-test_0", "init-test_1"]  # once per thread, before any job
+    finally:
+        executor.shutdown()
+
+    # Two Storages in one process: each one's threads keep pointing the models at its own database.
+    from aurora.storage import migrations
+    from aurora.storage import users as user_store
+    from aurora.storage.database import database_proxy
+
+    first = Storage(open_database(f"sqlite:///{tmp_path / 'a.db'}"), threads=2)
+    second = Storage(open_database(f"sqlite:///{tmp_path / 'b.db'}"), threads=2)
+    try:
+        for storage in (first, second):
+            migrations.migrate(storage)
+        await first.write(user_store.create_user, "only_in_a", "A", "x")
+        for _ in range(3):
+            assert await first.read(user_store.get_user_by_name, "only_in_a") is not None
+            assert await second.read(user_store.get_user_by_name, "only_in_a") is None
+        assert await first.read(lambda: database_proxy.obj) is first.db
+        assert await second.write(lambda: database_proxy.obj) is second.db
+    finally:
+        first.close()
+        second.close()

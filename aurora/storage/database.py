@@ -17,6 +17,7 @@ A database outage leaves Storage as AuroraError "unavailable" (aurora/outages.py
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import shutil
 import sqlite3
@@ -80,6 +81,10 @@ class ThreadBoundProxy(peewee.DatabaseProxy):
             self._local.database = value
             return
         object.__setattr__(self, attr, value)
+
+    def bind_thread(self, database: peewee.Database) -> None:
+        """Point the calling thread at database for good (a worker thread that serves one Storage)."""
+        self.obj = database
 
     @contextmanager
     def bound_to(self, database: peewee.Database) -> Iterator[None]:
@@ -147,10 +152,13 @@ class Storage:
         # PostgreSQL: writers share the pool (row locks order them), with writer_threads more threads
         # (one per message-writer lane) so that busy writers leave reads their `threads`.
         extra = 0 if self.is_sqlite else max(0, writer_threads)
-        self._readers = LoopExecutor(threads + extra, "aurora-db")
+        # Each worker thread serves this Storage only: its proxy target is set once, when it starts
+        # (binding and restoring it around every call was ~1.5% of the writer's GIL time in S4).
+        bind = functools.partial(database_proxy.bind_thread, database)
+        self._readers = LoopExecutor(threads + extra, "aurora-db", initializer=bind)
         # SQLite: one writer thread, which does not preempt the event loop when a job wakes it.
         self._writers = (
-            LoopExecutor(1, "aurora-db-writer", background=True)
+            LoopExecutor(1, "aurora-db-writer", background=True, initializer=bind)
             if self.is_sqlite else self._readers
         )
         self._closed = False
@@ -165,20 +173,20 @@ class Storage:
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run fn(*args) with a connection, outside any explicit transaction."""
-        return await self._readers.submit(self._call, fn, args, False)
+        return await self._readers.submit(self._call_bound, fn, args, False)
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
         """Run fn(*args) inside one transaction; it commits before this returns."""
         # SQLite's one writer thread keeps its connection: giving it back to the pool and taking it
         # again cost the lone message's write ~4% of its CPU and, in 3 of 3 S4 A/B pairs, tail latency
         # (the pool's locks and bookkeeping, under the GIL, beside the event loop).
-        return await self._writers.submit(self._call, fn, args, True, False, self.is_sqlite)
+        return await self._writers.submit(self._call_bound, fn, args, True, False, self.is_sqlite)
 
     async def write_sqlite(self, fn: Callable[..., T], *args: Any) -> T:
         """SQLite only: fn(connection, *args) inside one transaction on the writer thread's own sqlite3
         connection, with none of Peewee's transaction and cursor machinery (the lone message's three
         statements: storage/lone_sqlite.py). Errors and outages come out as from write()."""
-        return await self._writers.submit(self._call, fn, args, True, False, True, True)
+        return await self._writers.submit(self._call_bound, fn, args, True, False, True, True)
 
     def wrote(self) -> None:
         """A write went through outside write() (the asyncpg statement): as after a committed transaction."""
@@ -196,47 +204,53 @@ class Storage:
 
     def _call(self, fn: Callable[..., T], args: tuple[Any, ...], write: bool, quiet: bool = False,
               keep_connection: bool = False, plain_sqlite: bool = False) -> T:
+        """On the caller's thread (start-up, tools): the models' proxy points at this database meanwhile."""
+        with database_proxy.bound_to(self.db):
+            return self._call_bound(fn, args, write, quiet, keep_connection, plain_sqlite)
+
+    def _call_bound(self, fn: Callable[..., T], args: tuple[Any, ...], write: bool, quiet: bool = False,
+                    keep_connection: bool = False, plain_sqlite: bool = False) -> T:
+        """In a worker thread of this Storage, whose proxy target is this database for good."""
         db = self.db
-        with database_proxy.bound_to(db):
+        try:
+            db.connect(reuse_if_open=True)
             try:
-                db.connect(reuse_if_open=True)
+                if plain_sqlite:
+                    result = _in_sqlite_transaction(db, fn, args)
+                    self.write_error = None
+                    return result
+                if write:
+                    with self._transaction():
+                        result = fn(*args)
+                    self.write_error = None
+                    return result
+                return fn(*args)
+            except (peewee.OperationalError, peewee.InterfaceError) as exc:
+                if self.on_error is not None:
+                    self.on_error("operational" if isinstance(exc, peewee.OperationalError) else "interface")
+                # The connection may be broken (server restarted): never give it back to the pool.
                 try:
-                    if plain_sqlite:
-                        result = _in_sqlite_transaction(db, fn, args)
-                        self.write_error = None
-                        return result
-                    if write:
-                        with self._transaction():
-                            result = fn(*args)
-                        self.write_error = None
-                        return result
-                    return fn(*args)
-                except (peewee.OperationalError, peewee.InterfaceError) as exc:
-                    if self.on_error is not None:
-                        self.on_error("operational" if isinstance(exc, peewee.OperationalError) else "interface")
-                    # The connection may be broken (server restarted): never give it back to the pool.
-                    try:
-                        db.manual_close()
-                    except Exception:
-                        log.debug("closing a failed connection raised", exc_info=True)
-                    raise
-                finally:
-                    if not db.is_closed() and not keep_connection:
-                        db.close()
-            except AuroraError:
+                    db.manual_close()
+                except Exception:
+                    log.debug("closing a failed connection raised", exc_info=True)
                 raise
-            except Exception as exc:
-                found = outage_cause(exc)
-                if found is None:
-                    raise  # a bug: the edge logs it with its traceback and answers `internal`
-                reason, cause = found
-                detail = (str(cause).splitlines() or [""])[0][:200]
-                if reason == "cannot_write":
-                    self.write_error = detail or "cannot write"
-                if not quiet:
-                    log.warning("database %s in %s (%s: %s)", reason.replace("_", " "),
-                                getattr(fn, "__name__", "a storage call"), exc.__class__.__name__, detail)
-                raise database_unavailable(reason) from exc
+            finally:
+                if not db.is_closed() and not keep_connection:
+                    db.close()
+        except AuroraError:
+            raise
+        except Exception as exc:
+            found = outage_cause(exc)
+            if found is None:
+                raise  # a bug: the edge logs it with its traceback and answers `internal`
+            reason, cause = found
+            detail = (str(cause).splitlines() or [""])[0][:200]
+            if reason == "cannot_write":
+                self.write_error = detail or "cannot write"
+            if not quiet:
+                log.warning("database %s in %s (%s: %s)", reason.replace("_", " "),
+                            getattr(fn, "__name__", "a storage call"), exc.__class__.__name__, detail)
+            raise database_unavailable(reason) from exc
 
     async def ping(self) -> None:
         """Raise if the database cannot answer a trivial query."""

@@ -63,8 +63,10 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
 
 
 class LoopExecutor:
-    def __init__(self, threads: int, name: str, background: bool = False) -> None:
+    def __init__(self, threads: int, name: str, background: bool = False,
+                 initializer: Callable[[], None] | None = None) -> None:
         self._background = background
+        self._initializer = initializer  # run first in each thread, as ThreadPoolExecutor's is
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._shut = False
@@ -88,6 +90,8 @@ class LoopExecutor:
     def _work(self) -> None:
         if self._background:
             _run_in_background()
+        if self._initializer is not None:
+            self._initializer()
         while True:
             job = self._jobs.get()
             if job is _STOP:
