@@ -9,8 +9,9 @@ writer thread (SQLite allows one writer at a time, and queuing in-process beats
 spinning on SQLITE_BUSY).
 
 Each Storage owns its database object. Models bind to one module-wide proxy whose
-target is per thread: Storage points it at its own database for the length of each
-call, so two applications in one process (tests, tools) never share a database.
+target is per thread: a Storage's worker threads point it at its database once, when
+they start, and run_sync for the length of its call, so two applications in one
+process (tests, tools) never share a database.
 A database outage leaves Storage as AuroraError "unavailable" (aurora/outages.py).
 """
 
