@@ -100,9 +100,9 @@ def append_entries_txn(items: list[NewMessage], rules: LogRules = DEFAULT_RULES)
     """Append a batch to the log, in a handful of statements whatever its size: membership,
     duplicates, targets (when the batch has changes or replies), one UPDATE reserving a seq block in
     each conversation, one multi-row INSERT, the targets' new state, one UPDATE of the senders'
-    pointers. Errors of one item (not a member, refused
-    change) are answered per item; a database error escapes, the transaction rolls back whole, and
-    the caller retries with append_each_txn, which runs this same function item by item.
+    pointers. Errors of one item (not a member, refused change) are answered per item; a database
+    error escapes, the transaction rolls back whole, and the caller retries with append_each_txn,
+    which runs this same function item by item.
 
     The hot statements are plain parameterised SQL: at one or two messages per batch (a quiet
     server) building them through Peewee's query builder cost more CPU than running them.
