@@ -99,3 +99,15 @@ async def test_closed_connections_refuse_and_let_the_general_path_answer(connect
     assert not connections.usable
     with pytest.raises(asyncpg.InterfaceError, match="closed"):
         await connections.fetchrow(PID)
+
+
+async def test_a_statement_that_never_left_says_so(postgres_url: str) -> None:
+    """The writer tells "nothing was sent" from "lost mid-statement": only the second may have committed."""
+    database = open_database(postgres_url)
+    arguments = connect_arguments(database.database, dict(database.connect_params))
+    assert arguments is not None
+    unreachable = AsyncPostgres({**arguments, "port": 1, "timeout": 2}, size=1)
+    with pytest.raises(async_postgres.NotSent) as refused:
+        await unreachable.fetchrow(PID)
+    assert isinstance(refused.value.__cause__, OSError) and not unreachable.usable
+    await unreachable.close()

@@ -81,6 +81,11 @@ def _server_options(options: str) -> dict[str, str] | None:
     return found
 
 
+class NotSent(asyncpg.InterfaceError):
+    """The statement never left: no connection could be had (unreachable, closed, all in use); the
+    message and __cause__ say why. Unlike a connection lost mid-statement, nothing can have committed."""
+
+
 class AsyncPostgres:
     """At most `size` asyncpg connections (one per writer lane), opened on first use and reused last
     in, first out.
@@ -107,9 +112,12 @@ class AsyncPostgres:
         return not self._closed and time.monotonic() >= self._down_until
 
     async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
-        """Run one statement (autocommitted) and return its first row; raises what asyncpg raises.
-        At most `size` statements at once (the writer's lanes)."""
-        connection = await self._take()
+        """Run one statement (autocommitted) and return its first row; raises what asyncpg raises once
+        the statement is sent, NotSent before. At most `size` statements at once (the writer's lanes)."""
+        try:
+            connection = await self._take()
+        except Exception as exc:
+            raise NotSent(str(exc) or exc.__class__.__name__) from exc
         try:
             row = await connection.fetchrow(sql, *args)
         except asyncpg.PostgresError:

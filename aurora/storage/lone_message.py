@@ -25,7 +25,7 @@ import logging
 
 import asyncpg
 
-from aurora.storage.async_postgres import AsyncPostgres
+from aurora.storage.async_postgres import AsyncPostgres, NotSent
 from aurora.storage.messages import _COLUMNS, AppendResult, NewMessage, _record
 from aurora.storage.models import utcnow
 from aurora.storage.records import EntryRow
@@ -100,7 +100,11 @@ async def try_lone_message(postgres: AsyncPostgres, item: NewMessage) -> tuple[A
         # PostgreSQL refused it (e.g. another process stored the same client_id first): nothing committed.
         log.debug("the one-statement path failed (%s); taking the general one", exc.__class__.__name__)
         return None, False
+    except NotSent as exc:
+        # No connection could be opened: nothing was sent, nothing committed.
+        log.info("the one-statement path had no connection (%s); taking the general one", exc.__cause__)
+        return None, False
     except Exception as exc:
-        # The connection broke mid-statement (or could not be opened): the outcome is unknown.
+        # The connection broke mid-statement: the outcome is unknown.
         log.info("the one-statement path got no answer (%s); taking the general one", exc.__class__.__name__)
         return None, True

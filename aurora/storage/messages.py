@@ -112,9 +112,9 @@ def append_entries_txn(items: list[NewMessage], rules: LogRules = DEFAULT_RULES)
     conversation_ids = sorted({i.conversation_id for i in items})
     sender_ids = sorted({i.sender_id for i in items})
     sin = _placeholders(p, sender_ids)
-    keys, params = _keys(p, "c, u", sorted({(i.conversation_id, i.sender_id) for i in items}))
+    with_keys, params = _keys(p, "c, u", sorted({(i.conversation_id, i.sender_id) for i in items}))
     members = set(db.execute_sql(
-        f'{keys}SELECT m.conversation_id, m.user_id FROM keys JOIN "membership" m '
+        f'{with_keys}SELECT m.conversation_id, m.user_id FROM keys JOIN "membership" m '
         "ON m.conversation_id = keys.c AND m.user_id = keys.u", params,
     ).fetchall())
     targets = _load_targets(items, conversation_ids)
@@ -126,9 +126,9 @@ def append_entries_txn(items: list[NewMessage], rules: LogRules = DEFAULT_RULES)
     if retry_keys:
         # Each key probes the (conversation, sender, client_id) unique index once. Plain SQL for the ids
         # first: it almost always finds nothing, and Peewee's query objects cost ~2 µs per parameter.
-        keys, params = _keys(p, "c, s, k", retry_keys)
+        with_keys, params = _keys(p, "c, s, k", retry_keys)
         found = [row[0] for row in db.execute_sql(
-            f'{keys}SELECT m.id FROM keys JOIN "message" m '
+            f'{with_keys}SELECT m.id FROM keys JOIN "message" m '
             "ON m.conversation_id = keys.c AND m.sender_id = keys.s AND m.client_id = keys.k", params,
         )]
         for m in Message.select().where(Message.id.in_(found)) if found else ():
@@ -204,9 +204,9 @@ def append_entries_txn(items: list[NewMessage], rules: LogRules = DEFAULT_RULES)
         reserved = sorted((c, n, c in with_messages) for c, n in new_per_conversation.items())
         if len(reserved) > 1 and not on_sqlite(db):
             _lock_conversations(db, [c for c, _, _ in reserved])
-        keys, params = _keys(p, "cid, n, act", reserved)
+        with_keys, params = _keys(p, "cid, n, act", reserved)
         for conversation_id, last_seq, kind in db.execute_sql(
-            f'{keys}UPDATE "conversation" SET last_seq = last_seq + keys.n, '
+            f'{with_keys}UPDATE "conversation" SET last_seq = last_seq + keys.n, '
             f"last_activity_at = CASE WHEN keys.act THEN {p} ELSE last_activity_at END "
             'FROM keys WHERE "conversation".id = keys.cid RETURNING id, last_seq, kind', [*params, now],
         ).fetchall():
@@ -261,9 +261,9 @@ def append_entries_txn(items: list[NewMessage], rules: LogRules = DEFAULT_RULES)
     if newest:
         # One statement for all of them (the conversations' row locks, held since the seq UPDATE,
         # keep two writers from reaching the same membership rows in different orders).
-        keys, params = _keys(p, "cid, uid, seq", sorted((c, u, seq) for (c, u), seq in newest.items()))
+        with_keys, params = _keys(p, "cid, uid, seq", sorted((c, u, seq) for (c, u), seq in newest.items()))
         db.execute_sql(
-            f'{keys}UPDATE "membership" SET last_read_seq = keys.seq, last_delivered_seq = keys.seq FROM keys '
+            f'{with_keys}UPDATE "membership" SET last_read_seq = keys.seq, last_delivered_seq = keys.seq FROM keys '
             'WHERE "membership".conversation_id = keys.cid AND "membership".user_id = keys.uid', params,
         )
     names = dict(db.execute_sql(f'SELECT id, username FROM "user" WHERE id IN ({sin})', sender_ids).fetchall())
@@ -338,9 +338,9 @@ def _messages_at(pairs: list[tuple[int, int]]) -> list[Message]:
     """The messages at these (conversation id, seq) pairs, each with its sender's `username`."""
     if not pairs:
         return []
-    keys, params = _keys(Message._meta.database.param, "c, s", pairs)
+    with_keys, params = _keys(Message._meta.database.param, "c, s", pairs)
     return list(Message.raw(
-        f'{keys}SELECT m.*, u.username FROM keys JOIN "message" m ON m.conversation_id = keys.c '
+        f'{with_keys}SELECT m.*, u.username FROM keys JOIN "message" m ON m.conversation_id = keys.c '
         'AND m.seq = keys.s JOIN "user" u ON u.id = m.sender_id', *params,
     ))
 

@@ -85,10 +85,9 @@ def index_pending(execute: Execute | None = None) -> int:
 def index_if_due(newest_id: int, upto: int | None = None, execute: Execute | None = None) -> None:
     """In a writer transaction that just stored `newest_id`: index the backlog once BATCH ids wait.
     `upto` is the watermark when the caller already read it in this transaction."""
+    execute = execute or _database().execute_sql
     if upto is None:
-        upto = (execute or _database().execute_sql)(
-            "SELECT upto FROM message_fts_progress WHERE id = 1", ()
-        ).fetchone()[0]
+        upto = execute("SELECT upto FROM message_fts_progress WHERE id = 1", ()).fetchone()[0]
     if newest_id - upto >= BATCH:
         index_pending(execute)
 
